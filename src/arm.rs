@@ -1,0 +1,85 @@
+//! Plan → [`Armed`]: everything the child will need, prepared in the supervisor before the
+//! clone (step 0). No side effects: this only computes.
+
+use std::ffi::CString;
+use std::time::Duration;
+
+use nix::sched::CloneFlags;
+
+use crate::layers::namespaces::Kind;
+use crate::layers::{capabilities, filesystem, process, Layer};
+use crate::plan::Plan;
+use crate::profile::Profile;
+use crate::sandbox::{Armed, Exec};
+
+pub fn arm(
+    profile: &Profile,
+    plan: Plan,
+    command: &[String],
+    timeout: Option<Duration>,
+) -> Result<Armed, String> {
+    let clone_flags = plan
+        .namespaces
+        .iter()
+        .filter_map(|k| k.clone_flag())
+        .fold(0u64, |f, k| f | k);
+    let mut unshare_for_payload = CloneFlags::empty();
+    if plan.has(Kind::Time) {
+        unshare_for_payload |= CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    }
+    if plan.has(Kind::Cgroup) {
+        unshare_for_payload |= CloneFlags::CLONE_NEWCGROUP;
+    }
+    let ns = profile.namespaces.as_ref();
+    let hostname = if plan.has(Kind::Uts) {
+        ns.map(|c| c.hostname.clone())
+    } else {
+        None
+    };
+    let filesystem = plan
+        .applies(Layer::Filesystem)
+        .then_some(profile.filesystem.as_ref())
+        .flatten()
+        .map(|cfg| filesystem::prepare(cfg, plan.fresh_proc));
+    let capabilities = plan
+        .applies(Layer::Capabilities)
+        .then_some(profile.capabilities.as_ref())
+        .flatten()
+        .map(capabilities::prepare);
+    let rlimits = plan
+        .applies(Layer::Rlimits)
+        .then_some(profile.rlimits.as_ref())
+        .flatten()
+        .map(|c| c.limits.clone())
+        .unwrap_or_default();
+    let process_cfg = plan
+        .applies(Layer::Process)
+        .then_some(profile.process.as_ref())
+        .flatten();
+    let caller_env: Vec<_> = std::env::vars_os().collect();
+    let envp = process::build_env(process_cfg, &caller_env);
+    let cwd = match process_cfg.and_then(|c| c.cwd.as_ref()) {
+        Some(p) => p.as_str().to_string(),
+        None if filesystem.is_some() => "/".to_string(),
+        None => std::env::current_dir()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "/".into()),
+    };
+    let timeout = timeout.or(process_cfg.and_then(|c| c.timeout));
+    let exec = Exec::new(command, envp)?;
+    Ok(Armed {
+        clone_flags,
+        unshare_for_payload,
+        hostname,
+        loopback: plan.has(Kind::Net),
+        filesystem,
+        capabilities,
+        rlimits,
+        process: process_cfg.map(process::prepare),
+        identity: plan.identity.clone(),
+        cwd: CString::new(cwd).map_err(|_| "working directory contains a NUL byte")?,
+        exec,
+        timeout,
+        plan,
+    })
+}

@@ -1,0 +1,147 @@
+//! `lasagna doctor`: per layer, whether this host supports it and the exact fix if not.
+//! Reads only; it creates nothing.
+
+use serde::Serialize;
+
+use crate::cli::Error;
+use crate::host::Host;
+
+#[derive(Debug, Serialize)]
+struct Finding {
+    layer: &'static str,
+    supported: bool,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+}
+
+fn finding(
+    layer: &'static str,
+    supported: bool,
+    detail: impl Into<String>,
+    fix: Option<String>,
+) -> Finding {
+    Finding {
+        layer,
+        supported,
+        detail: detail.into(),
+        fix,
+    }
+}
+
+pub fn doctor(json: bool) -> Result<i32, Error> {
+    let host = Host::probe();
+    let mut out = Vec::new();
+    out.push(finding(
+        "host",
+        true,
+        format!(
+            "kernel {} on {}, running as uid {}{}",
+            host.kernel,
+            host.arch,
+            host.euid,
+            if host.is_root {
+                " (root: the payload still gets an unprivileged uid)"
+            } else {
+                ""
+            }
+        ),
+        None,
+    ));
+    if let Some(c) = &host.container {
+        out.push(finding(
+            "host",
+            true,
+            format!("inside a container: {c}; its runtime may block user namespaces, mounting /proc, or seccomp"),
+            Some("run lasagna on the host, or give the container a seccomp/AppArmor profile that allows unshare and mount (e.g. podman --security-opt seccomp=unconfined)".into()),
+        ));
+    }
+    match host.userns_blocker() {
+        None => out.push(finding(
+            "namespaces",
+            true,
+            format!(
+                "user namespaces available (user.max_user_namespaces={})",
+                host.max_user_namespaces
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ),
+            None,
+        )),
+        Some((why, fix)) => out.push(finding("namespaces", false, why, Some(fix))),
+    }
+    out.push(finding(
+        "namespaces",
+        host.time_namespace,
+        if host.time_namespace {
+            "time namespaces available"
+        } else {
+            "no time namespaces (Linux < 5.6)"
+        },
+        (!host.time_namespace).then(|| "set `time: false`, or use Linux 5.6+".to_string()),
+    ));
+    out.push(finding(
+        "filesystem",
+        host.is_root || host.userns_blocker().is_none(),
+        "mount namespace + pivot_root need root or a user namespace",
+        None,
+    ));
+    let setattr = host_kernel_at_least(&host.kernel, 5, 12);
+    out.push(finding(
+        "filesystem",
+        true,
+        if setattr {
+            "mount_setattr available: read-only binds are recursive and keep the source's locked flags"
+        } else {
+            "no mount_setattr (Linux < 5.12): read-only binds remount only the top mount"
+        },
+        None,
+    ));
+    out.push(finding(
+        "capabilities",
+        true,
+        format!(
+            "kernel knows capabilities 0..={}; all are dropped by number",
+            host.cap_last_cap
+        ),
+        None,
+    ));
+    out.push(finding("rlimits", true, "setrlimit always available", None));
+    let tiocsti = match host.legacy_tiocsti {
+        Some(true) => "legacy TIOCSTI is ENABLED (dev.tty.legacy_tiocsti=1, CONFIG_LEGACY_TIOCSTI=y): a process sharing your terminal could inject keystrokes; the process layer's new session stops it".to_string(),
+        Some(false) => "legacy TIOCSTI disabled (dev.tty.legacy_tiocsti=0)".to_string(),
+        None => "dev.tty.legacy_tiocsti not present (kernel < 6.2: TIOCSTI always works; the new session stops it)".to_string(),
+    };
+    out.push(finding(
+        "process",
+        true,
+        tiocsti,
+        (host.legacy_tiocsti != Some(false))
+            .then(|| "sysctl -w dev.tty.legacy_tiocsti=0 (host-wide hardening)".to_string()),
+    ));
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("findings serialize")
+        );
+    } else {
+        for f in &out {
+            let mark = if f.supported { "ok " } else { "NO " };
+            println!("{mark} {:<13} {}", f.layer, f.detail);
+            if let Some(fix) = &f.fix {
+                println!("    {:<13} fix: {fix}", "");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn host_kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    match (it.next(), it.next()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}

@@ -1,0 +1,157 @@
+//! Command line: clap definitions and one module per subcommand. Each returns an exit
+//! code or an [`Error`]; `main` prints the error once and maps it to its exit code.
+
+mod doctor;
+mod inspect;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::layers::Layer;
+use crate::profile::ProfileError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lasagna",
+    version,
+    about = "Run one command inside a stack of independent defense layers",
+    long_about = "Run one command inside a stack of independent defense layers described by a \
+YAML profile: namespaces, a pivot_root filesystem view, capabilities, rlimits and process \
+hygiene. Each layer is switched on or off alone and reported as applied, degraded, skipped \
+or refused."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in the sandbox a profile describes.
+    Run(RunArgs),
+    /// Validate profiles and plan them against this host; exit 1 on findings.
+    Check {
+        #[arg(required = true)]
+        profiles: Vec<String>,
+    },
+    /// Say, per layer and in plain words, what a profile will do, stop, and not stop.
+    Explain {
+        profile: String,
+        /// Layers to consider switched off, as with `run --without`.
+        #[arg(long = "without", value_name = "LAYER", value_parser = parse_layer)]
+        without: Vec<Layer>,
+    },
+    /// Check what this host supports, layer by layer, and how to fix what it does not.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List or show the shipped profiles.
+    Profiles {
+        #[command(subcommand)]
+        action: ProfilesAction,
+    },
+    /// Print the profile format reference.
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// List shipped profiles.
+    List,
+    /// Print a shipped profile's YAML.
+    Show { name: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Profile name (shipped or user) or path to a YAML file.
+    #[arg(short, long, default_value = "strict")]
+    pub profile: String,
+    /// Switch a layer off for this run (repeatable).
+    #[arg(long = "without", value_name = "LAYER", value_parser = parse_layer)]
+    pub without: Vec<Layer>,
+    /// Print the plan and exit without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the per-layer report on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Wall-clock limit, e.g. 30s, 5m (overrides the profile).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// Refused: chroot is not a security boundary.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub chroot: Option<String>,
+    /// The command and its arguments (default: the profile's `command`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+fn parse_layer(s: &str) -> Result<Layer, String> {
+    if s == "chroot" {
+        return Err(format!(
+            "chroot is not a layer: {}",
+            crate::profile::CHROOT_REFUSAL
+        ));
+    }
+    Layer::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Layer::ALL.iter().map(|l| l.name()).collect();
+        format!("unknown layer {s:?}; layers: {}", names.join(", "))
+    })
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    crate::profile::types::parse_duration(s)
+}
+
+/// Errors that end a command, each with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Profile(#[from] ProfileError),
+    /// Required layers the host cannot give: nothing was created.
+    #[error("refused before anything was created:\n{}", .0.join("\n"))]
+    Refused(Vec<String>),
+    #[error(
+        "chroot refused: {}\n  hint: {}",
+        crate::profile::CHROOT_REFUSAL,
+        crate::profile::CHROOT_HINT
+    )]
+    Chroot,
+    #[error("{0}")]
+    Usage(String),
+    #[error("launch failed: {0}")]
+    Launch(#[from] crate::supervisor::LaunchError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 125,
+        }
+    }
+}
+
+pub fn main(cli: Cli) -> Result<i32, Error> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check { profiles } => inspect::check(&profiles),
+        Command::Explain { profile, without } => inspect::explain(&profile, &without),
+        Command::Doctor { json } => doctor::doctor(json),
+        Command::Profiles { action } => inspect::profiles(action),
+        Command::Schema => {
+            print!("{}", include_str!("../../profiles/REFERENCE.yaml"));
+            Ok(0)
+        }
+    }
+}

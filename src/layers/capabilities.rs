@@ -1,0 +1,119 @@
+//! The `capabilities` layer: empty bounding, ambient, effective, permitted and inheritable
+//! sets, except an optional `keep:` list.
+//!
+//! The bounding set is dropped first, while CAP_SETPCAP is still held, by number up to the
+//! kernel's `cap_last_cap` — so capabilities newer than any table are dropped too.
+
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::layers::{ChildContext, ChildError};
+use crate::profile::types::{Loc, ProfileError, Requirement};
+use crate::sys;
+
+const LAYER: &str = "capabilities";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Section {
+    pub mode: Option<Requirement>,
+    pub keep: Option<Vec<Spanned<String>>>,
+}
+
+impl Section {
+    pub fn merge(parent: Section, child: Section) -> Section {
+        Section {
+            mode: child.mode.or(parent.mode),
+            keep: child.keep.or(parent.keep),
+        }
+    }
+
+    pub fn validate(self) -> Result<Config, ProfileError> {
+        let mut keep = Vec::new();
+        for raw in self.keep.unwrap_or_default() {
+            let upper = raw.value.trim().to_ascii_uppercase();
+            let name = if upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            };
+            let cap = caps::Capability::from_str(&name).map_err(|_| {
+                ProfileError::at(Loc::of(&raw), format!("unknown capability {:?}", raw.value))
+                    .hint("names as in capabilities(7), e.g. CAP_NET_BIND_SERVICE")
+            })?;
+            if !keep.contains(&cap) {
+                keep.push(cap);
+            }
+        }
+        Ok(Config {
+            mode: self.mode.unwrap_or_default(),
+            keep,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Requirement,
+    pub keep: Vec<caps::Capability>,
+}
+
+/// Prepared in the supervisor: the kept set as a bitmask and the last cap number.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared {
+    pub keep_mask: u64,
+    pub last_cap: u32,
+}
+
+/// The highest capability number this kernel knows.
+pub fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+pub fn prepare(cfg: &Config) -> Prepared {
+    Prepared {
+        keep_mask: cfg.keep.iter().fold(0u64, |m, c| m | c.bitmask()),
+        last_cap: last_cap(),
+    }
+}
+
+/// Child side (payload), before the uid switch: empty the bounding set except kept caps.
+/// PR_CAPBSET_DROP needs CAP_SETPCAP, which the later steps remove.
+pub fn child_apply_bounding(prep: &Prepared) -> Result<(), ChildError<'static>> {
+    for cap in 0..=prep.last_cap.min(63) {
+        if prep.keep_mask & (1u64 << cap) == 0 {
+            sys::capbset_drop(cap).step(LAYER, "drop bounding set")?;
+        }
+    }
+    sys::ambient_clear_all().step(LAYER, "clear ambient set")
+}
+
+/// Child side (payload), after the uid switch: permitted, effective and inheritable sets
+/// become exactly the kept caps, which are raised as ambient to survive execve.
+pub fn child_apply_sets(prep: &Prepared) -> Result<(), ChildError<'static>> {
+    sys::capset_exact(prep.keep_mask).step(LAYER, "set permitted/effective/inheritable")?;
+    for cap in 0..64u32 {
+        if prep.keep_mask & (1u64 << cap) != 0 {
+            sys::ambient_raise(cap).step(LAYER, "raise ambient")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn explain(cfg: &Config) -> Vec<String> {
+    let mut out = vec![if cfg.keep.is_empty() {
+        "all capability sets empty (bounding, ambient, effective, permitted, inheritable)"
+            .to_string()
+    } else {
+        let names: Vec<String> = cfg.keep.iter().map(|c| c.to_string()).collect();
+        format!("all capability sets empty except {}", names.join(", "))
+    }];
+    out.push("stops: privileged operations inside the namespaces (mount, raw sockets, changing ids, CAP_DAC_READ_SEARCH tricks such as open_by_handle_at)".into());
+    out.push("does not stop: anything an unprivileged process may do".into());
+    out
+}

@@ -1,0 +1,258 @@
+//! The `process` layer: process hygiene for the payload. no_new_privs, a new session
+//! (no controlling terminal, so TIOCSTI cannot push keystrokes into the caller's shell),
+//! die-with-parent, every fd above 2 closed at execve, an environment cleared to an
+//! allow-list plus `set:`, the working directory, and the wall-clock timeout.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::layers::{ChildContext, ChildError};
+use crate::profile::types::{
+    parse_duration, parse_path, Loc, ProfileError, Requirement, SandboxPath,
+};
+use crate::sys;
+
+const LAYER: &str = "process";
+
+/// Names kept from the caller's environment when the profile gives no `env.allow`.
+pub const DEFAULT_ENV_ALLOW: &[&str] = &[
+    "TERM",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "COLORTERM",
+    "NO_COLOR",
+];
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EnvSection {
+    pub allow: Option<Vec<Spanned<String>>>,
+    pub set: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Section {
+    pub mode: Option<Requirement>,
+    pub no_new_privs: Option<bool>,
+    pub new_session: Option<bool>,
+    pub die_with_parent: Option<bool>,
+    pub close_fds: Option<bool>,
+    pub env: Option<EnvSection>,
+    pub cwd: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+impl Section {
+    /// `env.allow` lists append; `env.set` maps merge with the child's values winning.
+    pub fn merge(parent: Section, child: Section) -> Section {
+        let env = match (parent.env, child.env) {
+            (Some(p), Some(c)) => Some(EnvSection {
+                allow: match (p.allow, c.allow) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    (a, b) => b.or(a),
+                },
+                set: match (p.set, c.set) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    (a, b) => b.or(a),
+                },
+            }),
+            (p, c) => c.or(p),
+        };
+        Section {
+            mode: child.mode.or(parent.mode),
+            no_new_privs: child.no_new_privs.or(parent.no_new_privs),
+            new_session: child.new_session.or(parent.new_session),
+            die_with_parent: child.die_with_parent.or(parent.die_with_parent),
+            close_fds: child.close_fds.or(parent.close_fds),
+            env,
+            cwd: child.cwd.or(parent.cwd),
+            timeout: child.timeout.or(parent.timeout),
+        }
+    }
+
+    pub fn validate(self) -> Result<Config, ProfileError> {
+        let env = self.env.unwrap_or_default();
+        let mut allow = Vec::new();
+        for raw in env.allow.unwrap_or_default() {
+            let name = raw.value.as_str();
+            let body = name.strip_suffix('*').unwrap_or(name);
+            if body.is_empty() || !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(ProfileError::at(
+                    Loc::of(&raw),
+                    format!("{name:?} is not an environment variable name"),
+                )
+                .hint("letters, digits and '_', optionally ending in '*' for a prefix"));
+            }
+            allow.push(name.to_string());
+        }
+        let default_allow = allow.is_empty();
+        if default_allow {
+            allow = DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect();
+        }
+        let mut set = env.set.unwrap_or_default();
+        for (k, v) in &set {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                return Err(ProfileError {
+                    file: Default::default(),
+                    loc: None,
+                    message: format!("env.set: {k:?} is not a valid variable"),
+                    hint: Some("names contain no '=' or NUL".into()),
+                });
+            }
+        }
+        set.entry("PATH".into())
+            .or_insert_with(|| DEFAULT_PATH.into());
+        let cwd = self.cwd.as_ref().map(parse_path).transpose()?;
+        let timeout = match &self.timeout {
+            Some(raw) => Some(
+                parse_duration(&raw.value)
+                    .map_err(|m| ProfileError::at(Loc::of(raw), m).hint("e.g. 30s, 5m, 1h"))?,
+            ),
+            None => None,
+        };
+        Ok(Config {
+            mode: self.mode.unwrap_or_default(),
+            no_new_privs: self.no_new_privs.unwrap_or(true),
+            new_session: self.new_session.unwrap_or(true),
+            die_with_parent: self.die_with_parent.unwrap_or(true),
+            close_fds: self.close_fds.unwrap_or(true),
+            env_allow: allow,
+            env_set: set,
+            cwd,
+            timeout,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Requirement,
+    pub no_new_privs: bool,
+    pub new_session: bool,
+    pub die_with_parent: bool,
+    pub close_fds: bool,
+    pub env_allow: Vec<String>,
+    pub env_set: BTreeMap<String, String>,
+    pub cwd: Option<SandboxPath>,
+    pub timeout: Option<Duration>,
+}
+
+fn allowed(name: &[u8], allow: &[String]) -> bool {
+    allow.iter().any(|a| match a.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix.as_bytes()),
+        None => name == a.as_bytes(),
+    })
+}
+
+/// The payload's environment: the caller's variables on the allow-list, then `set`.
+/// With the layer off, the caller's environment passes unchanged.
+pub fn build_env(cfg: Option<&Config>, caller: &[(OsString, OsString)]) -> Vec<CString> {
+    let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for (k, v) in caller {
+        let k = k.as_bytes();
+        if cfg.is_none_or(|c| allowed(k, &c.env_allow)) {
+            out.insert(k.to_vec(), v.as_bytes().to_vec());
+        }
+    }
+    if let Some(c) = cfg {
+        for (k, v) in &c.env_set {
+            out.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        }
+    }
+    out.into_iter()
+        .filter_map(|(mut k, v)| {
+            k.push(b'=');
+            k.extend(v);
+            CString::new(k).ok()
+        })
+        .collect()
+}
+
+/// Prepared hygiene steps for the payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared {
+    pub no_new_privs: bool,
+    pub new_session: bool,
+    pub die_with_parent: bool,
+    pub close_fds: bool,
+}
+
+pub fn prepare(cfg: &Config) -> Prepared {
+    Prepared {
+        no_new_privs: cfg.no_new_privs,
+        new_session: cfg.new_session,
+        die_with_parent: cfg.die_with_parent,
+        close_fds: cfg.close_fds,
+    }
+}
+
+/// Child side, early (payload step 6): session, parent-death signal, fd sweep.
+pub fn child_apply_early(prep: &Prepared) -> Result<(), ChildError<'static>> {
+    if prep.die_with_parent {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .step(LAYER, "set parent-death signal")?;
+    }
+    if prep.new_session {
+        nix::unistd::setsid().step(LAYER, "setsid")?;
+    }
+    if prep.close_fds {
+        // Close-on-exec for everything above stderr: the status pipe still reports a
+        // failure before execve, and execve itself closes them all (CVE-2024-21626 class).
+        sys::cloexec_from(3).step(LAYER, "close fds")?;
+    }
+    Ok(())
+}
+
+/// Child side, after capabilities (payload step 7).
+pub fn child_apply_no_new_privs(prep: &Prepared) -> Result<(), ChildError<'static>> {
+    if prep.no_new_privs {
+        nix::sys::prctl::set_no_new_privs().step(LAYER, "set no_new_privs")?;
+    }
+    Ok(())
+}
+
+pub fn explain(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if cfg.no_new_privs {
+        out.push("no_new_privs: setuid/setgid binaries and file capabilities grant nothing".into());
+    }
+    if cfg.new_session {
+        out.push("new session without a controlling terminal: TIOCSTI cannot inject keystrokes into your shell".into());
+    }
+    if cfg.die_with_parent {
+        out.push("dies with lasagna: no orphan keeps running if the launcher is killed".into());
+    }
+    if cfg.close_fds {
+        out.push("every inherited fd above 2 is closed at execve: no leaked files, sockets or directories".into());
+    }
+    out.push(format!(
+        "environment cleared; kept from yours: {}; set: {}",
+        cfg.env_allow.join(", "),
+        cfg.env_set.keys().cloned().collect::<Vec<_>>().join(", ")
+    ));
+    if let Some(cwd) = &cfg.cwd {
+        out.push(format!("working directory {cwd}"));
+    }
+    if let Some(t) = cfg.timeout {
+        out.push(format!(
+            "killed after {:?} of wall-clock time (exit 124)",
+            t
+        ));
+    }
+    out
+}

@@ -1,0 +1,172 @@
+//! The `rlimits` layer: per-process resource limits set in the payload before execve.
+//! Soft and hard limits are set to the same value, so the payload cannot raise them.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::layers::ChildError;
+use crate::profile::types::{parse_duration, parse_size, Loc, ProfileError, Requirement};
+
+const LAYER: &str = "rlimits";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Section {
+    pub mode: Option<Requirement>,
+    pub nofile: Option<Spanned<String>>,
+    pub nproc: Option<Spanned<String>>,
+    pub fsize: Option<Spanned<String>>,
+    pub core: Option<Spanned<String>>,
+    pub cpu: Option<Spanned<String>>,
+    #[serde(rename = "as")]
+    pub address_space: Option<Spanned<String>>,
+    pub stack: Option<Spanned<String>>,
+    pub memlock: Option<Spanned<String>>,
+}
+
+/// Which limit, with its kernel resource number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Limit {
+    Nofile,
+    Nproc,
+    Fsize,
+    Core,
+    Cpu,
+    As,
+    Stack,
+    Memlock,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Nofile => "nofile",
+            Limit::Nproc => "nproc",
+            Limit::Fsize => "fsize",
+            Limit::Core => "core",
+            Limit::Cpu => "cpu",
+            Limit::As => "as",
+            Limit::Stack => "stack",
+            Limit::Memlock => "memlock",
+        }
+    }
+
+    pub fn resource(self) -> nix::sys::resource::Resource {
+        use nix::sys::resource::Resource;
+        match self {
+            Limit::Nofile => Resource::RLIMIT_NOFILE,
+            Limit::Nproc => Resource::RLIMIT_NPROC,
+            Limit::Fsize => Resource::RLIMIT_FSIZE,
+            Limit::Core => Resource::RLIMIT_CORE,
+            Limit::Cpu => Resource::RLIMIT_CPU,
+            Limit::As => Resource::RLIMIT_AS,
+            Limit::Stack => Resource::RLIMIT_STACK,
+            Limit::Memlock => Resource::RLIMIT_MEMLOCK,
+        }
+    }
+}
+
+impl Section {
+    pub fn merge(parent: Section, child: Section) -> Section {
+        Section {
+            mode: child.mode.or(parent.mode),
+            nofile: child.nofile.or(parent.nofile),
+            nproc: child.nproc.or(parent.nproc),
+            fsize: child.fsize.or(parent.fsize),
+            core: child.core.or(parent.core),
+            cpu: child.cpu.or(parent.cpu),
+            address_space: child.address_space.or(parent.address_space),
+            stack: child.stack.or(parent.stack),
+            memlock: child.memlock.or(parent.memlock),
+        }
+    }
+
+    pub fn validate(self) -> Result<Config, ProfileError> {
+        let mut limits = Vec::new();
+        let count = |raw: &Spanned<String>| -> Result<Option<u64>, ProfileError> {
+            let s = raw.value.trim();
+            if s == "unlimited" {
+                return Ok(None);
+            }
+            s.parse::<u64>().map(Some).map_err(|_| {
+                ProfileError::at(Loc::of(raw), format!("{:?} is not a count", raw.value))
+                    .hint("a whole number, or \"unlimited\"")
+            })
+        };
+        let size = |raw: &Spanned<String>| {
+            parse_size(&raw.value).map_err(|m| ProfileError::at(Loc::of(raw), m))
+        };
+        let seconds = |raw: &Spanned<String>| -> Result<Option<u64>, ProfileError> {
+            if raw.value.trim() == "unlimited" {
+                return Ok(None);
+            }
+            parse_duration(&raw.value)
+                .map(|d| Some(d.as_secs().max(1)))
+                .map_err(|m| ProfileError::at(Loc::of(raw), m))
+        };
+        for (limit, raw) in [
+            (Limit::Nofile, &self.nofile),
+            (Limit::Nproc, &self.nproc),
+            (Limit::Fsize, &self.fsize),
+            (Limit::Core, &self.core),
+            (Limit::Cpu, &self.cpu),
+            (Limit::As, &self.address_space),
+            (Limit::Stack, &self.stack),
+            (Limit::Memlock, &self.memlock),
+        ] {
+            let Some(raw) = raw else { continue };
+            let value = match limit {
+                Limit::Nofile | Limit::Nproc => count(raw)?,
+                Limit::Cpu => seconds(raw)?,
+                _ => size(raw)?,
+            };
+            limits.push((limit, value));
+        }
+        Ok(Config {
+            mode: self.mode.unwrap_or_default(),
+            limits,
+        })
+    }
+}
+
+/// The checked section: each limit and its value (`None` = unlimited).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Requirement,
+    pub limits: Vec<(Limit, Option<u64>)>,
+}
+
+/// Child side (payload): set each limit, soft = hard.
+pub fn child_apply(limits: &[(Limit, Option<u64>)]) -> Result<(), ChildError<'static>> {
+    for (limit, value) in limits {
+        let v = value.unwrap_or(libc::RLIM_INFINITY);
+        nix::sys::resource::setrlimit(limit.resource(), v, v).map_err(|e| {
+            ChildError::new(LAYER, "setrlimit", e).with_detail(limit.name().as_bytes())
+        })?;
+    }
+    Ok(())
+}
+
+pub fn explain(cfg: &Config) -> Vec<String> {
+    let mut out: Vec<String> = cfg
+        .limits
+        .iter()
+        .map(|(l, v)| match v {
+            None => format!("{}: unlimited", l.name()),
+            Some(v) => match l {
+                Limit::Cpu => format!("cpu: {v} s of CPU time, then SIGXCPU/SIGKILL"),
+                Limit::Nofile => format!("nofile: at most {v} open files"),
+                Limit::Nproc => format!("nproc: at most {v} processes for the payload's uid"),
+                _ => format!("{}: {v} bytes", l.name()),
+            },
+        })
+        .collect();
+    out.push(
+        "stops: one process exhausting a resource (files, size, CPU seconds, address space)".into(),
+    );
+    out.push(
+        "does not stop: many processes together (cgroups do that); nproc counts per uid".into(),
+    );
+    out
+}

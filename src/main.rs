@@ -1,0 +1,15 @@
+//! Entry point: parse, dispatch, print the error once, map it to the exit code.
+
+use clap::Parser;
+
+fn main() {
+    let cli = lasagna::cli::Cli::parse();
+    let code = match lasagna::cli::main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lasagna: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,330 @@
+//! Profile × Host × command-line toggles → one decision per layer, before anything is
+//! created. A pure function: `explain`, `check`, `run --dry-run` and `run` share it.
+
+use serde::Serialize;
+
+use crate::host::Host;
+use crate::layers::namespaces::{IdMaps, Kind};
+use crate::layers::{Decision, Layer};
+use crate::profile::{Profile, Requirement};
+
+/// The decision for one layer, with notes worth telling the user.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerPlan {
+    pub layer: Layer,
+    pub requested: Requirement,
+    #[serde(flatten)]
+    pub decision: Decision,
+    pub notes: Vec<String>,
+}
+
+/// Who the payload runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// uid/gid maps written for a user namespace, when there is one.
+    #[serde(skip)]
+    pub maps: Option<IdMaps>,
+    /// Ids the payload switches to (inside the user namespace if there is one).
+    pub uid: u32,
+    pub gid: u32,
+    /// Where the ids are switched with setresgid/setresuid, if anywhere.
+    pub switch: Switch,
+}
+
+/// Where the sandbox's processes take their final ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    /// Already right: the kernel mapped the caller's id.
+    None,
+    /// In init, right after release: as host root in a user namespace, the child's uid 0 is
+    /// unmapped there, and files cannot be created until its fsuid is mapped. Capabilities
+    /// in the namespace are kept (uid 0 is not the namespace's root).
+    InInit,
+    /// In the payload, after the bounding set is dropped: real host root without a user
+    /// namespace, switching to an unprivileged host uid.
+    InPayload,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub profile: String,
+    pub layers: Vec<LayerPlan>,
+    /// Namespaces the launch creates (including the mount namespace and a user namespace
+    /// that another layer needed).
+    pub namespaces: Vec<Kind>,
+    pub identity: Identity,
+    /// A fresh /proc can be mounted (there is a new pid namespace).
+    pub fresh_proc: bool,
+}
+
+impl Plan {
+    pub fn get(&self, layer: Layer) -> &LayerPlan {
+        self.layers
+            .iter()
+            .find(|l| l.layer == layer)
+            .expect("every layer is planned")
+    }
+
+    pub fn applies(&self, layer: Layer) -> bool {
+        self.get(layer).decision.applies()
+    }
+
+    pub fn refusals(&self) -> Vec<&LayerPlan> {
+        self.layers
+            .iter()
+            .filter(|l| matches!(l.decision, Decision::Refuse(_)))
+            .collect()
+    }
+
+    pub fn has(&self, kind: Kind) -> bool {
+        self.namespaces.contains(&kind)
+    }
+}
+
+/// Decide: a required layer the host cannot give is refused, a best-effort one degrades.
+fn cannot(requested: Requirement, what: String, fix: &str) -> Decision {
+    match requested {
+        Requirement::Required => Decision::Refuse(format!("{what} (fix: {fix})")),
+        Requirement::BestEffort => Decision::Skip(format!("best-effort: {what}")),
+        Requirement::Off => Decision::Skip("off".into()),
+    }
+}
+
+pub fn plan(profile: &Profile, host: &Host, without: &[Layer]) -> Plan {
+    let requested = |layer: Layer| {
+        if without.contains(&layer) {
+            Requirement::Off
+        } else {
+            profile.requested(layer)
+        }
+    };
+    let off_reason = |layer: Layer| {
+        if without.contains(&layer) {
+            format!("switched off with --without {layer}")
+        } else if profile.requested(layer) == Requirement::Off {
+            "off in the profile".to_string()
+        } else {
+            "not in the profile".to_string()
+        }
+    };
+    let userns_blocker = host.userns_blocker();
+    let mut layers = Vec::new();
+    let mut kinds: Vec<Kind> = Vec::new();
+    let mut userns_for_privilege = false;
+
+    // namespaces
+    let ns_req = requested(Layer::Namespaces);
+    let ns_cfg = profile.namespaces.as_ref();
+    let mut ns_notes = Vec::new();
+    let ns_decision = match (ns_req, ns_cfg) {
+        (Requirement::Off, _) | (_, None) => Decision::Skip(off_reason(Layer::Namespaces)),
+        (req, Some(cfg)) => {
+            let mut wanted = cfg.kinds();
+            let mut dropped = Vec::new();
+            if !host.time_namespace {
+                wanted.retain(|k| *k != Kind::Time);
+                if cfg.time {
+                    dropped.push("time (kernel has no time namespaces, Linux < 5.6)".to_string());
+                }
+            }
+            if !host.cgroup_namespace {
+                wanted.retain(|k| *k != Kind::Cgroup);
+                if cfg.cgroup {
+                    dropped.push("cgroup (kernel has no cgroup namespaces)".to_string());
+                }
+            }
+            let needs_userns = wanted.contains(&Kind::User);
+            if let (true, Some((why, fix))) = (needs_userns, &userns_blocker) {
+                if host.is_root {
+                    wanted.retain(|k| *k != Kind::User);
+                    dropped.push(format!("user ({why}; fix: {fix})"));
+                } else {
+                    wanted.clear();
+                    dropped.push(format!("all: no user namespace ({why}; fix: {fix})"));
+                }
+            }
+            if !host.is_root && !wanted.contains(&Kind::User) && !wanted.is_empty() {
+                dropped.push("all: without a user namespace only root can create namespaces (set `user: true`)".into());
+                wanted.clear();
+            }
+            if dropped.is_empty() {
+                kinds.extend(wanted);
+                Decision::Apply
+            } else if req == Requirement::Required {
+                Decision::Refuse(format!("cannot create namespaces: {}", dropped.join("; ")))
+            } else if wanted.is_empty() {
+                Decision::Skip(format!("best-effort: {}", dropped.join("; ")))
+            } else {
+                kinds.extend(wanted);
+                Decision::Degrade(format!("dropped: {}", dropped.join("; ")))
+            }
+        }
+    };
+    if ns_decision.applies() && !kinds.contains(&Kind::User) && host.is_root {
+        ns_notes.push("no user namespace: the payload runs with real host ids (switched to an unprivileged uid)".into());
+    }
+    layers.push(LayerPlan {
+        layer: Layer::Namespaces,
+        requested: ns_req,
+        decision: ns_decision,
+        notes: ns_notes,
+    });
+
+    // filesystem: a mount namespace, which needs privilege: root or a user namespace.
+    let fs_req = requested(Layer::Filesystem);
+    let mut fs_notes = Vec::new();
+    let fs_decision = match (fs_req, profile.filesystem.as_ref()) {
+        (Requirement::Off, _) | (_, None) => Decision::Skip(off_reason(Layer::Filesystem)),
+        (req, Some(cfg)) => {
+            if !host.is_root && !kinds.contains(&Kind::User) {
+                match &userns_blocker {
+                    Some((why, fix)) => {
+                        cannot(req, format!("a mount namespace needs a user namespace when not root: {why}"), fix)
+                    }
+                    None => {
+                        userns_for_privilege = true;
+                        fs_notes.push("a user namespace is created for the mount namespace (the namespaces layer is off)".into());
+                        Decision::Apply
+                    }
+                }
+            } else {
+                Decision::Apply
+            }
+            .and_then_proc(cfg.proc, kinds.contains(&Kind::Pid), req, &mut fs_notes)
+        }
+    };
+    if fs_decision.applies() {
+        kinds.push(Kind::Mount);
+        if userns_for_privilege {
+            kinds.push(Kind::User);
+        }
+    }
+    let fresh_proc = kinds.contains(&Kind::Pid);
+    layers.push(LayerPlan {
+        layer: Layer::Filesystem,
+        requested: fs_req,
+        decision: fs_decision,
+        notes: fs_notes,
+    });
+
+    layers.push(LayerPlan {
+        layer: Layer::Cgroups,
+        requested: requested(Layer::Cgroups),
+        decision: Decision::Skip(off_reason(Layer::Cgroups)),
+        notes: Vec::new(),
+    });
+
+    for (layer, present) in [
+        (Layer::Capabilities, profile.capabilities.is_some()),
+        (Layer::Rlimits, profile.rlimits.is_some()),
+        (Layer::Process, profile.process.is_some()),
+        (Layer::Landlock, false),
+        (Layer::Seccomp, false),
+    ] {
+        let req = requested(layer);
+        let decision = if req == Requirement::Off || !present {
+            Decision::Skip(off_reason(layer))
+        } else {
+            Decision::Apply
+        };
+        layers.push(LayerPlan {
+            layer,
+            requested: req,
+            decision,
+            notes: Vec::new(),
+        });
+    }
+
+    let identity = identity(profile, host, kinds.contains(&Kind::User));
+    Plan {
+        profile: profile.name.clone(),
+        layers,
+        namespaces: kinds,
+        identity,
+        fresh_proc,
+    }
+}
+
+trait ProcDecision {
+    fn and_then_proc(
+        self,
+        wants_proc: bool,
+        has_pidns: bool,
+        req: Requirement,
+        notes: &mut Vec<String>,
+    ) -> Decision;
+}
+
+impl ProcDecision for Decision {
+    /// A fresh /proc needs a new pid namespace; without one the host's /proc is bound and
+    /// host processes are visible: a degradation, refused when required.
+    fn and_then_proc(
+        self,
+        wants_proc: bool,
+        has_pidns: bool,
+        req: Requirement,
+        notes: &mut Vec<String>,
+    ) -> Decision {
+        if self != Decision::Apply || !wants_proc || has_pidns {
+            return self;
+        }
+        let why = "no new pid namespace: the host's /proc is bound instead, host processes stay visible in it";
+        notes.push(why.into());
+        match req {
+            Requirement::Required => Decision::Refuse(format!(
+                "{why} (fix: enable the namespaces layer with `pid: true`, or set `proc: false`)"
+            )),
+            _ => Decision::Degrade(why.into()),
+        }
+    }
+}
+
+fn identity(profile: &Profile, host: &Host, userns: bool) -> Identity {
+    let cfg = profile.namespaces.as_ref();
+    let inside_uid = cfg.map(|c| c.uid).unwrap_or(host.euid);
+    let inside_gid = cfg.map(|c| c.gid).unwrap_or(host.egid);
+    let host_uid = cfg.and_then(|c| c.host_uid).unwrap_or(65534);
+    let host_gid = cfg.and_then(|c| c.host_gid).unwrap_or(65534);
+    match (userns, host.is_root) {
+        (true, true) => Identity {
+            maps: Some(IdMaps {
+                inside_uid,
+                inside_gid,
+                host_uid,
+                host_gid,
+            }),
+            uid: inside_uid,
+            gid: inside_gid,
+            switch: Switch::InInit,
+        },
+        (true, false) => Identity {
+            maps: Some(IdMaps {
+                inside_uid,
+                inside_gid,
+                host_uid: host.euid,
+                host_gid: host.egid,
+            }),
+            uid: inside_uid,
+            gid: inside_gid,
+            switch: Switch::None,
+        },
+        // Real root without a user namespace still hands the payload an unprivileged uid.
+        (false, true) => Identity {
+            maps: None,
+            uid: host_uid,
+            gid: host_gid,
+            switch: if host_uid != 0 {
+                Switch::InPayload
+            } else {
+                Switch::None
+            },
+        },
+        (false, false) => Identity {
+            maps: None,
+            uid: host.euid,
+            gid: host.egid,
+            switch: Switch::None,
+        },
+    }
+}

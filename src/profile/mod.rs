@@ -1,0 +1,394 @@
+//! Profiles: the YAML model as written, loading with `extends`, and validation into a
+//! checked [`Profile`]. Loading has no side effects besides reading files.
+//!
+//! Parsing uses serde-saphyr with budgets (no alias bombs), strict booleans, duplicate keys
+//! as errors and a size cap. Every error carries file:line:col.
+
+pub mod types;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::layers::{capabilities, filesystem, namespaces, process, rlimits};
+pub use types::{Loc, ProfileError, Requirement, SandboxPath};
+
+/// Largest profile file accepted.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+/// Longest `extends` chain accepted.
+const MAX_EXTENDS_DEPTH: usize = 16;
+
+/// The profiles shipped inside the binary, by name.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("base", include_str!("../../profiles/base.yaml")),
+    ("strict", include_str!("../../profiles/strict.yaml")),
+];
+
+pub const CHROOT_REFUSAL: &str = "chroot is not a security boundary: chroot(2) says it is not \
+intended for security; a process that can chroot again walks out with '..', and a directory \
+fd held from outside escapes through fchdir";
+pub const CHROOT_HINT: &str = "use the `filesystem` layer (mount namespace + pivot_root, the old \
+root detached) together with `landlock` for path rules";
+
+/// A profile file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProfileFile {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub extends: Option<Spanned<String>>,
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub layers: Sections,
+}
+
+/// One optional section per layer, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Sections {
+    pub namespaces: Option<namespaces::Section>,
+    pub filesystem: Option<filesystem::Section>,
+    pub capabilities: Option<capabilities::Section>,
+    pub rlimits: Option<rlimits::Section>,
+    pub process: Option<process::Section>,
+}
+
+fn merge_opt<T>(parent: Option<T>, child: Option<T>, merge: fn(T, T) -> T) -> Option<T> {
+    match (parent, child) {
+        (Some(p), Some(c)) => Some(merge(p, c)),
+        (p, c) => c.or(p),
+    }
+}
+
+impl Sections {
+    fn merge(parent: Sections, child: Sections) -> Sections {
+        Sections {
+            namespaces: merge_opt(
+                parent.namespaces,
+                child.namespaces,
+                namespaces::Section::merge,
+            ),
+            filesystem: merge_opt(
+                parent.filesystem,
+                child.filesystem,
+                filesystem::Section::merge,
+            ),
+            capabilities: merge_opt(
+                parent.capabilities,
+                child.capabilities,
+                capabilities::Section::merge,
+            ),
+            rlimits: merge_opt(parent.rlimits, child.rlimits, rlimits::Section::merge),
+            process: merge_opt(parent.process, child.process, process::Section::merge),
+        }
+    }
+}
+
+/// Where a profile came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Shipped(&'static str),
+    File(PathBuf),
+}
+
+impl Source {
+    /// The name used in error messages.
+    pub fn display_path(&self) -> PathBuf {
+        match self {
+            Source::Shipped(name) => PathBuf::from(format!("<shipped>/{name}.yaml")),
+            Source::File(p) => p.clone(),
+        }
+    }
+
+    /// The directory relative paths in the profile are resolved against.
+    fn dir(&self) -> PathBuf {
+        match self {
+            Source::Shipped(_) => PathBuf::from("/"),
+            Source::File(p) => p
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        }
+    }
+}
+
+/// A loaded, validated profile: every section checked, ready for planning.
+#[derive(Debug)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub source: Source,
+    /// The chain of profiles this one extends, nearest first.
+    pub extends: Vec<String>,
+    pub command: Option<Vec<String>>,
+    pub namespaces: Option<namespaces::Config>,
+    pub filesystem: Option<filesystem::Config>,
+    pub capabilities: Option<capabilities::Config>,
+    pub rlimits: Option<rlimits::Config>,
+    pub process: Option<process::Config>,
+}
+
+/// Find a profile by name or path: a path if it contains `/` or ends in `.yaml`/`.yml`,
+/// otherwise a shipped profile, otherwise a file in the user's profile directory.
+pub fn resolve(name_or_path: &str) -> Result<Source, ProfileError> {
+    let looks_like_path = name_or_path.contains('/')
+        || name_or_path.ends_with(".yaml")
+        || name_or_path.ends_with(".yml");
+    if !looks_like_path {
+        if let Some((name, _)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
+            return Ok(Source::Shipped(name));
+        }
+        for dir in user_profile_dirs() {
+            let candidate = dir.join(format!("{name_or_path}.yaml"));
+            if candidate.is_file() {
+                return Ok(Source::File(candidate));
+            }
+        }
+        let known: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+        return Err(ProfileError {
+            file: PathBuf::from(name_or_path),
+            loc: None,
+            message: format!("no profile named {name_or_path:?}"),
+            hint: Some(format!(
+                "shipped profiles: {}; or give a path to a .yaml file",
+                known.join(", ")
+            )),
+        });
+    }
+    Ok(Source::File(PathBuf::from(name_or_path)))
+}
+
+fn user_profile_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(cfg) = std::env::var_os("XDG_CONFIG_HOME") {
+        dirs.push(PathBuf::from(cfg).join("lasagna/profiles"));
+    } else if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".config/lasagna/profiles"));
+    }
+    dirs.push(PathBuf::from("/etc/lasagna/profiles"));
+    dirs
+}
+
+fn read_source(source: &Source) -> Result<String, ProfileError> {
+    let path = source.display_path();
+    let err = |message: String| ProfileError {
+        file: path.clone(),
+        loc: None,
+        message,
+        hint: None,
+    };
+    match source {
+        Source::Shipped(name) => Ok(SHIPPED
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, text)| text.to_string())
+            .unwrap_or_default()),
+        Source::File(p) => {
+            let meta =
+                std::fs::metadata(p).map_err(|e| err(format!("cannot read profile: {e}")))?;
+            if meta.len() > MAX_PROFILE_BYTES {
+                return Err(err(format!(
+                    "profile is {} bytes, larger than the {} byte limit",
+                    meta.len(),
+                    MAX_PROFILE_BYTES
+                )));
+            }
+            let bytes = std::fs::read(p).map_err(|e| err(format!("cannot read profile: {e}")))?;
+            String::from_utf8(bytes).map_err(|e| err(format!("profile is not UTF-8: {e}")))
+        }
+    }
+}
+
+/// Parse one profile file's text, with line:col errors.
+pub fn parse_text(text: &str, file: &Path) -> Result<ProfileFile, ProfileError> {
+    if text.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(ProfileError {
+            file: file.to_path_buf(),
+            loc: None,
+            message: format!("profile is larger than the {MAX_PROFILE_BYTES} byte limit"),
+            hint: None,
+        });
+    }
+    let mut options = serde_saphyr::options! { strict_booleans: true };
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    serde_saphyr::from_str_with_options::<ProfileFile>(text, options)
+        .map_err(|e| yaml_error(&e, file))
+}
+
+fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ProfileError {
+    let loc = e.location().map(|l| Loc {
+        line: l.line(),
+        column: l.column(),
+    });
+    let rendered = e.to_string();
+    let first = rendered.lines().next().unwrap_or("invalid profile").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // Drop serde-saphyr's own "line N column M: " prefix; we print file:line:col.
+    let message = match first.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
+        _ => first,
+    };
+    let message = message
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+        .replace("strict mode expects true/false", "write true or false");
+    let mut error = ProfileError {
+        file: file.to_path_buf(),
+        loc,
+        message: message.clone(),
+        hint: None,
+    };
+    if message.contains("unknown field `chroot`") {
+        error.message = format!("chroot refused: {CHROOT_REFUSAL}");
+        error.hint = Some(CHROOT_HINT.into());
+    } else if message.starts_with("unknown field") {
+        error.hint = Some("unknown keys are errors; see 'lasagna schema' for the format".into());
+    }
+    error
+}
+
+/// Load a profile with its `extends` chain, then validate it.
+pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+    let source = resolve(name_or_path)?;
+    load_source(source)
+}
+
+pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
+    let mut chain: Vec<(Source, ProfileFile)> = Vec::new();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut next = Some(source);
+    while let Some(src) = next.take() {
+        let key = match &src {
+            Source::File(p) => std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()),
+            Source::Shipped(_) => src.display_path(),
+        };
+        if !seen.insert(key) {
+            let (child_src, child) = chain.last().expect("a cycle needs a child");
+            let ext = child.extends.as_ref().expect("a cycle needs extends");
+            return Err(ProfileError::at(
+                Loc::of(ext),
+                format!("extends cycle: {:?} is already in the chain", ext.value),
+            )
+            .in_file(&child_src.display_path()));
+        }
+        if chain.len() >= MAX_EXTENDS_DEPTH {
+            return Err(ProfileError {
+                file: src.display_path(),
+                loc: None,
+                message: format!("extends chain is longer than {MAX_EXTENDS_DEPTH} profiles"),
+                hint: None,
+            });
+        }
+        let text = read_source(&src)?;
+        let file = parse_text(&text, &src.display_path())?;
+        if let Some(ext) = &file.extends {
+            let parent = resolve_extends(&src, ext)?;
+            next = Some(parent);
+        }
+        chain.push((src, file));
+    }
+    let (top_source, _) = &chain[0];
+    let top_source = top_source.clone();
+    let dir = top_source.dir();
+    let names: Vec<String> = chain
+        .iter()
+        .skip(1)
+        .map(|(s, f)| {
+            f.name
+                .clone()
+                .unwrap_or_else(|| s.display_path().display().to_string())
+        })
+        .collect();
+    // Merge from the root of the chain down to the profile itself.
+    let mut merged = ProfileFile::default();
+    for (_, file) in chain.into_iter().rev() {
+        merged = ProfileFile {
+            name: file.name.or(merged.name),
+            description: file.description.or(merged.description),
+            extends: None,
+            command: file.command.or(merged.command),
+            layers: Sections::merge(merged.layers, file.layers),
+        };
+    }
+    validate(merged, top_source, dir, names)
+}
+
+fn resolve_extends(child: &Source, ext: &Spanned<String>) -> Result<Source, ProfileError> {
+    let name = ext.value.as_str();
+    let looks_like_path = name.contains('/') || name.ends_with(".yaml") || name.ends_with(".yml");
+    let located = |message: String, hint: String| {
+        ProfileError::at(Loc::of(ext), message)
+            .hint(hint)
+            .in_file(&child.display_path())
+    };
+    if looks_like_path {
+        let path = child.dir().join(name);
+        if !path.is_file() {
+            return Err(located(
+                format!("extends {name:?}: no such file {}", path.display()),
+                "a path in extends is relative to the profile's own directory".into(),
+            ));
+        }
+        return Ok(Source::File(path));
+    }
+    resolve(name).map_err(|e| located(e.message, e.hint.unwrap_or_default()))
+}
+
+fn validate(
+    file: ProfileFile,
+    source: Source,
+    _dir: PathBuf,
+    extends: Vec<String>,
+) -> Result<Profile, ProfileError> {
+    let path = source.display_path();
+    let at = |e: ProfileError| e.in_file(&path);
+    let s = file.layers;
+    if let Some(cmd) = &file.command {
+        if cmd.is_empty() {
+            return Err(ProfileError {
+                file: path.clone(),
+                loc: None,
+                message: "command is an empty list".into(),
+                hint: Some("leave `command` out, or give the program and its arguments".into()),
+            });
+        }
+    }
+    Ok(Profile {
+        name: file.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "profile".into())
+        }),
+        description: file.description.unwrap_or_default(),
+        command: file.command,
+        namespaces: s.namespaces.map(|x| x.validate()).transpose().map_err(at)?,
+        filesystem: s.filesystem.map(|x| x.validate()).transpose().map_err(at)?,
+        capabilities: s
+            .capabilities
+            .map(|x| x.validate())
+            .transpose()
+            .map_err(at)?,
+        rlimits: s.rlimits.map(|x| x.validate()).transpose().map_err(at)?,
+        process: s.process.map(|x| x.validate()).transpose().map_err(at)?,
+        source,
+        extends,
+    })
+}
+
+impl Profile {
+    /// The mode each layer was asked for; a layer without a section is off.
+    pub fn requested(&self, layer: crate::layers::Layer) -> Requirement {
+        use crate::layers::Layer;
+        match layer {
+            Layer::Namespaces => self.namespaces.as_ref().map(|c| c.mode),
+            Layer::Filesystem => self.filesystem.as_ref().map(|c| c.mode),
+            Layer::Cgroups => None,
+            Layer::Capabilities => self.capabilities.as_ref().map(|c| c.mode),
+            Layer::Rlimits => self.rlimits.as_ref().map(|c| c.mode),
+            Layer::Process => self.process.as_ref().map(|c| c.mode),
+            Layer::Landlock | Layer::Seccomp => None,
+        }
+        .unwrap_or(Requirement::Off)
+    }
+}

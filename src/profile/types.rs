@@ -1,0 +1,269 @@
+//! Checked value types shared by every profile section.
+//!
+//! Values in this module can only be built through their `parse` functions, so a
+//! `SandboxPath` in a validated profile is always absolute, normalized and free of `..`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How hard a layer is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Requirement {
+    /// The run is refused (exit 125) when the layer cannot be applied in full.
+    #[default]
+    Required,
+    /// Apply what the host can give and report what was dropped.
+    BestEffort,
+    /// The layer is not applied.
+    Off,
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Requirement::Required => "required",
+            Requirement::BestEffort => "best-effort",
+            Requirement::Off => "off",
+        })
+    }
+}
+
+/// A place in a profile file: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Loc {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Loc {
+    pub fn of<T>(spanned: &serde_saphyr::Spanned<T>) -> Loc {
+        Loc {
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+        }
+    }
+}
+
+/// A profile error: where it is, what is wrong, and how to fix it when known.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ProfileError {
+    pub file: PathBuf,
+    pub loc: Option<Loc>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ProfileError {
+    pub fn at(loc: Loc, message: impl Into<String>) -> ProfileError {
+        ProfileError {
+            file: PathBuf::new(),
+            loc: Some(loc),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> ProfileError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn in_file(mut self, file: &std::path::Path) -> ProfileError {
+        if self.file.as_os_str().is_empty() {
+            self.file = file.to_path_buf();
+        }
+        self
+    }
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(loc) = self.loc {
+            write!(f, ":{}:{}", loc.line, loc.column)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// An absolute, normalized path as seen inside the sandbox (or on the host, for
+/// bind sources): starts with `/`, no `..`, no `.`, no empty components.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct SandboxPath(String);
+
+impl SandboxPath {
+    pub fn parse(raw: &str) -> Result<SandboxPath, String> {
+        if raw.is_empty() {
+            return Err("empty path".into());
+        }
+        if raw.contains('\0') {
+            return Err(format!("path {raw:?} contains a NUL byte"));
+        }
+        if !raw.starts_with('/') {
+            return Err(format!(
+                "path {raw:?} is relative; write it absolute, starting with /"
+            ));
+        }
+        let mut parts = Vec::new();
+        for part in raw.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    return Err(format!(
+                        "path {raw:?} contains '..'; write the path it means without '..'"
+                    ))
+                }
+                p => parts.push(p),
+            }
+        }
+        Ok(SandboxPath(format!("/{}", parts.join("/"))))
+    }
+
+    pub fn root() -> SandboxPath {
+        SandboxPath("/".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0 == "/"
+    }
+
+    /// The path without its leading `/`, for joining under another root.
+    pub fn relative(&self) -> &str {
+        &self.0[1..]
+    }
+
+    /// Whether `self` equals `other` or lies inside it.
+    pub fn starts_with(&self, other: &SandboxPath) -> bool {
+        other.is_root()
+            || self.0 == other.0
+            || (self.0.starts_with(&other.0) && self.0.as_bytes()[other.0.len()] == b'/')
+    }
+
+    pub fn parent(&self) -> Option<SandboxPath> {
+        if self.is_root() {
+            return None;
+        }
+        let cut = self.0.rfind('/').unwrap_or(0);
+        Some(if cut == 0 {
+            SandboxPath::root()
+        } else {
+            SandboxPath(self.0[..cut].to_string())
+        })
+    }
+}
+
+impl fmt::Display for SandboxPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parse a spanned raw path, turning a bad one into a located error.
+pub fn parse_path(raw: &serde_saphyr::Spanned<String>) -> Result<SandboxPath, ProfileError> {
+    SandboxPath::parse(&raw.value).map_err(|msg| ProfileError::at(Loc::of(raw), msg))
+}
+
+/// A byte size written as a number or with a K/M/G/T suffix (binary units), or `unlimited`.
+pub fn parse_size(raw: &str) -> Result<Option<u64>, String> {
+    let s = raw.trim();
+    if s.eq_ignore_ascii_case("unlimited") || s == "max" {
+        return Ok(None);
+    }
+    let (digits, mult) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        None => (s, 1u64),
+        Some((i, _)) => {
+            let unit = s[i..].trim().to_ascii_uppercase();
+            let mult = match unit.trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                _ => return Err(format!("size {raw:?} has unknown unit; use K, M, G or T")),
+            };
+            (&s[..i], mult)
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("size {raw:?} is not a number with an optional K/M/G/T unit"))?;
+    n.checked_mul(mult)
+        .map(Some)
+        .ok_or_else(|| format!("size {raw:?} is too large"))
+}
+
+/// A duration written as seconds (`30`) or with a unit (`500ms`, `30s`, `5m`, `1h`).
+pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    let s = raw.trim();
+    let split = s
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
+        .map(|(i, _)| i)
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| {
+        format!("duration {raw:?} is not a number with an optional unit (ms, s, m, h)")
+    })?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "duration {raw:?} has unknown unit; use ms, s, m or h"
+            ))
+        }
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+        return Err(format!("duration {raw:?} must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_path_rejects_relative_and_dotdot() {
+        assert!(SandboxPath::parse("etc").is_err());
+        assert!(SandboxPath::parse("/etc/../root").is_err());
+        assert!(SandboxPath::parse("").is_err());
+        assert_eq!(
+            SandboxPath::parse("//usr/./lib/").unwrap().as_str(),
+            "/usr/lib"
+        );
+    }
+
+    #[test]
+    fn sandbox_path_prefixes() {
+        let usr = SandboxPath::parse("/usr").unwrap();
+        assert!(SandboxPath::parse("/usr/lib").unwrap().starts_with(&usr));
+        assert!(!SandboxPath::parse("/usrx").unwrap().starts_with(&usr));
+        assert_eq!(SandboxPath::parse("/usr/lib").unwrap().parent(), Some(usr));
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("64M"), Ok(Some(64 << 20)));
+        assert_eq!(parse_size("1GiB"), Ok(Some(1 << 30)));
+        assert_eq!(parse_size("unlimited"), Ok(None));
+        assert!(parse_size("12Q").is_err());
+        assert_eq!(parse_duration("1.5s").unwrap().as_millis(), 1500);
+        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
+        assert!(parse_duration("-1").is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! The run report: per layer what was asked, decided and done, plus what the kernel showed.
+//! A versioned JSON form (`--report FILE`) and a human table (`-v`, on stderr).
+
+use serde::Serialize;
+
+use crate::layers::{Decision, Layer};
+use crate::observe::Observation;
+use crate::plan::Plan;
+use crate::profile::Requirement;
+use crate::sandbox::init::Ended;
+use crate::supervisor::Outcome;
+
+pub const REPORT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerOutcome {
+    Applied,
+    Degraded,
+    Skipped,
+    Refused,
+    Failed,
+    /// Planned, but the run stopped before this layer's step.
+    NotReached,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    pub layer: Layer,
+    pub requested: Requirement,
+    pub decision: &'static str,
+    pub outcome: LayerOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ending {
+    Exited { code: i32 },
+    Signaled { signal: i32, name: String },
+    TimedOut,
+    SetupFailed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub profile: String,
+    pub command: Vec<String>,
+    pub layers: Vec<LayerReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ending: Option<Ending>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wall_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signals_forwarded: Vec<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observation>,
+}
+
+fn decision_name(d: &Decision) -> (&'static str, Option<String>) {
+    match d {
+        Decision::Apply => ("apply", None),
+        Decision::Degrade(r) => ("degrade", Some(r.clone())),
+        Decision::Skip(r) => ("skip", Some(r.clone())),
+        Decision::Refuse(r) => ("refuse", Some(r.clone())),
+    }
+}
+
+/// The report of a plan alone (dry run, refusal).
+pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
+    let layers = plan
+        .layers
+        .iter()
+        .map(|l| {
+            let (decision, reason) = decision_name(&l.decision);
+            let outcome = match l.decision {
+                Decision::Apply => LayerOutcome::Applied,
+                Decision::Degrade(_) => LayerOutcome::Degraded,
+                Decision::Skip(_) => LayerOutcome::Skipped,
+                Decision::Refuse(_) => LayerOutcome::Refused,
+            };
+            LayerReport {
+                layer: l.layer,
+                requested: l.requested,
+                decision,
+                outcome,
+                reason,
+                notes: l.notes.clone(),
+            }
+        })
+        .collect();
+    Report {
+        version: REPORT_VERSION,
+        profile: plan.profile.clone(),
+        command: command.to_vec(),
+        layers,
+        ending: None,
+        failure: None,
+        exit_code: None,
+        wall_ms: None,
+        signals_forwarded: Vec::new(),
+        observed: None,
+    }
+}
+
+/// The report of a run.
+pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
+    let mut report = from_plan(plan, command);
+    if let Some(f) = &outcome.failure {
+        let failed_layer = Layer::from_name(&f.layer);
+        let mut reached = true;
+        for l in &mut report.layers {
+            if Some(l.layer) == failed_layer {
+                l.outcome = LayerOutcome::Failed;
+                l.reason = Some(f.to_string());
+                reached = false;
+            } else if !reached
+                && matches!(l.outcome, LayerOutcome::Applied | LayerOutcome::Degraded)
+            {
+                l.outcome = LayerOutcome::NotReached;
+            }
+        }
+        report.failure = Some(f.to_string());
+    }
+    report.ending = Some(if outcome.timed_out {
+        Ending::TimedOut
+    } else {
+        match (outcome.ended, &outcome.failure) {
+            (Some(Ended::Exited(code)), _) => Ending::Exited { code },
+            (Some(Ended::Signaled(signal)), _) => Ending::Signaled {
+                signal,
+                name: nix::sys::signal::Signal::try_from(signal)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|_| format!("signal {signal}")),
+            },
+            (None, _) => Ending::SetupFailed,
+        }
+    });
+    report.exit_code = Some(outcome.exit_code);
+    report.wall_ms = Some(outcome.wall.as_secs_f64() * 1000.0);
+    report.signals_forwarded = outcome.signals_forwarded.clone();
+    report.observed = Some(outcome.observation.clone());
+    report
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report serializes")
+    }
+
+    /// The human table for `-v`.
+    pub fn to_table(&self) -> String {
+        let mut out = format!("lasagna: profile {}\n", self.profile);
+        out.push_str(&format!(
+            "  {:<13} {:<12} {:<10} {}\n",
+            "layer", "requested", "outcome", "reason"
+        ));
+        for l in &self.layers {
+            let outcome = match l.outcome {
+                LayerOutcome::Applied => "applied",
+                LayerOutcome::Degraded => "degraded",
+                LayerOutcome::Skipped => "skipped",
+                LayerOutcome::Refused => "REFUSED",
+                LayerOutcome::Failed => "FAILED",
+                LayerOutcome::NotReached => "not-reached",
+            };
+            out.push_str(&format!(
+                "  {:<13} {:<12} {:<10} {}\n",
+                l.layer.name(),
+                l.requested.to_string(),
+                outcome,
+                l.reason.as_deref().unwrap_or("")
+            ));
+            for n in &l.notes {
+                out.push_str(&format!("  {:<13} note: {n}\n", ""));
+            }
+        }
+        if let Some(obs) = &self.observed {
+            let new: Vec<&str> = obs
+                .namespaces
+                .iter()
+                .filter(|n| n.new)
+                .map(|n| n.kind.name())
+                .collect();
+            out.push_str(&format!(
+                "  observed: new namespaces: {}\n",
+                if new.is_empty() {
+                    "none".into()
+                } else {
+                    new.join(" ")
+                }
+            ));
+            if !obs.status.is_empty() {
+                let fields: Vec<String> =
+                    obs.status.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                out.push_str(&format!("  observed: payload {}\n", fields.join(" ")));
+            }
+            if let Some(n) = &obs.note {
+                out.push_str(&format!("  observed: {n}\n"));
+            }
+        }
+        match &self.ending {
+            Some(Ending::Exited { code }) => {
+                out.push_str(&format!("  ended: exited with {code}\n"))
+            }
+            Some(Ending::Signaled { name, .. }) => {
+                out.push_str(&format!("  ended: killed by {name}\n"))
+            }
+            Some(Ending::TimedOut) => out.push_str("  ended: timed out, killed\n"),
+            Some(Ending::SetupFailed) => out.push_str("  ended: setup failed\n"),
+            None => {}
+        }
+        if let Some(ms) = self.wall_ms {
+            out.push_str(&format!("  wall: {ms:.1} ms\n"));
+        }
+        out
+    }
+}

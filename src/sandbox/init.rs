@@ -1,0 +1,134 @@
+//! lasagna's init: pid 1 of the sandbox's pid namespace. It starts the payload, forwards
+//! the supervisor's signals to it, reaps every child (orphans included), and exits with the
+//! payload's status once the payload is gone — which, in a pid namespace, ends every other
+//! process in it. The payload is never pid 1, so it keeps default signal semantics.
+
+use std::os::fd::AsFd;
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::{fail, payload_main, Armed, ChildFds, EXIT_SETUP_FAILED};
+use crate::layers::ChildError;
+use crate::sys;
+
+/// Signals the supervisor forwards to the payload (through init).
+pub const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// The set init waits on: forwarded signals and SIGCHLD.
+pub fn waited_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// How the payload ended, as sent to the supervisor over the result pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl Ended {
+    pub fn encode(self) -> [u8; 8] {
+        let (kind, value) = match self {
+            Ended::Exited(c) => (1u32, c as u32),
+            Ended::Signaled(s) => (2u32, s as u32),
+        };
+        let mut out = [0u8; 8];
+        out[..4].copy_from_slice(&kind.to_le_bytes());
+        out[4..].copy_from_slice(&value.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Ended> {
+        if bytes.len() != 8 {
+            return None;
+        }
+        let kind = u32::from_le_bytes(bytes[..4].try_into().ok()?);
+        let value = u32::from_le_bytes(bytes[4..].try_into().ok()?) as i32;
+        match kind {
+            1 => Some(Ended::Exited(value)),
+            2 => Some(Ended::Signaled(value)),
+            _ => None,
+        }
+    }
+
+    /// The shell-style exit code: the status, or 128+N for signal N.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Ended::Exited(c) => c,
+            Ended::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+pub fn run(armed: &Armed, fds: ChildFds) -> ! {
+    let waited = waited_signals();
+    if let Err(e) = waited.thread_block() {
+        fail(
+            &fds.status,
+            ChildError::new("init", "block signals", e),
+            EXIT_SETUP_FAILED,
+        );
+    }
+    // Our own session: the terminal's signals reach lasagna only, which forwards them once.
+    let _ = nix::unistd::setsid();
+    // Without a pid namespace, orphans are still reparented to us and reaped.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let payload = match sys::fork() {
+        Ok(None) => payload_main(armed, &fds.status),
+        Ok(Some(pid)) => pid,
+        Err(e) => fail(
+            &fds.status,
+            ChildError::new("init", "fork payload", e),
+            EXIT_SETUP_FAILED,
+        ),
+    };
+    // Our copy of the status pipe closes: the supervisor sees EOF once the payload execs.
+    let ChildFds {
+        release,
+        status,
+        result,
+    } = fds;
+    drop(status);
+    drop(release);
+    let ended = wait_for(payload, &waited);
+    let _ = sys::write_all(result.as_fd(), &ended.encode());
+    sys::exit_now(ended.exit_code())
+}
+
+fn wait_for(payload: Pid, waited: &SigSet) -> Ended {
+    loop {
+        let sig = match waited.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if sig != Signal::SIGCHLD {
+            let _ = kill(payload, sig);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == payload => return Ended::Exited(code),
+                Ok(WaitStatus::Signaled(pid, s, _)) if pid == payload => {
+                    return Ended::Signaled(s as i32)
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}

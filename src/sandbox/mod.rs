@@ -1,0 +1,259 @@
+//! Child side: the fixed launch sequence (steps 4–10 of ARCHITECTURE.md) and lasagna's
+//! init. Everything here runs after the clone, in a copy of the single-threaded supervisor:
+//! it works only on data prepared before the clone ([`Armed`]) and never returns into the
+//! supervisor's code. A failure is one structured message on the status pipe, then `_exit`.
+
+pub mod init;
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+
+use crate::layers::rlimits::Limit;
+use crate::layers::{capabilities, filesystem, process, ChildContext, ChildError};
+use crate::plan::{Identity, Plan, Switch};
+use crate::sys;
+
+/// Exit status of the child when lasagna itself failed.
+pub const EXIT_SETUP_FAILED: i32 = 125;
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// The command to execute, resolved to candidate paths before the clone.
+#[derive(Debug)]
+pub struct Exec {
+    /// What the user typed as the program.
+    pub program: String,
+    /// Paths to try in order (one when the program contains '/', else each $PATH entry).
+    pub candidates: Vec<CString>,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl Exec {
+    pub fn new(command: &[String], envp: Vec<CString>) -> Result<Exec, String> {
+        let program = command.first().ok_or("no command to run")?.clone();
+        let argv: Vec<CString> = command
+            .iter()
+            .map(|a| {
+                CString::new(a.as_bytes())
+                    .map_err(|_| format!("argument {a:?} contains a NUL byte"))
+            })
+            .collect::<Result<_, _>>()?;
+        let path = envp
+            .iter()
+            .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_else(|| process::DEFAULT_PATH.to_string());
+        let candidates = if program.contains('/') {
+            vec![argv[0].clone()]
+        } else {
+            path.split(':')
+                .filter(|d| !d.is_empty())
+                .filter_map(|d| CString::new(format!("{d}/{program}")).ok())
+                .collect()
+        };
+        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+        envp_ptrs.push(std::ptr::null());
+        Ok(Exec {
+            program,
+            candidates,
+            argv,
+            envp,
+            argv_ptrs,
+            envp_ptrs,
+        })
+    }
+}
+
+/// Everything the child needs, prepared by the supervisor before the clone.
+#[derive(Debug)]
+pub struct Armed {
+    pub plan: Plan,
+    /// CLONE_NEW* flags for the clone itself.
+    pub clone_flags: u64,
+    /// Namespaces init creates with unshare, for the payload (time, cgroup).
+    pub unshare_for_payload: CloneFlags,
+    pub hostname: Option<String>,
+    pub loopback: bool,
+    pub filesystem: Option<filesystem::Prepared>,
+    pub capabilities: Option<capabilities::Prepared>,
+    pub rlimits: Vec<(Limit, Option<u64>)>,
+    pub process: Option<process::Prepared>,
+    pub identity: Identity,
+    pub cwd: CString,
+    pub exec: Exec,
+    pub timeout: Option<Duration>,
+}
+
+/// The child's ends of the supervisor's pipes.
+pub struct ChildFds {
+    /// Read: one byte once the supervisor has written the id maps; EOF = supervisor gone.
+    pub release: OwnedFd,
+    /// Write, CLOEXEC: a failure message; EOF at the supervisor = execve succeeded.
+    pub status: OwnedFd,
+    /// Write: the payload's raw wait status, from init, before it exits.
+    pub result: OwnedFd,
+}
+
+/// Send a child-side failure to the supervisor and exit.
+pub fn fail(status: &OwnedFd, err: ChildError<'_>, code: i32) -> ! {
+    let mut buf = [0u8; 1024];
+    let n = err.encode(&mut buf);
+    let _ = sys::write_all(status.as_fd(), &buf[..n]);
+    sys::exit_now(code)
+}
+
+/// The child after clone: steps 4 and 5, then init. Never returns.
+pub fn child_main(armed: &Armed, fds: ChildFds) -> ! {
+    if let Err(e) = setup(armed, &fds) {
+        fail(&fds.status, e, EXIT_SETUP_FAILED);
+    }
+    init::run(armed, fds)
+}
+
+fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<(), ChildError<'a>> {
+    // 4a. Die with the supervisor: nothing must outlive it.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .step("init", "set parent-death signal")?;
+    // 4b. Keep only our pipes (and stdio): fds inherited by the supervisor stay outside.
+    let mut keep = [
+        fds.release.as_raw_fd(),
+        fds.status.as_raw_fd(),
+        fds.result.as_raw_fd(),
+    ];
+    keep.sort_unstable();
+    let mut next = 3;
+    for fd in keep {
+        sys::close_range(next, fd as u32 - 1).step("init", "close inherited fds")?;
+        next = fd as u32 + 1;
+    }
+    sys::close_range(next, u32::MAX).step("init", "close inherited fds")?;
+    // 4c. Wait until the supervisor wrote the uid/gid maps (and attached the cgroup).
+    let mut byte = [0u8; 1];
+    match nix::unistd::read(fds.release.as_fd(), &mut byte) {
+        Ok(1) => {}
+        Ok(_) => sys::exit_now(EXIT_SETUP_FAILED),
+        Err(e) => return Err(ChildError::new("init", "wait for release", e)),
+    }
+    // 4d. As host root in a user namespace, take the mapped ids now: uid 0 is unmapped
+    //     inside, and nothing can be created on a filesystem until the fsuid is mapped.
+    if armed.identity.switch == Switch::InInit {
+        switch_identity(&armed.identity)?;
+    }
+    // 4e. Namespaces: hostname and loopback.
+    if let Some(name) = &armed.hostname {
+        nix::unistd::sethostname(name).step("namespaces", "sethostname")?;
+    }
+    if armed.loopback {
+        sys::loopback_up().step("namespaces", "bring loopback up")?;
+    }
+    // 4f. The filesystem view, ending in pivot_root with the old root detached.
+    if let Some(fs) = &armed.filesystem {
+        filesystem::child_apply(fs)?;
+    }
+    // 4g. Time and cgroup namespaces apply to the payload (unshare affects children for
+    //     time; cgroup must come after the cgroup attach, which happened before release).
+    if !armed.unshare_for_payload.is_empty() {
+        nix::sched::unshare(armed.unshare_for_payload).step("namespaces", "unshare time/cgroup")?;
+    }
+    // 4h. init cannot be ptraced or have its memory read by the payload.
+    nix::sys::prctl::set_dumpable(false).step("init", "set non-dumpable")?;
+    Ok(())
+}
+
+/// The payload, after fork from init: steps 6–10. Never returns.
+pub fn payload_main(armed: &Armed, status: &OwnedFd) -> ! {
+    match prepare_payload(armed) {
+        Ok(()) => exec(armed, status),
+        Err(e) => fail(status, e, EXIT_SETUP_FAILED),
+    }
+}
+
+fn prepare_payload(armed: &Armed) -> Result<(), ChildError<'_>> {
+    // 6. Hygiene that needs privileges or must precede the identity switch.
+    sys::reset_signal_dispositions();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .step("process", "unblock signals")?;
+    if let Some(p) = &armed.process {
+        process::child_apply_early(p)?;
+    }
+    crate::layers::rlimits::child_apply(&armed.rlimits)?;
+    nix::unistd::chdir(armed.cwd.as_c_str()).step_on("process", "chdir", armed.cwd.to_bytes())?;
+    // 7. Capabilities: bounding set first, while CAP_SETPCAP is held; then the uid switch;
+    //    then the remaining sets (a kept capability survives the switch via keepcaps).
+    if let Some(c) = &armed.capabilities {
+        capabilities::child_apply_bounding(c)?;
+        if c.keep_mask != 0 {
+            nix::sys::prctl::set_keepcaps(true).step("capabilities", "set keepcaps")?;
+        }
+    }
+    if armed.identity.switch == Switch::InPayload {
+        switch_identity(&armed.identity)?;
+    }
+    if let Some(c) = &armed.capabilities {
+        capabilities::child_apply_sets(c)?;
+    }
+    if let Some(p) = &armed.process {
+        process::child_apply_no_new_privs(p)?;
+    }
+    Ok(())
+}
+
+fn switch_identity(id: &Identity) -> Result<(), ChildError<'static>> {
+    if id.maps.is_none() {
+        // Real host ids: drop root's supplementary groups too.
+        nix::unistd::setgroups(&[]).step("identity", "setgroups")?;
+    }
+    let gid = nix::unistd::Gid::from_raw(id.gid);
+    let uid = nix::unistd::Uid::from_raw(id.uid);
+    nix::unistd::setresgid(gid, gid, gid).step("identity", "setresgid")?;
+    nix::unistd::setresuid(uid, uid, uid).step("identity", "setresuid")?;
+    Ok(())
+}
+
+/// 10. execve each candidate path: the first that exists wins.
+fn exec(armed: &Armed, status: &OwnedFd) -> ! {
+    let e = &armed.exec;
+    let mut denied: Option<(Errno, &CStr)> = None;
+    let mut last = Errno::ENOENT;
+    for path in &e.candidates {
+        let err = sys::execve(path, &e.argv_ptrs, &e.envp_ptrs);
+        match err {
+            Errno::ENOENT | Errno::ENOTDIR => last = err,
+            Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => {
+                denied.get_or_insert((err, path));
+            }
+            other => {
+                fail(
+                    status,
+                    ChildError::new("exec", "execve", other).with_detail(path.to_bytes()),
+                    EXIT_NOT_EXECUTABLE,
+                );
+            }
+        }
+    }
+    match denied {
+        Some((err, path)) => fail(
+            status,
+            ChildError::new("exec", "execve", err).with_detail(path.to_bytes()),
+            EXIT_NOT_EXECUTABLE,
+        ),
+        None => fail(
+            status,
+            ChildError::new("exec", "execve", last).with_detail(e.program.as_bytes()),
+            EXIT_NOT_FOUND,
+        ),
+    }
+}

@@ -1,0 +1,294 @@
+//! The supervisor: host side of a run. It stays single-threaded until the clone, then
+//! writes the id maps, releases the child, and waits on one poll loop (status pipe,
+//! pidfd, signalfd, timeout): it forwards signals, enforces the timeout, observes what the
+//! kernel applied, and collects the payload's status.
+//!
+//! Nothing here runs in the child: the child's code is in `sandbox`.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::layers::namespaces;
+use crate::observe::{self, Observation};
+use crate::sandbox::init::{waited_signals, Ended, FORWARDED};
+use crate::sandbox::{child_main, Armed, ChildFds};
+use crate::sys::{self, Forked};
+
+/// A failure reported by the child before execve.
+#[derive(Debug, Clone)]
+pub struct ChildFailure {
+    pub layer: String,
+    pub step: String,
+    pub errno: Errno,
+    pub detail: String,
+}
+
+impl ChildFailure {
+    fn decode(bytes: &[u8]) -> ChildFailure {
+        let text = String::from_utf8_lossy(bytes);
+        let mut parts = text.splitn(4, '\t');
+        let layer = parts.next().unwrap_or("child").to_string();
+        let step = parts.next().unwrap_or("setup").to_string();
+        let errno = parts
+            .next()
+            .and_then(|n| n.parse::<i32>().ok())
+            .map(Errno::from_raw)
+            .unwrap_or(Errno::UnknownErrno);
+        let detail = parts.next().unwrap_or("").to_string();
+        ChildFailure {
+            layer,
+            step,
+            errno,
+            detail,
+        }
+    }
+}
+
+impl std::fmt::Display for ChildFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.layer, self.step)?;
+        if !self.detail.is_empty() {
+            write!(f, " {}", self.detail)?;
+        }
+        write!(f, ": {} ({})", self.errno.desc(), self.errno)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub ended: Option<Ended>,
+    pub failure: Option<ChildFailure>,
+    pub timed_out: bool,
+    pub signals_forwarded: Vec<i32>,
+    pub observation: Observation,
+    pub wall: Duration,
+    pub exit_code: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{step}: {source}")]
+    Sys {
+        step: &'static str,
+        #[source]
+        source: Errno,
+    },
+    #[error("namespaces: write uid/gid maps: {0}")]
+    Maps(#[source] std::io::Error),
+}
+
+fn sys_err(step: &'static str) -> impl FnOnce(Errno) -> LaunchError {
+    move |source| LaunchError::Sys { step, source }
+}
+
+/// Start the sandbox and wait for it. `armed` was fully prepared; nothing is created
+/// before this function.
+pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
+    let start = Instant::now();
+    let cloexec = OFlag::O_CLOEXEC;
+    let (release_r, release_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
+    let (status_r, status_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
+    let (result_r, result_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
+
+    // Signals to forward are blocked and read from a signalfd; init inherits the mask.
+    let waited = waited_signals();
+    let mut previous_mask = SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&waited),
+        Some(&mut previous_mask),
+    )
+    .map_err(sys_err("block signals"))?;
+    let mut forwarded = SigSet::empty();
+    for s in FORWARDED {
+        forwarded.add(s);
+    }
+    let sigfd = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(sys_err("create signalfd"))?;
+
+    if armed.identity.maps.is_some() && nix::unistd::geteuid().is_root() {
+        // Root's supplementary groups would be inherited by the sandbox and still count
+        // for host permission checks; setgroups is denied inside, so drop them here.
+        nix::unistd::setgroups(&[]).map_err(sys_err("drop supplementary groups"))?;
+    }
+
+    // 2. Clone with the namespace flags. The process is single-threaded here.
+    let (child, pidfd) = match sys::clone_fork(armed.clone_flags, None).map_err(sys_err("clone"))? {
+        Forked::Child => {
+            drop(release_w);
+            drop(status_r);
+            drop(result_r);
+            drop(sigfd);
+            child_main(
+                armed,
+                ChildFds {
+                    release: release_r,
+                    status: status_w,
+                    result: result_w,
+                },
+            )
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(release_r);
+    drop(status_w);
+    drop(result_w);
+
+    // 3. Maps (only the parent namespace may write them), then release the child.
+    if let Some(maps) = &armed.identity.maps {
+        if let Err(e) = namespaces::write_id_maps(child, maps) {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = waitpid(child, None);
+            return Err(LaunchError::Maps(e));
+        }
+    }
+    sys::write_all(release_w.as_fd(), b"1").map_err(sys_err("release child"))?;
+    drop(release_w);
+
+    let mut outcome = wait_loop(armed, child, &pidfd, status_r, result_r, &sigfd, start);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
+    outcome.wall = start.elapsed();
+    Ok(outcome)
+}
+
+fn wait_loop(
+    armed: &Armed,
+    child: Pid,
+    pidfd: &OwnedFd,
+    status_r: OwnedFd,
+    result_r: OwnedFd,
+    sigfd: &SignalFd,
+    start: Instant,
+) -> Outcome {
+    let deadline = armed.timeout.map(|t| start + t);
+    let mut status_r = Some(status_r);
+    let mut message = Vec::new();
+    let mut observation = Observation::default();
+    let mut timed_out = false;
+    let mut forwarded_list = Vec::new();
+    let mut child_exited = false;
+    while !child_exited {
+        let timeout = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        let mut fds = vec![
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+        ];
+        if let Some(s) = &status_r {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+            Ok(0) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
+                    timed_out = true;
+                    // Killing init ends the whole pid namespace.
+                    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                    if let Some(p) = observation.payload_pid {
+                        let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+                    }
+                }
+                continue;
+            }
+            Ok(_) => {}
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (pid_ready, sig_ready, status_ready) = (ready(0), ready(1), ready(2));
+        drop(fds);
+        if sig_ready {
+            while let Ok(Some(info)) = sigfd.read_signal() {
+                let sig = info.ssi_signo as i32;
+                forwarded_list.push(sig);
+                let _ = sys::pidfd_send_signal(pidfd.as_fd(), sig);
+            }
+        }
+        if status_ready {
+            let mut buf = [0u8; 1024];
+            let fd = status_r.as_ref().expect("polled status pipe is open");
+            match nix::unistd::read(fd.as_fd(), &mut buf) {
+                Ok(0) => {
+                    status_r = None;
+                    if message.is_empty() {
+                        // EOF without a message: execve succeeded.
+                        observation = observe::observe(child, &armed.plan);
+                    }
+                }
+                Ok(n) => message.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
+                Err(_) => status_r = None,
+            }
+        }
+        if pid_ready {
+            child_exited = true;
+        }
+    }
+    let wait = loop {
+        match waitpid(child, None) {
+            Err(Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    // Drain whatever the status pipe still holds (the payload may have failed fast).
+    if let Some(fd) = status_r.take() {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = nix::unistd::read(fd.as_fd(), &mut buf) {
+            if n == 0 {
+                break;
+            }
+            message.extend_from_slice(&buf[..n]);
+        }
+    }
+    let mut result = [0u8; 8];
+    let ended = match nix::unistd::read(result_r.as_fd(), &mut result) {
+        Ok(8) => Ended::decode(&result),
+        _ => None,
+    };
+    let failure = (!message.is_empty()).then(|| ChildFailure::decode(&message));
+    let init_code = match wait {
+        Ok(WaitStatus::Exited(_, c)) => c,
+        Ok(WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
+        _ => crate::sandbox::EXIT_SETUP_FAILED,
+    };
+    let exit_code = if timed_out {
+        124
+    } else if let Some(f) = &failure {
+        match f.layer.as_str() {
+            "exec" => init_code,
+            _ => crate::sandbox::EXIT_SETUP_FAILED,
+        }
+    } else if let Some(e) = ended {
+        e.exit_code()
+    } else {
+        init_code
+    };
+    let _ = pidfd.as_raw_fd();
+    Outcome {
+        ended,
+        failure,
+        timed_out,
+        signals_forwarded: forwarded_list,
+        observation,
+        wall: Duration::ZERO,
+        exit_code,
+    }
+}

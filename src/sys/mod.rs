@@ -1,0 +1,374 @@
+//! The only place with `unsafe`: thin wrappers over the syscalls the safe crates do not
+//! cover (clone3, mount_setattr, close_range, capability prctls, execve with prepared
+//! pointer arrays, signal dispositions, the loopback ioctl). Every block says why it is sound.
+//! Wrappers return `Errno` and never allocate, so the child may call them before execve.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` from linux/sched.h (version 2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Which side of a fork-like clone we are on.
+pub enum Forked {
+    Child,
+    Parent { pid: Pid, pidfd: OwnedFd },
+}
+
+/// Fork-like `clone3`: new namespaces per `flags` (CLONE_NEW*), a pidfd for the child, and
+/// optionally start the child inside a cgroup v2 directory (CLONE_INTO_CGROUP).
+/// The caller must be single-threaded (the child is a copy of this one thread).
+pub fn clone_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags: flags | CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 with no stack behaves like fork: the child continues on a copy of this
+    // stack. `args` and `pidfd` are valid for the call; the kernel writes the pidfd into
+    // `pidfd` in the parent. The process is single-threaded here (caller's contract).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: Pid::from_raw(pid as i32),
+            // SAFETY: with CLONE_PIDFD the kernel stored a new, owned pidfd for the child.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
+}
+
+/// Plain fork, for init starting the payload. The caller is single-threaded.
+pub fn fork() -> Result<Option<Pid>, Errno> {
+    // SAFETY: the process is single-threaded (the sandbox init never starts threads), so the
+    // child cannot inherit a lock held by another thread.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(None),
+        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
+    }
+}
+
+/// Send a signal through a pidfd (no pid-reuse race).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<(), Errno> {
+    // SAFETY: plain syscall with an fd we borrow, a signal number and null info.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+const AT_RECURSIVE: u32 = 0x8000;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Set mount attributes on a mount and every mount below it (`mount_setattr` with
+/// AT_RECURSIVE, Linux 5.12+). Locked flags of the source are kept because they are not cleared.
+pub fn mount_setattr_recursive(path: &CStr, set: u64) -> Result<(), Errno> {
+    let mut attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `path` is a valid C string and `attr` a valid struct of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            AT_RECURSIVE,
+            &mut attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Mark every fd from `first` up as close-on-exec (close_range with CLOSE_RANGE_CLOEXEC).
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range only changes fd flags; no memory is involved.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 4u32) };
+    Errno::result(ret).map(drop)
+}
+
+/// Close every fd in `first..=last`.
+pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: closing fds this process owns by number; callers pass ranges holding no fd
+    // that Rust code still owns as an `OwnedFd`.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    Errno::result(ret).map(drop)
+}
+
+/// Drop one capability from the bounding set (PR_CAPBSET_DROP). Works for numbers newer than
+/// any crate's table. EINVAL means the kernel does not know the number.
+pub fn capbset_drop(cap: u32) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Whether `cap` is still in the bounding set.
+pub fn capbset_read(cap: u32) -> Result<bool, Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+    Errno::result(ret).map(|v| v == 1)
+}
+
+/// Clear the ambient capability set.
+pub fn ambient_clear_all() -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Raise one capability in the ambient set (it must be permitted and inheritable).
+pub fn ambient_raise(cap: u32) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0,
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Set permitted, effective and inheritable sets to exactly `keep` (a bitmask over cap
+/// numbers 0..64) with capset(2), version 3.
+pub fn capset_exact(keep: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let lo = keep as u32;
+    let hi = (keep >> 32) as u32;
+    let data = [
+        Data {
+            effective: lo,
+            permitted: lo,
+            inheritable: lo,
+        },
+        Data {
+            effective: hi,
+            permitted: hi,
+            inheritable: hi,
+        },
+    ];
+    // SAFETY: header and a two-element data array as capset v3 requires; both live for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// execve with prepared, NULL-terminated pointer arrays. Returns only on failure.
+///
+/// `argv` and `envp` must end with a null pointer and point into C strings that outlive
+/// the call; `prepare` builds them before the clone.
+pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    debug_assert!(argv.last().is_some_and(|p| p.is_null()));
+    debug_assert!(envp.last().is_some_and(|p| p.is_null()));
+    // SAFETY: path is a valid C string; argv/envp are null-terminated arrays of pointers to
+    // valid C strings owned by the prepared launch data, alive for the call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
+}
+
+/// Reset every catchable signal to its default action, so the payload does not inherit
+/// ignored signals (e.g. the SIGPIPE that Rust's runtime ignores).
+pub fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL with an empty mask; no handler code is involved.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Bring the loopback interface of the current network namespace up (SIOCSIFFLAGS).
+pub fn loopback_up() -> Result<(), Errno> {
+    #[repr(C)]
+    struct IfReqFlags {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    // SAFETY: creating a datagram socket; the fd is owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let sock = Errno::result(raw)?;
+    // SAFETY: `sock` is a fresh fd we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    let mut req = IfReqFlags {
+        name: [0; 16],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    req.name[..2].copy_from_slice(b"lo");
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write a struct ifreq; IfReqFlags has its
+    // layout (16-byte name, then the flags union member, padded to 40 bytes).
+    unsafe {
+        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req))?;
+    }
+    Ok(())
+}
+
+/// Write all of `buf` to `fd`, retrying on EINTR. No allocation.
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Borrow a raw fd number that the caller knows is open for the duration of the borrow.
+pub fn borrow_raw(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: callers only pass fds they hold open (stdio, or fds owned by the launch data
+    // for the life of the process).
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Make `fd` the process's stdin/stdout/stderr-compatible duplicate at `target`.
+pub fn dup2(fd: RawFd, target: RawFd) -> Result<(), Errno> {
+    // SAFETY: dup2 on fd numbers; no memory is involved.
+    Errno::result(unsafe { libc::dup2(fd, target) }).map(drop)
+}
+
+/// readlink into a caller's buffer; returns the length (not NUL-terminated).
+pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is a valid writable buffer of the length passed.
+    let n = unsafe { libc::readlink(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = Errno::result(n)? as usize;
+    if n >= buf.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(n)
+}
+
+/// Fail with ELOOP if any component of `path` is a symlink (openat2 RESOLVE_NO_SYMLINKS),
+/// so a mount never lands somewhere a symlink redirected it to. Kernels without openat2
+/// (before 5.6) pass unchecked.
+pub fn check_no_symlinks(path: &CStr) -> Result<(), Errno> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS,
+    };
+    // SAFETY: `path` is a valid C string and `how` a valid open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    match Errno::result(fd) {
+        Ok(fd) => {
+            // SAFETY: openat2 returned a new fd that we own and close here.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+            Ok(())
+        }
+        Err(Errno::ENOSYS) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Exit immediately without running atexit handlers or flushing stdio buffers that the
+/// supervisor's copy also holds.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and takes only an integer.
+    unsafe { libc::_exit(code) }
+}
