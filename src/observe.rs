@@ -55,37 +55,41 @@ const STATUS_FIELDS: &[&str] = &[
 ];
 
 pub fn observe(init: Pid, _plan: &Plan) -> Observation {
-    let mut obs = Observation::default();
-    let init_s = init.to_string();
+    let mut obs = Observation {
+        payload_pid: payload_of(init),
+        ..Observation::default()
+    };
+    // The payload's own links: init is non-dumpable, and its memory belongs to the host's
+    // user namespace, so an unprivileged supervisor may not read init's.
+    let (who, names): (String, fn(Kind) -> &'static str) = match obs.payload_pid {
+        Some(pid) => (pid.to_string(), Kind::proc_name_of_process),
+        None => (init.to_string(), Kind::proc_name),
+    };
     for kind in Kind::ALL {
-        let theirs = ns_inode(&init_s, kind.proc_name());
-        let ours = ns_inode("self", kind.proc_name());
+        let theirs = ns_inode(&who, names(kind));
+        let ours = ns_inode("self", kind.proc_name_of_process());
         obs.namespaces.push(NamespaceSeen {
             kind,
             new: theirs.is_some() && theirs != ours,
             inode: theirs,
         });
     }
-    match payload_of(init) {
-        Some(pid) => {
-            obs.payload_pid = Some(pid);
-            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                for line in text.lines() {
-                    if let Some((k, v)) = line.split_once(':') {
-                        if STATUS_FIELDS.contains(&k) {
-                            obs.status.insert(
-                                k.to_string(),
-                                v.split_whitespace().collect::<Vec<_>>().join(" "),
-                            );
-                        }
+    if let Some(pid) = obs.payload_pid {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            for line in text.lines() {
+                if let Some((k, v)) = line.split_once(':') {
+                    if STATUS_FIELDS.contains(&k) {
+                        obs.status.insert(
+                            k.to_string(),
+                            v.split_whitespace().collect::<Vec<_>>().join(" "),
+                        );
                     }
                 }
             }
-            if obs.status.is_empty() {
-                obs.note = Some("payload exited before it could be observed".into());
-            }
         }
-        None => obs.note = Some("payload exited before it could be observed".into()),
+    }
+    if obs.status.is_empty() {
+        obs.note = Some("payload exited before it could be observed".into());
     }
     obs
 }

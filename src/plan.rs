@@ -215,8 +215,34 @@ pub fn plan(profile: &Profile, host: &Host, without: &[Layer]) -> Plan {
         notes: Vec::new(),
     });
 
+    // capabilities: dropping the bounding set needs CAP_SETPCAP, which an unprivileged
+    // caller has only inside a user namespace.
+    let caps_req = requested(Layer::Capabilities);
+    let mut caps_notes = Vec::new();
+    let caps_decision = match (caps_req, profile.capabilities.as_ref()) {
+        (Requirement::Off, _) | (_, None) => Decision::Skip(off_reason(Layer::Capabilities)),
+        (req, Some(_)) if !host.is_root && !kinds.contains(&Kind::User) => match &userns_blocker {
+            Some((why, fix)) => cannot(
+                req,
+                format!("the bounding set can only be dropped with CAP_SETPCAP, which needs a user namespace when not root: {why}"),
+                fix,
+            ),
+            None => {
+                kinds.push(Kind::User);
+                caps_notes.push("a user namespace is created to drop the bounding set (the namespaces layer is off)".into());
+                Decision::Apply
+            }
+        },
+        _ => Decision::Apply,
+    };
+    layers.push(LayerPlan {
+        layer: Layer::Capabilities,
+        requested: caps_req,
+        decision: caps_decision,
+        notes: caps_notes,
+    });
+
     for (layer, present) in [
-        (Layer::Capabilities, profile.capabilities.is_some()),
         (Layer::Rlimits, profile.rlimits.is_some()),
         (Layer::Process, profile.process.is_some()),
         (Layer::Landlock, false),

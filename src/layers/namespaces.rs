@@ -154,6 +154,15 @@ impl Kind {
         }
     }
 
+    /// The file under /proc/PID/ns/ for the process's own namespace.
+    pub fn proc_name_of_process(self) -> &'static str {
+        match self {
+            Kind::Pid => "pid",
+            Kind::Time => "time",
+            other => other.proc_name(),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::User => "user",

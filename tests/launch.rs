@@ -1,0 +1,265 @@
+//! The launcher's contract: exit codes, signal forwarding, reaping, timeout, the report.
+
+mod common;
+use common::*;
+
+use std::time::{Duration, Instant};
+
+both!(exit_codes_follow_the_payload, |who| {
+    let cases: &[(&[&str], i32)] = &[
+        (&["/bin/sh", "-c", "exit 3"], 3),
+        (&["/bin/true"], 0),
+        (&["/bin/sh", "-c", "kill -9 $$"], 137),
+        (&["/bin/sh", "-c", "kill -TERM $$"], 143),
+        (&["no-such-program-anywhere"], 127),
+        (&["/etc/passwd"], 126),
+        (&["/usr"], 126),
+    ];
+    for (cmd, code) in cases {
+        let mut args = vec!["run", "-p", "strict", "--"];
+        args.extend_from_slice(cmd);
+        let o = run(who, &args);
+        assert_code(&o, *code);
+    }
+    let o = run(
+        who,
+        &["run", "-p", "strict", "--", "no-such-program-anywhere"],
+    );
+    assert!(
+        stderr(&o).contains("cannot run no-such-program-anywhere"),
+        "{}",
+        stderr(&o)
+    );
+});
+
+both!(program_found_through_the_sandbox_path, |who| {
+    let o = run(who, &["run", "-p", "strict", "--", "id", "-u"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "1000\n");
+});
+
+both!(signals_are_forwarded_to_the_payload, |who| {
+    for (sig, name) in [
+        (nix::sys::signal::Signal::SIGTERM, "TERM"),
+        (nix::sys::signal::Signal::SIGUSR1, "USR1"),
+        (nix::sys::signal::Signal::SIGINT, "INT"),
+    ] {
+        let script = format!(
+            "trap 'echo got {name}; exit 42' {name}; echo ready; while :; do sleep 0.05; done"
+        );
+        let mut child = command(
+            who,
+            &["run", "-p", "strict", "--", "/bin/sh", "-c", &script],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut buf = [0u8; 6];
+        std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+        assert_eq!(&buf, b"ready\n");
+        // The launcher (through setpriv, which execs it: same pid) gets the signal.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(rest, format!("got {name}\n"));
+        assert_eq!(
+            status.code(),
+            Some(42),
+            "payload's own exit status after {name}"
+        );
+    }
+});
+
+both!(orphans_are_reaped, |who| {
+    // A grandchild orphaned inside the sandbox must not stay a zombie: init reaps it.
+    let script = "sh -c 'sleep 0.2 & exit 0'; sleep 0.8; \
+                  for s in /proc/[0-9]*/status; do grep -q '^State:.*Z' $s 2>/dev/null && echo ZOMBIE $s; done; echo reaped";
+    let o = run(who, &["run", "-p", "strict", "--", "/bin/sh", "-c", script]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "reaped\n");
+});
+
+both!(payload_is_not_pid_one, |who| {
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $$; cat /proc/1/comm 2>&1 | head -c 100",
+        ],
+    );
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    assert!(out.starts_with("2\n"), "{out}");
+});
+
+both!(timeout_kills_the_whole_sandbox, |who| {
+    let start = Instant::now();
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--timeout",
+            "1s",
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 60 & sleep 60 & wait",
+        ],
+    );
+    assert_code(&o, 124);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(stderr(&o).contains("timed out"), "{}", stderr(&o));
+    // The profile's own timeout works too.
+    let dir = Scratch::new("timeout");
+    let profile = dir.write(
+        "p.yaml",
+        "extends: strict\nlayers:\n  process:\n    timeout: 500ms\n",
+    );
+    let o = run(who, &["run", "-p", &profile, "--", "sleep", "60"]);
+    assert_code(&o, 124);
+});
+
+both!(report_matches_what_the_kernel_shows, |who| {
+    let dir = Scratch::new("report");
+    let report = dir.path().join("report.json");
+    let _ = std::process::Command::new("chmod")
+        .arg("0777")
+        .arg(dir.path())
+        .status();
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--report",
+            report.to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 0.3; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status",
+        ],
+    );
+    assert_code(&o, 0);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["exit_code"], 0);
+    let layers = json["layers"].as_array().unwrap();
+    let outcome = |name: &str| {
+        layers
+            .iter()
+            .find(|l| l["layer"] == name)
+            .map(|l| l["outcome"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    for l in [
+        "namespaces",
+        "filesystem",
+        "capabilities",
+        "rlimits",
+        "process",
+    ] {
+        assert_eq!(outcome(l), "applied", "{l}");
+    }
+    let observed = &json["observed"];
+    let status = &observed["status"];
+    assert_eq!(status["CapEff"], "0000000000000000");
+    assert_eq!(status["CapBnd"], "0000000000000000");
+    assert_eq!(status["NoNewPrivs"], "1");
+    // The payload's own view agrees with the report.
+    assert_eq!(stdout(&o), "CapEff:\t0000000000000000\nNoNewPrivs:\t1\n");
+    let new_ns: Vec<&str> = observed["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["new"] == true)
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "user", "pid", "mount", "net", "ipc", "uts", "cgroup", "time",
+    ] {
+        assert!(new_ns.contains(&k), "{k} namespace is new: {new_ns:?}");
+    }
+    // Switched off with --without: reported as skipped, and the kernel agrees.
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--without",
+            "process",
+            "--report",
+            report.to_str().unwrap(),
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 0.3",
+        ],
+    );
+    assert_code(&o, 0);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let p = json["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["layer"] == "process")
+        .unwrap()
+        .clone();
+    assert_eq!(p["outcome"], "skipped");
+    assert!(p["reason"].as_str().unwrap().contains("--without process"));
+    assert_eq!(json["observed"]["status"]["NoNewPrivs"], "0");
+});
+
+both!(verbose_prints_the_layer_table, |who| {
+    let o = run(who, &["run", "-v", "-p", "strict", "--", "/bin/true"]);
+    assert_code(&o, 0);
+    let err = stderr(&o);
+    for l in [
+        "namespaces",
+        "filesystem",
+        "capabilities",
+        "rlimits",
+        "process",
+    ] {
+        assert!(
+            err.lines()
+                .any(|line| line.trim_start().starts_with(l) && line.contains("applied")),
+            "{l}: {err}"
+        );
+    }
+});
+
+both!(dry_run_creates_nothing_and_shows_the_plan, |who| {
+    let o = run(
+        who,
+        &[
+            "run",
+            "--dry-run",
+            "-p",
+            "strict",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo RAN",
+        ],
+    );
+    assert_code(&o, 0);
+    assert!(!stdout(&o).contains("RAN\n"));
+    assert!(stdout(&o).contains("filesystem"), "{}", stdout(&o));
+});

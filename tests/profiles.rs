@@ -1,0 +1,288 @@
+//! Bad input gets a clear error with file:line:col and exit 125, never a panic; chroot is
+//! refused; a required layer the host cannot give stops the run before anything exists.
+
+mod common;
+use common::*;
+
+fn check_error(yaml: &str, expect_loc: &str, expect_msg: &str) {
+    let dir = Scratch::new("bad");
+    let path = dir.write("bad.yaml", yaml);
+    let o = run(As::Root, &["run", "-p", &path, "--", "/bin/true"]);
+    assert_code(&o, 125);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{path}:{expect_loc}:")),
+        "want {path}:{expect_loc} in: {err}"
+    );
+    assert!(err.contains(expect_msg), "want {expect_msg:?} in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // `check` reports the same problem with exit 1.
+    let o = run(As::Root, &["check", &path]);
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!("{path}:{expect_loc}:")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unknown_key_is_an_error_with_its_location() {
+    check_error(
+        "layers:\n  process:\n    no-new-priv: true\n",
+        "3:5",
+        "unknown field `no-new-priv`",
+    );
+}
+
+#[test]
+fn unknown_layer_section_is_an_error() {
+    check_error(
+        "layers:\n  apparmor:\n    mode: required\n",
+        "2:3",
+        "unknown field `apparmor`",
+    );
+}
+
+#[test]
+fn wrong_type_is_an_error() {
+    check_error(
+        "layers:\n  namespaces:\n    uid: nobody\n",
+        "3:10",
+        "invalid",
+    );
+}
+
+#[test]
+fn yaml_1_1_booleans_are_refused() {
+    check_error(
+        "layers:\n  process:\n    no-new-privs: yes\n",
+        "3:19",
+        "write true or false",
+    );
+}
+
+#[test]
+fn relative_and_dotdot_paths_are_errors() {
+    check_error(
+        "layers:\n  filesystem:\n    mounts:\n      - ro-bind: usr\n",
+        "4:18",
+        "relative",
+    );
+    check_error(
+        "layers:\n  filesystem:\n    mounts:\n      - tmpfs: /tmp/../etc\n",
+        "4:16",
+        "'..'",
+    );
+    check_error("layers:\n  process:\n    cwd: work\n", "3:10", "relative");
+}
+
+#[test]
+fn duplicate_mount_targets_are_errors() {
+    check_error(
+        "layers:\n  filesystem:\n    mounts:\n      - ro-bind: /usr\n      - tmpfs: /usr\n",
+        "5:16",
+        "duplicate mount target /usr (first at line 4, column 18)",
+    );
+}
+
+#[test]
+fn duplicate_keys_are_errors() {
+    check_error("name: a\nname: b\n", "2:1", "duplicate");
+}
+
+#[test]
+fn bad_values_are_errors() {
+    check_error(
+        "layers:\n  rlimits:\n    fsize: 12Q\n",
+        "3:12",
+        "unknown unit",
+    );
+    check_error(
+        "layers:\n  capabilities:\n    keep: [CAP_NOPE]\n",
+        "3:12",
+        "unknown capability",
+    );
+    check_error(
+        "layers:\n  process:\n    timeout: soon\n",
+        "3:14",
+        "duration",
+    );
+    check_error(
+        "layers:\n  namespaces:\n    mode: sometimes\n",
+        "3:11",
+        "unknown variant",
+    );
+}
+
+#[test]
+fn extends_cycle_is_an_error() {
+    let dir = Scratch::new("cycle");
+    let a = dir.write("a.yaml", "extends: b.yaml\n");
+    dir.write("b.yaml", "extends: a.yaml\n");
+    let o = run(As::Root, &["check", &a]);
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains("extends cycle"), "{}", stderr(&o));
+}
+
+#[test]
+fn extends_missing_profile_is_an_error() {
+    check_error("extends: no-such-profile\n", "1:10", "no profile named");
+}
+
+#[test]
+fn oversized_profile_is_refused() {
+    let dir = Scratch::new("big");
+    let big = format!("description: \"{}\"\n", "x".repeat(1_100_000));
+    let path = dir.write("big.yaml", &big);
+    let o = run(As::Root, &["run", "-p", &path, "--", "/bin/true"]);
+    assert_code(&o, 125);
+    assert!(stderr(&o).contains("byte limit"), "{}", stderr(&o));
+}
+
+#[test]
+fn alias_bomb_is_refused_quickly() {
+    let mut yaml = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let prev = i - 1;
+        yaml.push_str(&format!("a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"));
+    }
+    let dir = Scratch::new("bomb");
+    let path = dir.write("bomb.yaml", &yaml);
+    let o = run(As::Root, &["check", &path]);
+    assert_code(&o, 1);
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn chroot_key_is_refused_with_an_explanation() {
+    for yaml in [
+        "chroot: /srv/jail\n",
+        "layers:\n  filesystem:\n    chroot: /srv/jail\n",
+        "layers:\n  chroot:\n    mode: required\n",
+    ] {
+        let dir = Scratch::new("chroot");
+        let path = dir.write("c.yaml", yaml);
+        let o = run(As::Root, &["run", "-p", &path, "--", "/bin/true"]);
+        assert_code(&o, 125);
+        let err = stderr(&o);
+        assert!(err.contains("chroot is not a security boundary"), "{err}");
+        assert!(
+            err.contains("filesystem") && err.contains("landlock"),
+            "names the alternatives: {err}"
+        );
+    }
+}
+
+#[test]
+fn chroot_flag_is_refused() {
+    let o = run(
+        As::Root,
+        &["run", "--chroot", "/srv/jail", "--", "/bin/true"],
+    );
+    assert_code(&o, 125);
+    assert!(
+        stderr(&o).contains("chroot is not a security boundary"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(As::Root, &["run", "--without", "chroot", "--", "/bin/true"]);
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("chroot is not a layer"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+both!(
+    required_layer_the_host_cannot_give_is_refused_before_anything_runs,
+    |who| {
+        // /proc needs a pid namespace; with namespaces off, a required filesystem refuses.
+        let dir = Scratch::new("refuse");
+        let marker = dir.path().join("ran");
+        let _ = std::process::Command::new("chmod")
+            .arg("0777")
+            .arg(dir.path())
+            .status();
+        let o = run(
+            who,
+            &[
+                "run",
+                "-p",
+                "strict",
+                "--without",
+                "namespaces",
+                "--",
+                "/bin/sh",
+                "-c",
+                &format!("touch {}", marker.display()),
+            ],
+        );
+        assert_code(&o, 125);
+        let err = stderr(&o);
+        assert!(err.contains("filesystem:"), "names the layer: {err}");
+        assert!(
+            err.contains("no new pid namespace"),
+            "names the reason: {err}"
+        );
+        assert!(err.contains("fix:"), "names the fix: {err}");
+        assert!(!marker.exists(), "nothing ran");
+        // best-effort degrades instead, and says so.
+        let profile = dir.write(
+            "p.yaml",
+            "extends: strict\nlayers:\n  filesystem:\n    mode: best-effort\n",
+        );
+        let o = run(
+            who,
+            &[
+                "run",
+                "-p",
+                &profile,
+                "--without",
+                "namespaces",
+                "--",
+                "/bin/true",
+            ],
+        );
+        assert_code(&o, 0);
+        assert!(stderr(&o).contains("filesystem degraded"), "{}", stderr(&o));
+    }
+);
+
+both!(
+    required_namespaces_refused_without_a_user_namespace_for_unprivileged,
+    |who| {
+        let dir = Scratch::new("nouserns");
+        let profile = dir.write(
+            "p.yaml",
+            "extends: strict\nlayers:\n  namespaces:\n    user: false\n",
+        );
+        let o = run(who, &["run", "-p", &profile, "--", "/bin/true"]);
+        if who == As::Root {
+            // Root needs no user namespace; the payload still runs unprivileged.
+            assert_code(&o, 0);
+            let o = run(who, &["run", "-p", &profile, "--", "id", "-u"]);
+            assert_eq!(stdout(&o), "65534\n");
+        } else {
+            assert_code(&o, 125);
+            assert!(stderr(&o).contains("namespaces:"), "{}", stderr(&o));
+            assert!(stderr(&o).contains("user: true"), "{}", stderr(&o));
+        }
+    }
+);
+
+#[test]
+fn every_shipped_profile_checks() {
+    let o = run(As::Root, &["profiles", "list"]);
+    assert_code(&o, 0);
+    let names: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"strict".to_string()));
+    for n in names {
+        let o = run(As::Root, &["check", &n]);
+        assert_code(&o, 0);
+    }
+}
