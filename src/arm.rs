@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sched::CloneFlags;
 
 use crate::layers::namespaces::Kind;
-use crate::layers::{capabilities, filesystem, process, Layer};
+use crate::layers::{capabilities, filesystem, landlock, process, seccomp, Layer};
 use crate::plan::Plan;
 use crate::profile::Profile;
 use crate::sandbox::{Armed, Exec};
@@ -67,6 +67,24 @@ pub fn arm(
     };
     let timeout = timeout.or(process_cfg.and_then(|c| c.timeout));
     let exec = Exec::new(command, envp)?;
+    let landlock = plan.landlock.as_ref().map(landlock::prepare);
+    let (seccomp, init_seccomp) = match profile
+        .seccomp
+        .as_ref()
+        .filter(|_| plan.applies(Layer::Seccomp))
+    {
+        Some(policy) => (
+            Some(
+                seccomp::prepare(policy, plan.landlock_net_rules)
+                    .map_err(|e| format!("seccomp: prepare: {e}"))?,
+            ),
+            Some(
+                seccomp::prepare_init()
+                    .map_err(|e| format!("seccomp: prepare init filter: {e}"))?,
+            ),
+        ),
+        None => (None, None),
+    };
     Ok(Armed {
         clone_flags,
         unshare_for_payload,
@@ -76,6 +94,9 @@ pub fn arm(
         capabilities,
         rlimits,
         process: process_cfg.map(process::prepare),
+        landlock,
+        seccomp,
+        init_seccomp,
         identity: plan.identity.clone(),
         cwd: CString::new(cwd).map_err(|_| "working directory contains a NUL byte")?,
         exec,

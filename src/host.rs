@@ -26,6 +26,8 @@ pub struct Host {
     pub cap_last_cap: u32,
     pub time_namespace: bool,
     pub cgroup_namespace: bool,
+    /// Landlock ABI version (0: no Landlock).
+    pub landlock_abi: u32,
 }
 
 fn read_trim(root: &Path, rel: &str) -> Option<String> {
@@ -78,6 +80,7 @@ impl Host {
                 .unwrap_or(40),
             time_namespace: root.join("proc/self/ns/time").exists(),
             cgroup_namespace: root.join("proc/self/ns/cgroup").exists(),
+            landlock_abi: crate::layers::landlock::host_abi(),
         }
     }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::host::Host;
 use crate::layers::namespaces::{IdMaps, Kind};
-use crate::layers::{Decision, Layer};
+use crate::layers::{landlock, seccomp, Decision, Layer};
 use crate::profile::{Profile, Requirement};
 
 /// The decision for one layer, with notes worth telling the user.
@@ -56,6 +56,11 @@ pub struct Plan {
     pub identity: Identity,
     /// A fresh /proc can be mounted (there is a new pid namespace).
     pub fresh_proc: bool,
+    /// What Landlock will enforce, when it applies.
+    #[serde(skip)]
+    pub landlock: Option<landlock::Plan>,
+    /// Landlock TCP rules are in force (seccomp then refuses MPTCP).
+    pub landlock_net_rules: bool,
 }
 
 impl Plan {
@@ -245,8 +250,6 @@ pub fn plan(profile: &Profile, host: &Host, without: &[Layer]) -> Plan {
     for (layer, present) in [
         (Layer::Rlimits, profile.rlimits.is_some()),
         (Layer::Process, profile.process.is_some()),
-        (Layer::Landlock, false),
-        (Layer::Seccomp, false),
     ] {
         let req = requested(layer);
         let decision = if req == Requirement::Off || !present {
@@ -262,6 +265,67 @@ pub fn plan(profile: &Profile, host: &Host, without: &[Layer]) -> Plan {
         });
     }
 
+    // landlock: ABI negotiation decides what is enforced, before anything exists.
+    let ll_req = requested(Layer::Landlock);
+    let mut landlock_plan = None;
+    let mut ll_notes = Vec::new();
+    let ll_decision = match (ll_req, profile.landlock.as_ref()) {
+        (Requirement::Off, _) | (_, None) => Decision::Skip(off_reason(Layer::Landlock)),
+        (req, Some(policy)) => {
+            let (decision, lp) =
+                landlock::preflight(policy, req, host.landlock_abi, policy.abi_cap);
+            ll_notes.push(format!("ABI {} (host {})", lp.abi, lp.host_abi));
+            ll_notes.extend(lp.dropped.iter().map(|d| format!("dropped: {d}")));
+            ll_notes.extend(lp.unrestricted.iter().cloned());
+            if decision.applies() {
+                landlock_plan = Some(lp);
+            }
+            decision
+        }
+    };
+    let landlock_net_rules = landlock_plan
+        .as_ref()
+        .is_some_and(|lp| !lp.handled_net.is_empty());
+
+    // seccomp: the filter is compiled in `arm`; here only host support is decided.
+    let sc_req = requested(Layer::Seccomp);
+    let mut sc_notes = Vec::new();
+    let sc_decision = match (sc_req, profile.seccomp.as_ref()) {
+        (Requirement::Off, _) | (_, None) => Decision::Skip(off_reason(Layer::Seccomp)),
+        (_, Some(policy)) => {
+            let mut policy = policy.clone();
+            policy.mode = sc_req;
+            seccomp::preflight(&policy)
+        }
+    };
+    if sc_decision.applies() {
+        let nnp = profile.process.as_ref().is_some_and(|p| p.no_new_privs)
+            && requested(Layer::Process) != Requirement::Off;
+        if !nnp {
+            sc_notes.push("no_new_privs is set anyway: the kernel requires it to install a filter without CAP_SYS_ADMIN".into());
+        }
+        if landlock_net_rules {
+            sc_notes.push("MPTCP sockets refused: Landlock's TCP rules do not cover them".into());
+        }
+    }
+    if let Some(policy) = profile.landlock.as_ref().filter(|_| ll_decision.applies()) {
+        if let Some(gap) = landlock::mptcp_gap(policy, &sc_decision) {
+            ll_notes.push(gap);
+        }
+    }
+    layers.push(LayerPlan {
+        layer: Layer::Landlock,
+        requested: ll_req,
+        decision: ll_decision,
+        notes: ll_notes,
+    });
+    layers.push(LayerPlan {
+        layer: Layer::Seccomp,
+        requested: sc_req,
+        decision: sc_decision,
+        notes: sc_notes,
+    });
+
     let identity = identity(profile, host, kinds.contains(&Kind::User));
     Plan {
         profile: profile.name.clone(),
@@ -269,6 +333,8 @@ pub fn plan(profile: &Profile, host: &Host, without: &[Layer]) -> Plan {
         namespaces: kinds,
         identity,
         fresh_proc,
+        landlock: landlock_plan,
+        landlock_net_rules,
     }
 }
 

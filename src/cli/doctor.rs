@@ -119,6 +119,22 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
         (host.legacy_tiocsti != Some(false))
             .then(|| "sysctl -w dev.tty.legacy_tiocsti=0 (host-wide hardening)".to_string()),
     ));
+    out.push(finding(
+        "landlock",
+        host.landlock_abi > 0,
+        if host.landlock_abi > 0 {
+            format!("Landlock ABI {}", host.landlock_abi)
+        } else {
+            "Landlock not available (kernel without it, or not in the lsm= boot list)".to_string()
+        },
+        (host.landlock_abi == 0).then(|| "boot with lsm=landlock,... (Linux 5.13+); Landlock TCP rules need 6.7+, scopes 6.12+".to_string()),
+    ));
+    for (k, v) in crate::layers::landlock::doctor() {
+        out.push(finding("landlock", true, format!("{k}: {v}"), None));
+    }
+    for (k, v) in crate::layers::seccomp::doctor() {
+        out.push(finding("seccomp", true, format!("{k}: {v}"), None));
+    }
     if json {
         println!(
             "{}",

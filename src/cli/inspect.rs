@@ -46,7 +46,9 @@ pub fn explain_layer(p: &Profile, host: &Host, layer: Layer) -> Vec<String> {
         Layer::Capabilities => p.capabilities.as_ref().map(layers::capabilities::explain),
         Layer::Rlimits => p.rlimits.as_ref().map(layers::rlimits::explain),
         Layer::Process => p.process.as_ref().map(layers::process::explain),
-        Layer::Cgroups | Layer::Landlock | Layer::Seccomp => None,
+        Layer::Landlock => p.landlock.as_ref().map(layers::landlock::explain),
+        Layer::Seccomp => p.seccomp.as_ref().map(layers::seccomp::explain),
+        Layer::Cgroups => None,
     }
     .unwrap_or_default()
 }

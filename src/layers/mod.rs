@@ -10,9 +10,11 @@ use serde::Serialize;
 
 pub mod capabilities;
 pub mod filesystem;
+pub mod landlock;
 pub mod namespaces;
 pub mod process;
 pub mod rlimits;
+pub mod seccomp;
 
 /// Every layer, in launch order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

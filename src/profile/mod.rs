@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::layers::{capabilities, filesystem, namespaces, process, rlimits};
+use crate::layers::{capabilities, filesystem, landlock, namespaces, process, rlimits, seccomp};
 pub use types::{Loc, ProfileError, Requirement, SandboxPath};
 
 /// Largest profile file accepted.
@@ -24,6 +24,10 @@ const MAX_EXTENDS_DEPTH: usize = 16;
 pub const SHIPPED: &[(&str, &str)] = &[
     ("base", include_str!("../../profiles/base.yaml")),
     ("strict", include_str!("../../profiles/strict.yaml")),
+    (
+        "seccomp-default",
+        include_str!("../../profiles/seccomp-default.yaml"),
+    ),
 ];
 
 pub const CHROOT_REFUSAL: &str = "chroot is not a security boundary: chroot(2) says it is not \
@@ -53,6 +57,8 @@ pub struct Sections {
     pub capabilities: Option<capabilities::Section>,
     pub rlimits: Option<rlimits::Section>,
     pub process: Option<process::Section>,
+    pub landlock: Option<landlock::Section>,
+    pub seccomp: Option<seccomp::Section>,
 }
 
 fn merge_opt<T>(parent: Option<T>, child: Option<T>, merge: fn(T, T) -> T) -> Option<T> {
@@ -82,6 +88,8 @@ impl Sections {
             ),
             rlimits: merge_opt(parent.rlimits, child.rlimits, rlimits::Section::merge),
             process: merge_opt(parent.process, child.process, process::Section::merge),
+            landlock: merge_opt(parent.landlock, child.landlock, landlock::Section::merge),
+            seccomp: merge_opt(parent.seccomp, child.seccomp, seccomp::Section::merge),
         }
     }
 }
@@ -128,6 +136,8 @@ pub struct Profile {
     pub capabilities: Option<capabilities::Config>,
     pub rlimits: Option<rlimits::Config>,
     pub process: Option<process::Config>,
+    pub landlock: Option<landlock::Policy>,
+    pub seccomp: Option<seccomp::Policy>,
 }
 
 /// Find a profile by name or path: a path if it contains `/` or ends in `.yaml`/`.yml`,
@@ -281,7 +291,13 @@ pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
             });
         }
         let text = read_source(&src)?;
-        let file = parse_text(&text, &src.display_path())?;
+        let mut file = parse_text(&text, &src.display_path())?;
+        // A relative seccomp `import` is relative to the file that names it.
+        if let Some(imp) = file.layers.seccomp.as_mut().and_then(|s| s.import.as_mut()) {
+            if !imp.value.starts_with('/') {
+                imp.value = src.dir().join(&imp.value).to_string_lossy().into_owned();
+            }
+        }
         if let Some(ext) = &file.extends {
             let parent = resolve_extends(&src, ext)?;
             next = Some(parent);
@@ -338,7 +354,7 @@ fn resolve_extends(child: &Source, ext: &Spanned<String>) -> Result<Source, Prof
 fn validate(
     file: ProfileFile,
     source: Source,
-    _dir: PathBuf,
+    dir: PathBuf,
     extends: Vec<String>,
 ) -> Result<Profile, ProfileError> {
     let path = source.display_path();
@@ -371,6 +387,18 @@ fn validate(
             .map_err(at)?,
         rlimits: s.rlimits.map(|x| x.validate()).transpose().map_err(at)?,
         process: s.process.map(|x| x.validate()).transpose().map_err(at)?,
+        landlock: s
+            .landlock
+            .as_ref()
+            .map(landlock::validate)
+            .transpose()
+            .map_err(at)?,
+        seccomp: s
+            .seccomp
+            .as_ref()
+            .map(|x| seccomp::validate(x, &dir))
+            .transpose()
+            .map_err(at)?,
         source,
         extends,
     })
@@ -387,7 +415,8 @@ impl Profile {
             Layer::Capabilities => self.capabilities.as_ref().map(|c| c.mode),
             Layer::Rlimits => self.rlimits.as_ref().map(|c| c.mode),
             Layer::Process => self.process.as_ref().map(|c| c.mode),
-            Layer::Landlock | Layer::Seccomp => None,
+            Layer::Landlock => self.landlock.as_ref().map(|c| c.mode),
+            Layer::Seccomp => self.seccomp.as_ref().map(|c| c.mode),
         }
         .unwrap_or(Requirement::Off)
     }

@@ -105,6 +105,16 @@ pub fn run(armed: &Armed, fds: ChildFds) -> ! {
     } = fds;
     drop(status);
     drop(release);
+    // init's own filter: only what reaping and forwarding need. Filters are inherited, so
+    // this comes after the payload's fork.
+    if let Some(filter) = &armed.init_seccomp {
+        let installed = nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| ChildError::new("seccomp", "init no_new_privs", e))
+            .and_then(|()| crate::layers::seccomp::install(filter));
+        if installed.is_err() {
+            let _ = kill(payload, Signal::SIGKILL);
+        }
+    }
     let ended = wait_for(payload, &waited);
     let _ = sys::write_all(result.as_fd(), &ended.encode());
     sys::exit_now(ended.exit_code())

@@ -13,7 +13,9 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
 use crate::layers::rlimits::Limit;
-use crate::layers::{capabilities, filesystem, process, ChildContext, ChildError};
+use crate::layers::{
+    capabilities, filesystem, landlock, process, seccomp, ChildContext, ChildError,
+};
 use crate::plan::{Identity, Plan, Switch};
 use crate::sys;
 
@@ -87,6 +89,11 @@ pub struct Armed {
     pub capabilities: Option<capabilities::Prepared>,
     pub rlimits: Vec<(Limit, Option<u64>)>,
     pub process: Option<process::Prepared>,
+    pub landlock: Option<landlock::Prepared>,
+    /// The payload's filter, installed last, right before execve.
+    pub seccomp: Option<seccomp::Prepared>,
+    /// init's own filter, installed once the payload is forked.
+    pub init_seccomp: Option<seccomp::Prepared>,
     pub identity: Identity,
     pub cwd: CString,
     pub exec: Exec,
@@ -207,6 +214,16 @@ fn prepare_payload(armed: &Armed) -> Result<(), ChildError<'_>> {
     }
     if let Some(p) = &armed.process {
         process::child_apply_no_new_privs(p)?;
+    }
+    // 8. Landlock after the mounts and pivot_root it would otherwise forbid.
+    if let Some(l) = &armed.landlock {
+        landlock::child_apply(l)?;
+    }
+    // 9. seccomp last: the steps above need prctl, capset, setrlimit, landlock_*.
+    //    The kernel requires no_new_privs for a filter without CAP_SYS_ADMIN.
+    if let Some(s) = &armed.seccomp {
+        nix::sys::prctl::set_no_new_privs().step("seccomp", "set no_new_privs")?;
+        seccomp::install(s)?;
     }
     Ok(())
 }

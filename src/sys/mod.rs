@@ -3,6 +3,9 @@
 //! pointer arrays, signal dispositions, the loopback ioctl). Every block says why it is sound.
 //! Wrappers return `Errno` and never allocate, so the child may call them before execve.
 
+pub mod landlock;
+pub mod seccomp;
+
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
