@@ -7,6 +7,7 @@ use std::time::Duration;
 use nix::sched::CloneFlags;
 
 use crate::layers::namespaces::Kind;
+use crate::layers::rlimits::Limit;
 use crate::layers::{capabilities, filesystem, landlock, process, seccomp, Layer};
 use crate::plan::Plan;
 use crate::profile::Profile;
@@ -46,12 +47,26 @@ pub fn arm(
         .then_some(profile.capabilities.as_ref())
         .flatten()
         .map(capabilities::prepare);
-    let rlimits = plan
+    let mut rlimits = plan
         .applies(Layer::Rlimits)
         .then_some(profile.rlimits.as_ref())
         .flatten()
         .map(|c| c.limits.clone())
         .unwrap_or_default();
+    // cgroup limits the host cannot give, approximated by rlimits (best-effort cgroups).
+    for f in &plan.cgroup_fallback {
+        use nix::sys::resource::Resource;
+        let limit = match f.resource {
+            Resource::RLIMIT_AS => Limit::As,
+            Resource::RLIMIT_NPROC => Limit::Nproc,
+            Resource::RLIMIT_CPU => Limit::Cpu,
+            _ => continue,
+        };
+        match rlimits.iter_mut().find(|(l, _)| *l == limit) {
+            Some((_, v)) => *v = Some(v.map_or(f.limit, |old| old.min(f.limit))),
+            None => rlimits.push((limit, Some(f.limit))),
+        }
+    }
     let process_cfg = plan
         .applies(Layer::Process)
         .then_some(profile.process.as_ref())
@@ -97,6 +112,8 @@ pub fn arm(
         landlock,
         seccomp,
         init_seccomp,
+        cgroup: plan.cgroup.clone(),
+        cgroup_parent: profile.cgroups.as_ref().and_then(|c| c.parent.clone()),
         identity: plan.identity.clone(),
         cwd: CString::new(cwd).map_err(|_| "working directory contains a NUL byte")?,
         exec,

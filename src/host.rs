@@ -28,6 +28,9 @@ pub struct Host {
     pub cgroup_namespace: bool,
     /// Landlock ABI version (0: no Landlock).
     pub landlock_abi: u32,
+    /// Mounted cgroup hierarchies and our place in them.
+    #[serde(skip)]
+    pub cgroups: crate::layers::cgroups::CgroupHost,
 }
 
 fn read_trim(root: &Path, rel: &str) -> Option<String> {
@@ -81,6 +84,7 @@ impl Host {
             time_namespace: root.join("proc/self/ns/time").exists(),
             cgroup_namespace: root.join("proc/self/ns/cgroup").exists(),
             landlock_abi: crate::layers::landlock::host_abi(),
+            cgroups: crate::layers::cgroups::CgroupHost::probe(),
         }
     }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::host::Host;
 use crate::layers::namespaces::{IdMaps, Kind};
-use crate::layers::{landlock, seccomp, Decision, Layer};
+use crate::layers::{cgroups, landlock, seccomp, Decision, Layer};
 use crate::profile::{Profile, Requirement};
 
 /// The decision for one layer, with notes worth telling the user.
@@ -56,6 +56,12 @@ pub struct Plan {
     pub identity: Identity,
     /// A fresh /proc can be mounted (there is a new pid namespace).
     pub fresh_proc: bool,
+    /// The cgroup to create, when the cgroups layer applies with a cgroup.
+    #[serde(skip)]
+    pub cgroup: Option<cgroups::CgroupPlan>,
+    /// rlimits standing in for cgroup limits the host cannot give (best-effort).
+    #[serde(skip)]
+    pub cgroup_fallback: Vec<cgroups::RlimitFallback>,
     /// What Landlock will enforce, when it applies.
     #[serde(skip)]
     pub landlock: Option<landlock::Plan>,
@@ -96,7 +102,12 @@ fn cannot(requested: Requirement, what: String, fix: &str) -> Decision {
     }
 }
 
-pub fn plan(profile: &Profile, host: &Host, without: &[Layer]) -> Plan {
+pub fn plan(
+    profile: &Profile,
+    host: &Host,
+    without: &[Layer],
+    timeout: Option<std::time::Duration>,
+) -> Plan {
     let requested = |layer: Layer| {
         if without.contains(&layer) {
             Requirement::Off
@@ -213,11 +224,34 @@ pub fn plan(profile: &Profile, host: &Host, without: &[Layer]) -> Plan {
         notes: fs_notes,
     });
 
+    // cgroups: where the cgroup can be made (own cgroup, delegation), or the rlimit fallback.
+    let cg_req = requested(Layer::Cgroups);
+    let mut cg_notes = Vec::new();
+    let mut cgroup_plan = None;
+    let mut cgroup_fallback = Vec::new();
+    let cg_decision = match (cg_req, profile.cgroups.as_ref()) {
+        (Requirement::Off, _) | (_, None) => Decision::Skip(off_reason(Layer::Cgroups)),
+        (req, Some(spec)) => {
+            let mut spec = spec.clone();
+            spec.mode = req;
+            let timeout = timeout.or(profile.process.as_ref().and_then(|p| p.timeout));
+            let pre = cgroups::preflight(&spec, &host.cgroups, timeout);
+            for f in &pre.fallback {
+                cg_notes.push(format!(
+                    "{} replaced by {:?} = {} ({})",
+                    f.replaces, f.resource, f.limit, f.semantics
+                ));
+            }
+            cgroup_plan = pre.plan;
+            cgroup_fallback = pre.fallback;
+            pre.decision
+        }
+    };
     layers.push(LayerPlan {
         layer: Layer::Cgroups,
-        requested: requested(Layer::Cgroups),
-        decision: Decision::Skip(off_reason(Layer::Cgroups)),
-        notes: Vec::new(),
+        requested: cg_req,
+        decision: cg_decision,
+        notes: cg_notes,
     });
 
     // capabilities: dropping the bounding set needs CAP_SETPCAP, which an unprivileged
@@ -334,6 +368,8 @@ pub fn plan(profile: &Profile, host: &Host, without: &[Layer]) -> Plan {
         identity,
         fresh_proc,
         landlock: landlock_plan,
+        cgroup: cgroup_plan,
+        cgroup_fallback,
         landlock_net_rules,
     }
 }

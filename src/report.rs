@@ -63,6 +63,10 @@ pub struct Report {
     pub signals_forwarded: Vec<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed: Option<Observation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::layers::cgroups::Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom: Option<String>,
 }
 
 fn decision_name(d: &Decision) -> (&'static str, Option<String>) {
@@ -108,6 +112,8 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
         wall_ms: None,
         signals_forwarded: Vec::new(),
         observed: None,
+        usage: None,
+        oom: None,
     }
 }
 
@@ -148,6 +154,11 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
     report.wall_ms = Some(outcome.wall.as_secs_f64() * 1000.0);
     report.signals_forwarded = outcome.signals_forwarded.clone();
     report.observed = Some(outcome.observation.clone());
+    report.usage = outcome.usage.clone();
+    report.oom = outcome.oom.clone();
+    if let Some(l) = report.layers.iter_mut().find(|l| l.layer == Layer::Cgroups) {
+        l.notes.extend(outcome.cgroup_notes.iter().cloned());
+    }
     report
 }
 
@@ -217,6 +228,22 @@ impl Report {
             Some(Ending::TimedOut) => out.push_str("  ended: timed out, killed\n"),
             Some(Ending::SetupFailed) => out.push_str("  ended: setup failed\n"),
             None => {}
+        }
+        if let Some(u) = &self.usage {
+            let mut parts = Vec::new();
+            if let Some(m) = u.memory_peak_bytes {
+                parts.push(format!("memory peak {}", crate::layers::cgroups::human(m)));
+            }
+            if let Some(p) = u.pids_peak {
+                parts.push(format!("pids peak {p}"));
+            }
+            if let Some(c) = u.cpu_time_usec {
+                parts.push(format!("cpu {:.3} s", c as f64 / 1e6));
+            }
+            if let Some(o) = u.oom_kills {
+                parts.push(format!("oom kills {o}"));
+            }
+            out.push_str(&format!("  usage: {}\n", parts.join(", ")));
         }
         if let Some(ms) = self.wall_ms {
             out.push_str(&format!("  wall: {ms:.1} ms\n"));

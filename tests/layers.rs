@@ -107,6 +107,8 @@ both!(filesystem_masks_hide_a_path_inside_a_bind, |who| {
             "run",
             "-p",
             &profile,
+            "--without",
+            "landlock",
             "--",
             "/bin/sh",
             "-c",
@@ -130,6 +132,8 @@ both!(hostname_change_stays_inside, |who| {
             "run",
             "-p",
             &profile,
+            "--without",
+            "seccomp",
             "--",
             "python3",
             "-c",
@@ -164,6 +168,8 @@ both!(network_namespace_cannot_reach_host_loopback, |who| {
             "namespaces",
             "--without",
             "filesystem",
+            "--without",
+            "landlock",
             "--",
             "python3",
             "-c",
@@ -193,7 +199,22 @@ both!(capabilities_off_keeps_namespace_root_powers, |who| {
         "extends: strict\nlayers:\n  namespaces:\n    uid: 0\n    gid: 0\n",
     );
     let script = "mount -t tmpfs none /work 2>/dev/null && echo MOUNTED || echo denied";
-    let o = run(who, &["run", "-p", &profile, "--", "/bin/sh", "-c", script]);
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            &profile,
+            "--without",
+            "seccomp",
+            "--without",
+            "landlock",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+    );
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "denied\n");
     let o = run(
@@ -204,6 +225,10 @@ both!(capabilities_off_keeps_namespace_root_powers, |who| {
             &profile,
             "--without",
             "capabilities",
+            "--without",
+            "seccomp",
+            "--without",
+            "landlock",
             "--",
             "/bin/sh",
             "-c",
@@ -233,6 +258,8 @@ both!(no_new_privs_is_set_and_setuid_gains_nothing, |who| {
             "run",
             "-p",
             &profile,
+            "--without",
+            "landlock",
             "--",
             "/bin/sh",
             "-c",

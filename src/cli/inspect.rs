@@ -17,7 +17,7 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
                 eprintln!("{e}");
             }
             Ok(p) => {
-                let plan = plan::plan(&p, &host, &[]);
+                let plan = plan::plan(&p, &host, &[], None);
                 let refused = plan.refusals();
                 if refused.is_empty() {
                     println!("{name}: ok");
@@ -48,7 +48,11 @@ pub fn explain_layer(p: &Profile, host: &Host, layer: Layer) -> Vec<String> {
         Layer::Process => p.process.as_ref().map(layers::process::explain),
         Layer::Landlock => p.landlock.as_ref().map(layers::landlock::explain),
         Layer::Seccomp => p.seccomp.as_ref().map(layers::seccomp::explain),
-        Layer::Cgroups => None,
+        Layer::Cgroups => p.cgroups.as_ref().map(|spec| {
+            let timeout = p.process.as_ref().and_then(|c| c.timeout);
+            let pre = layers::cgroups::preflight(spec, &host.cgroups, timeout);
+            layers::cgroups::explain(spec, &host.cgroups, &pre)
+        }),
     }
     .unwrap_or_default()
 }
@@ -56,7 +60,7 @@ pub fn explain_layer(p: &Profile, host: &Host, layer: Layer) -> Vec<String> {
 pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
     let p = profile::load(name)?;
     let host = Host::probe();
-    let plan = plan::plan(&p, &host, without);
+    let plan = plan::plan(&p, &host, without, None);
     println!(
         "profile {}{}",
         p.name,

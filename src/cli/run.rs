@@ -21,7 +21,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         args.command.clone()
     };
     let host = Host::probe();
-    let plan = plan::plan(&profile, &host, &args.without);
+    let plan = plan::plan(&profile, &host, &args.without, args.timeout);
     let refusals: Vec<String> = plan
         .refusals()
         .iter()
@@ -79,6 +79,9 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
             ),
             _ => eprintln!("lasagna: {f}"),
         }
+    }
+    if let Some(oom) = &outcome.oom {
+        eprintln!("lasagna: {oom}");
     }
     if outcome.timed_out {
         eprintln!(

@@ -9,6 +9,7 @@ use nix::errno::Errno;
 use serde::Serialize;
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod filesystem;
 pub mod landlock;
 pub mod namespaces;

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::layers::{capabilities, filesystem, landlock, namespaces, process, rlimits, seccomp};
+use crate::layers::{
+    capabilities, cgroups, filesystem, landlock, namespaces, process, rlimits, seccomp,
+};
 pub use types::{Loc, ProfileError, Requirement, SandboxPath};
 
 /// Largest profile file accepted.
@@ -54,6 +56,7 @@ pub struct ProfileFile {
 pub struct Sections {
     pub namespaces: Option<namespaces::Section>,
     pub filesystem: Option<filesystem::Section>,
+    pub cgroups: Option<cgroups::CgroupsSection>,
     pub capabilities: Option<capabilities::Section>,
     pub rlimits: Option<rlimits::Section>,
     pub process: Option<process::Section>,
@@ -85,6 +88,11 @@ impl Sections {
                 parent.capabilities,
                 child.capabilities,
                 capabilities::Section::merge,
+            ),
+            cgroups: merge_opt(
+                parent.cgroups,
+                child.cgroups,
+                cgroups::CgroupsSection::merge,
             ),
             rlimits: merge_opt(parent.rlimits, child.rlimits, rlimits::Section::merge),
             process: merge_opt(parent.process, child.process, process::Section::merge),
@@ -133,6 +141,7 @@ pub struct Profile {
     pub command: Option<Vec<String>>,
     pub namespaces: Option<namespaces::Config>,
     pub filesystem: Option<filesystem::Config>,
+    pub cgroups: Option<cgroups::CgroupSpec>,
     pub capabilities: Option<capabilities::Config>,
     pub rlimits: Option<rlimits::Config>,
     pub process: Option<process::Config>,
@@ -318,10 +327,13 @@ pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
         .collect();
     // Merge from the root of the chain down to the profile itself.
     let mut merged = ProfileFile::default();
+    let top_name = chain[0].1.name.clone();
+    let top_description = chain[0].1.description.clone();
     for (_, file) in chain.into_iter().rev() {
         merged = ProfileFile {
-            name: file.name.or(merged.name),
-            description: file.description.or(merged.description),
+            // A profile's name and description are its own, not its parent's.
+            name: top_name.clone(),
+            description: top_description.clone(),
             extends: None,
             command: file.command.or(merged.command),
             layers: Sections::merge(merged.layers, file.layers),
@@ -380,6 +392,12 @@ fn validate(
         command: file.command,
         namespaces: s.namespaces.map(|x| x.validate()).transpose().map_err(at)?,
         filesystem: s.filesystem.map(|x| x.validate()).transpose().map_err(at)?,
+        cgroups: s
+            .cgroups
+            .as_ref()
+            .map(cgroups::CgroupsSection::validate)
+            .transpose()
+            .map_err(at)?,
         capabilities: s
             .capabilities
             .map(|x| x.validate())
@@ -411,7 +429,7 @@ impl Profile {
         match layer {
             Layer::Namespaces => self.namespaces.as_ref().map(|c| c.mode),
             Layer::Filesystem => self.filesystem.as_ref().map(|c| c.mode),
-            Layer::Cgroups => None,
+            Layer::Cgroups => self.cgroups.as_ref().map(|c| c.mode),
             Layer::Capabilities => self.capabilities.as_ref().map(|c| c.mode),
             Layer::Rlimits => self.rlimits.as_ref().map(|c| c.mode),
             Layer::Process => self.process.as_ref().map(|c| c.mode),

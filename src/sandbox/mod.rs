@@ -94,6 +94,9 @@ pub struct Armed {
     pub seccomp: Option<seccomp::Prepared>,
     /// init's own filter, installed once the payload is forked.
     pub init_seccomp: Option<seccomp::Prepared>,
+    /// The cgroup the supervisor creates before the clone (step 1).
+    pub cgroup: Option<crate::layers::cgroups::CgroupPlan>,
+    pub cgroup_parent: Option<crate::profile::SandboxPath>,
     pub identity: Identity,
     pub cwd: CString,
     pub exec: Exec,
@@ -102,7 +105,8 @@ pub struct Armed {
 
 /// The child's ends of the supervisor's pipes.
 pub struct ChildFds {
-    /// Read: one byte once the supervisor has written the id maps; EOF = supervisor gone.
+    /// Read: one byte once the supervisor has written the id maps, a second once the
+    /// cgroup attach is done; EOF = supervisor gone.
     pub release: OwnedFd,
     /// Write, CLOEXEC: a failure message; EOF at the supervisor = execve succeeded.
     pub status: OwnedFd,
@@ -166,12 +170,19 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<(), ChildError<'a>> {
     if let Some(fs) = &armed.filesystem {
         filesystem::child_apply(fs)?;
     }
-    // 4g. Time and cgroup namespaces apply to the payload (unshare affects children for
+    // 4g. The supervisor attached us to the cgroup while we built the filesystem (a v1
+    //     attach can wait for an RCU grace period); the payload must start inside it.
+    match nix::unistd::read(fds.release.as_fd(), &mut byte) {
+        Ok(1) => {}
+        Ok(_) => sys::exit_now(EXIT_SETUP_FAILED),
+        Err(e) => return Err(ChildError::new("cgroups", "wait for attach", e)),
+    }
+    // 4h. Time and cgroup namespaces apply to the payload (unshare affects children for
     //     time; cgroup must come after the cgroup attach, which happened before release).
     if !armed.unshare_for_payload.is_empty() {
         nix::sched::unshare(armed.unshare_for_payload).step("namespaces", "unshare time/cgroup")?;
     }
-    // 4h. init cannot be ptraced or have its memory read by the payload.
+    // 4i. init cannot be ptraced or have its memory read by the payload.
     nix::sys::prctl::set_dumpable(false).step("init", "set non-dumpable")?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::layers::cgroups::{self, ActiveCgroup, CgroupError, CgroupHost, Placement, Usage};
 use crate::layers::namespaces;
 use crate::observe::{self, Observation};
 use crate::sandbox::init::{waited_signals, Ended, FORWARDED};
@@ -70,6 +71,12 @@ pub struct Outcome {
     pub timed_out: bool,
     pub signals_forwarded: Vec<i32>,
     pub observation: Observation,
+    /// Usage of the sandbox's cgroup, when the cgroups layer made one.
+    pub usage: Option<Usage>,
+    /// `killed: memory limit 256 MiB reached`, when the kernel OOM-killed in the cgroup.
+    pub oom: Option<String>,
+    /// What the cgroups layer did outside its own cgroup (e.g. subtree_control).
+    pub cgroup_notes: Vec<String>,
     pub wall: Duration,
     pub exit_code: i32,
 }
@@ -84,6 +91,8 @@ pub enum LaunchError {
     },
     #[error("namespaces: write uid/gid maps: {0}")]
     Maps(#[source] std::io::Error),
+    #[error("{0}")]
+    Cgroup(#[from] CgroupError),
 }
 
 fn sys_err(step: &'static str) -> impl FnOnce(Errno) -> LaunchError {
@@ -94,6 +103,16 @@ fn sys_err(step: &'static str) -> impl FnOnce(Errno) -> LaunchError {
 /// before this function.
 pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     let start = Instant::now();
+    // 1. The cgroup and its limits exist before the payload's first instruction. Our own
+    //    stale cgroups (a supervisor that was SIGKILLed) are swept first.
+    let mut cgroup = match &armed.cgroup {
+        Some(plan) => {
+            let host = CgroupHost::probe();
+            cgroups::sweep_stale(&cgroups::sweep_parents(&host, armed.cgroup_parent.as_ref()));
+            Some(ActiveCgroup::create(plan)?)
+        }
+        None => None,
+    };
     let cloexec = OFlag::O_CLOEXEC;
     let (release_r, release_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
     let (status_r, status_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
@@ -122,7 +141,13 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     }
 
     // 2. Clone with the namespace flags. The process is single-threaded here.
-    let (child, pidfd) = match sys::clone_fork(armed.clone_flags, None).map_err(sys_err("clone"))? {
+    let into = cgroup.as_ref().and_then(|c| c.clone_into_fd());
+    let placement = if into.is_some() {
+        Placement::ClonedInto
+    } else {
+        Placement::NotPlaced
+    };
+    let (child, pidfd) = match sys::clone_fork(armed.clone_flags, into).map_err(sys_err("clone"))? {
         Forked::Child => {
             drop(release_w);
             drop(status_r);
@@ -152,14 +177,40 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
         }
     }
     sys::write_all(release_w.as_fd(), b"1").map_err(sys_err("release child"))?;
+    // The child builds its filesystem meanwhile; a v1 attach may wait for an RCU grace period.
+    if let Some(cg) = &cgroup {
+        if let Err(e) = cg.attach(child, placement) {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = waitpid(child, None);
+            return Err(LaunchError::Cgroup(e));
+        }
+    }
+    sys::write_all(release_w.as_fd(), b"1").map_err(sys_err("release child"))?;
     drop(release_w);
 
-    let mut outcome = wait_loop(armed, child, &pidfd, status_r, result_r, &sigfd, start);
+    let mut outcome = wait_loop(
+        armed,
+        child,
+        &pidfd,
+        status_r,
+        result_r,
+        &sigfd,
+        start,
+        cgroup.as_mut(),
+    );
+    if let Some(mut cg) = cgroup.take() {
+        outcome.usage = Some(cg.observe());
+        outcome.oom = cg.oom_killed().map(|o| o.message());
+        outcome.cgroup_notes = cg.notes().to_vec();
+        // Ends whatever is left (processes outside the pid namespace, double forks).
+        cg.teardown()?;
+    }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
     outcome.wall = start.elapsed();
     Ok(outcome)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn wait_loop(
     armed: &Armed,
     child: Pid,
@@ -168,6 +219,7 @@ fn wait_loop(
     result_r: OwnedFd,
     sigfd: &SignalFd,
     start: Instant,
+    mut cgroup: Option<&mut ActiveCgroup>,
 ) -> Outcome {
     let deadline = armed.timeout.map(|t| start + t);
     let mut status_r = Some(status_r);
@@ -177,12 +229,19 @@ fn wait_loop(
     let mut forwarded_list = Vec::new();
     let mut child_exited = false;
     while !child_exited {
-        let timeout = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
-                    .unwrap_or(PollTimeout::MAX)
-            }
+        if let Some(cg) = cgroup.as_deref_mut() {
+            cg.sample();
+        }
+        // With a cgroup, wake up now and then to sample usage that v1 keeps no peak of.
+        let sample_every = cgroup.as_ref().map(|_| Duration::from_millis(100));
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = match (left, sample_every) {
+            (Some(l), Some(s)) => Some(l.min(s)),
+            (l, s) => l.or(s),
+        };
+        let timeout = match timeout {
+            Some(t) => PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
         };
         let mut fds = vec![
@@ -202,6 +261,10 @@ fn wait_loop(
                     let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
                     if let Some(p) = observation.payload_pid {
                         let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+                    }
+                    // Every process in the cgroup, double forks outside the pid ns included.
+                    if let Some(cg) = cgroup.as_deref() {
+                        let _ = cg.kill_all();
                     }
                 }
                 continue;
@@ -288,6 +351,9 @@ fn wait_loop(
         timed_out,
         signals_forwarded: forwarded_list,
         observation,
+        usage: None,
+        oom: None,
+        cgroup_notes: Vec::new(),
         wall: Duration::ZERO,
         exit_code,
     }
