@@ -1,0 +1,37 @@
+# lasagna: build, test, demo, lint, bench.
+# `make test` is the test command CI runs (with LASAGNA_TEST_STRICT=1: a skipped test fails).
+
+CARGO ?= cargo
+LASAGNA := target/release/lasagna
+TEST_THREADS ?= 4
+
+# Passed to the tests when set in the environment or on the command line.
+ifdef LASAGNA_TEST_STRICT
+export LASAGNA_TEST_STRICT
+endif
+
+.PHONY: all build test demo lint bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# Unit tests and the integration tests in tests/, which run $(LASAGNA) on the real kernel.
+test: build
+	$(CARGO) test --release -- --test-threads=$(TEST_THREADS)
+
+# The shipped `strict` profile on a real command, with the per-layer report (-v).
+demo: build
+	$(LASAGNA) run -v -p strict -- /bin/sh -c \
+	  'id; hostname; ls /; grep -E "^(Cap|NoNewPrivs|Seccomp)" /proc/self/status'
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: build
+	bench/launch.sh
+
+clean:
+	$(CARGO) clean
