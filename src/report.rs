@@ -140,6 +140,7 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
         Ending::TimedOut
     } else {
         match (outcome.ended, &outcome.failure) {
+            (_, Some(f)) if f.layer != "exec" => Ending::SetupFailed,
             (Some(Ended::Exited(code)), _) => Ending::Exited { code },
             (Some(Ended::Signaled(signal)), _) => Ending::Signaled {
                 signal,

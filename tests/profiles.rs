@@ -286,3 +286,18 @@ fn every_shipped_profile_checks() {
         assert_code(&o, 0);
     }
 }
+
+#[test]
+fn an_error_in_an_extended_profile_points_into_that_file() {
+    let dir = Scratch::new("attr");
+    let parent = dir.write(
+        "parent.yaml",
+        "name: parent\nlayers:\n  seccomp:\n    allow: [opne, execve]\n",
+    );
+    let child = dir.write("child.yaml", "extends: parent.yaml\n");
+    let o = run(As::Root, &["check", &child]);
+    assert_code(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{parent}:4:13:")), "{err}");
+    assert!(err.contains("did you mean \"open\""), "{err}");
+}

@@ -26,7 +26,10 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         .refusals()
         .iter()
         .map(|l| match &l.decision {
-            crate::layers::Decision::Refuse(r) => format!("  {}: {r}", l.layer),
+            crate::layers::Decision::Refuse(r) => {
+                let prefix = format!("{}: ", l.layer);
+                format!("  {}{}", prefix, r.strip_prefix(&prefix).unwrap_or(r))
+            }
             _ => unreachable!("refusals() returns only refusals"),
         })
         .collect();

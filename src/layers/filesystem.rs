@@ -23,7 +23,7 @@ const LAYER: &str = "filesystem";
 
 /// One entry of `mounts:`. Exactly one kind key (`ro-bind`, `bind`, `tmpfs`, `dir`,
 /// `symlink`, `file`, `mask`) whose value is the path inside the sandbox.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MountEntry {
     pub ro_bind: Option<Spanned<String>>,
@@ -48,7 +48,7 @@ pub struct MountEntry {
     pub optional: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,

@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 
 use crate::profile::types::{Loc, ProfileError, Requirement};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     #[serde(default)]

@@ -31,14 +31,14 @@ pub const DEFAULT_ENV_ALLOW: &[&str] = &[
 ];
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EnvSection {
     pub allow: Option<Vec<Spanned<String>>>,
     pub set: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,

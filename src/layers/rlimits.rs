@@ -9,7 +9,7 @@ use crate::profile::types::{parse_duration, parse_size, Loc, ProfileError, Requi
 
 const LAYER: &str = "rlimits";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,

@@ -51,7 +51,7 @@ pub struct ProfileFile {
 }
 
 /// One optional section per layer, as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Sections {
     pub namespaces: Option<namespaces::Section>,
@@ -325,6 +325,11 @@ pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
                 .unwrap_or_else(|| s.display_path().display().to_string())
         })
         .collect();
+    // Kept to tell which file an error of the merged profile comes from.
+    let own_sections: Vec<(PathBuf, PathBuf, Sections)> = chain
+        .iter()
+        .map(|(src, f)| (src.display_path(), src.dir(), f.layers.clone()))
+        .collect();
     // Merge from the root of the chain down to the profile itself.
     let mut merged = ProfileFile::default();
     let top_name = chain[0].1.name.clone();
@@ -339,7 +344,23 @@ pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
             layers: Sections::merge(merged.layers, file.layers),
         };
     }
-    validate(merged, top_source, dir, names)
+    validate(merged, top_source, dir, names).map_err(|e| attribute(e, &own_sections))
+}
+
+/// An error of the merged profile points into the file whose own sections give the same
+/// error at the same place; errors that need the whole chain stay with the top file.
+fn attribute(e: ProfileError, chain: &[(PathBuf, PathBuf, Sections)]) -> ProfileError {
+    for (path, dir, sections) in chain {
+        if let Err(own) = check_sections(sections, dir) {
+            if own.loc == e.loc && own.message == e.message {
+                return ProfileError {
+                    file: path.clone(),
+                    ..e
+                };
+            }
+        }
+    }
+    e
 }
 
 fn resolve_extends(child: &Source, ext: &Spanned<String>) -> Result<Source, ProfileError> {
@@ -361,6 +382,34 @@ fn resolve_extends(child: &Source, ext: &Spanned<String>) -> Result<Source, Prof
         return Ok(Source::File(path));
     }
     resolve(name).map_err(|e| located(e.message, e.hint.unwrap_or_default()))
+}
+
+fn check_sections(s: &Sections, dir: &Path) -> Result<(), ProfileError> {
+    if let Some(x) = &s.namespaces {
+        x.clone().validate()?;
+    }
+    if let Some(x) = &s.filesystem {
+        x.clone().validate()?;
+    }
+    if let Some(x) = &s.cgroups {
+        x.validate()?;
+    }
+    if let Some(x) = &s.capabilities {
+        x.clone().validate()?;
+    }
+    if let Some(x) = &s.rlimits {
+        x.clone().validate()?;
+    }
+    if let Some(x) = &s.process {
+        x.clone().validate()?;
+    }
+    if let Some(x) = &s.landlock {
+        landlock::validate(x)?;
+    }
+    if let Some(x) = &s.seccomp {
+        seccomp::validate(x, dir)?;
+    }
+    Ok(())
 }
 
 fn validate(

@@ -59,7 +59,10 @@ impl std::fmt::Display for ChildFailure {
         if !self.detail.is_empty() {
             write!(f, " {}", self.detail)?;
         }
-        write!(f, ": {} ({})", self.errno.desc(), self.errno)
+        if self.errno != Errno::UnknownErrno {
+            write!(f, ": {} ({:?})", self.errno.desc(), self.errno)?;
+        }
+        Ok(())
     }
 }
 
@@ -326,7 +329,21 @@ fn wait_loop(
         Ok(8) => Ended::decode(&result),
         _ => None,
     };
-    let failure = (!message.is_empty()).then(|| ChildFailure::decode(&message));
+    let mut failure = (!message.is_empty()).then(|| ChildFailure::decode(&message));
+    if failure.is_none() && ended.is_none() && !timed_out {
+        // init died before reporting the payload's status, without a message.
+        let what = match wait {
+            Ok(WaitStatus::Exited(_, c)) => format!("exited with {c}"),
+            Ok(WaitStatus::Signaled(_, s, _)) => format!("was killed by {s:?}"),
+            _ => "vanished".to_string(),
+        };
+        failure = Some(ChildFailure {
+            layer: "init".into(),
+            step: format!("sandbox init {what} before the payload's status was known"),
+            errno: Errno::UnknownErrno,
+            detail: String::new(),
+        });
+    }
     let init_code = match wait {
         Ok(WaitStatus::Exited(_, c)) => c,
         Ok(WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
