@@ -80,7 +80,8 @@ pub fn arm(
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "/".into()),
     };
-    let timeout = timeout.or(process_cfg.and_then(|c| c.timeout));
+    // The supervisor enforces the timeout: it holds even with the process layer off.
+    let timeout = timeout.or(profile.process.as_ref().and_then(|c| c.timeout));
     let exec = Exec::new(command, envp)?;
     let landlock = plan.landlock.as_ref().map(landlock::prepare);
     let (seccomp, init_seccomp) = match profile

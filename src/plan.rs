@@ -118,7 +118,7 @@ pub fn plan(
     let off_reason = |layer: Layer| {
         if without.contains(&layer) {
             format!("switched off with --without {layer}")
-        } else if profile.requested(layer) == Requirement::Off {
+        } else if profile.section_present(layer) {
             "off in the profile".to_string()
         } else {
             "not in the profile".to_string()

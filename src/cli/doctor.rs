@@ -132,6 +132,9 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
     for (k, v) in crate::layers::landlock::doctor() {
         out.push(finding("landlock", true, format!("{k}: {v}"), None));
     }
+    for (k, v) in crate::layers::cgroups::doctor() {
+        out.push(finding("cgroups", true, format!("{k}: {v}"), None));
+    }
     for (k, v) in crate::layers::seccomp::doctor() {
         out.push(finding("seccomp", true, format!("{k}: {v}"), None));
     }

@@ -115,7 +115,10 @@ impl Section {
                 }
             }
             if let Op::Mask { target } = op {
-                if !ops[..i].iter().any(|(_, o)| target.starts_with(o.target())) {
+                let in_built_tree = ["/proc", "/dev"].iter().any(|t| {
+                    target.starts_with(&SandboxPath::parse(t).expect("a valid constant path"))
+                });
+                if !in_built_tree && !ops[..i].iter().any(|(_, o)| target.starts_with(o.target())) {
                     return Err(ProfileError::at(
                         *loc,
                         format!("mask {target} is not inside any mount listed before it"),
@@ -496,75 +499,8 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
         }
     };
     let nosuid_nodev = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
-    for (i, op) in cfg.ops.iter().enumerate() {
-        let target = c(&under(NEW_ROOT, op.target()));
-        match op {
-            Op::Bind {
-                source,
-                access,
-                optional,
-                target: t,
-            } => {
-                let attrs = match access {
-                    BindAccess::ReadOnly => sys::MOUNT_ATTR_RDONLY | nosuid_nodev,
-                    BindAccess::ReadWrite => nosuid_nodev,
-                    BindAccess::Devices => sys::MOUNT_ATTR_NOSUID,
-                };
-                steps.push(Step::Bind {
-                    source: c(&under(OLD_ROOT, source)),
-                    target,
-                    parents: parents_of(t),
-                    attrs,
-                    optional: *optional,
-                });
-            }
-            Op::Tmpfs {
-                size,
-                perms,
-                target: t,
-            } => {
-                mkdirs(&mut steps, t);
-                steps.push(Step::Mkdir {
-                    path: target.clone(),
-                    perms: 0o755,
-                });
-                let data = match size {
-                    Some(s) => format!("mode={perms:o},size={s}"),
-                    None => format!("mode={perms:o}"),
-                };
-                steps.push(Step::Tmpfs {
-                    target,
-                    data: c(&data),
-                    read_only: false,
-                });
-            }
-            Op::Dir { perms, target: t } => {
-                mkdirs(&mut steps, t);
-                steps.push(Step::Mkdir {
-                    path: target,
-                    perms: *perms,
-                });
-            }
-            Op::Symlink { to, target: t } => {
-                mkdirs(&mut steps, t);
-                steps.push(Step::Symlink { to: c(to), target });
-            }
-            Op::File {
-                content,
-                perms,
-                target: t,
-            } => {
-                mkdirs(&mut steps, t);
-                steps.push(Step::File {
-                    staging: c(&format!("/files/{i}")),
-                    target,
-                    content: content.clone(),
-                    perms: *perms,
-                });
-            }
-            Op::Mask { .. } => steps.push(Step::Mask { target }),
-        }
-    }
+    // /proc and /dev first, so that a profile mount below them (a dev-bind of /dev/fuse,
+    // a mask in /proc) lands on top instead of being hidden.
     if cfg.proc {
         let proc = c(&format!("{NEW_ROOT}/proc"));
         steps.push(Step::Mkdir {
@@ -641,6 +577,75 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                 to: c(to),
                 target: c(&format!("{dev}/{name}")),
             });
+        }
+    }
+    for (i, op) in cfg.ops.iter().enumerate() {
+        let target = c(&under(NEW_ROOT, op.target()));
+        match op {
+            Op::Bind {
+                source,
+                access,
+                optional,
+                target: t,
+            } => {
+                let attrs = match access {
+                    BindAccess::ReadOnly => sys::MOUNT_ATTR_RDONLY | nosuid_nodev,
+                    BindAccess::ReadWrite => nosuid_nodev,
+                    BindAccess::Devices => sys::MOUNT_ATTR_NOSUID,
+                };
+                steps.push(Step::Bind {
+                    source: c(&under(OLD_ROOT, source)),
+                    target,
+                    parents: parents_of(t),
+                    attrs,
+                    optional: *optional,
+                });
+            }
+            Op::Tmpfs {
+                size,
+                perms,
+                target: t,
+            } => {
+                mkdirs(&mut steps, t);
+                steps.push(Step::Mkdir {
+                    path: target.clone(),
+                    perms: 0o755,
+                });
+                let data = match size {
+                    Some(s) => format!("mode={perms:o},size={s}"),
+                    None => format!("mode={perms:o}"),
+                };
+                steps.push(Step::Tmpfs {
+                    target,
+                    data: c(&data),
+                    read_only: false,
+                });
+            }
+            Op::Dir { perms, target: t } => {
+                mkdirs(&mut steps, t);
+                steps.push(Step::Mkdir {
+                    path: target,
+                    perms: *perms,
+                });
+            }
+            Op::Symlink { to, target: t } => {
+                mkdirs(&mut steps, t);
+                steps.push(Step::Symlink { to: c(to), target });
+            }
+            Op::File {
+                content,
+                perms,
+                target: t,
+            } => {
+                mkdirs(&mut steps, t);
+                steps.push(Step::File {
+                    staging: c(&format!("/files/{i}")),
+                    target,
+                    content: content.clone(),
+                    perms: *perms,
+                });
+            }
+            Op::Mask { .. } => steps.push(Step::Mask { target }),
         }
     }
     Prepared {
@@ -982,7 +987,7 @@ pub fn explain(cfg: &Config) -> Vec<String> {
         out.push(op.describe());
     }
     if cfg.proc {
-        out.push("fresh /proc of the sandbox's own pid namespace; /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus read-only; /proc/kcore, /proc/keys, /proc/timer_list and similar masked".into());
+        out.push("fresh /proc of the sandbox's own pid namespace; /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus, /proc/fs read-only; /proc/kcore, /proc/keys, /proc/timer_list and similar masked".into());
     }
     if cfg.dev {
         out.push("minimal /dev: null, zero, full, random, urandom, tty, a private pts instance, ptmx, shm".into());

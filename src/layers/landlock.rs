@@ -164,8 +164,9 @@ fn tcp_rights() -> BitFlags<AccessNet> {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
+    /// `None` when not written: `extends` then keeps the parent's mode (default required).
     #[serde(default)]
-    pub mode: Requirement,
+    pub mode: Option<Requirement>,
     /// Use at most this ABI, even if the host has a newer one.
     #[serde(default)]
     pub abi: Option<Spanned<u32>>,
@@ -216,11 +217,7 @@ impl Section {
             parent
         }
         Section {
-            mode: if child.mode != Requirement::default() {
-                child.mode
-            } else {
-                parent.mode
-            },
+            mode: child.mode.or(parent.mode),
             abi: child.abi.or(parent.abi),
             allow_missing: child.allow_missing.or(parent.allow_missing),
             read: cat(parent.read, child.read),
@@ -369,7 +366,7 @@ pub fn validate(section: &Section) -> Result<Policy, ProfileError> {
         }
     };
     Ok(Policy {
-        mode: section.mode,
+        mode: section.mode.unwrap_or_default(),
         abi_cap,
         paths,
         net,

@@ -472,6 +472,21 @@ fn validate(
 }
 
 impl Profile {
+    /// Whether the profile has a section for `layer`.
+    pub fn section_present(&self, layer: crate::layers::Layer) -> bool {
+        use crate::layers::Layer;
+        match layer {
+            Layer::Namespaces => self.namespaces.is_some(),
+            Layer::Filesystem => self.filesystem.is_some(),
+            Layer::Cgroups => self.cgroups.is_some(),
+            Layer::Capabilities => self.capabilities.is_some(),
+            Layer::Rlimits => self.rlimits.is_some(),
+            Layer::Process => self.process.is_some(),
+            Layer::Landlock => self.landlock.is_some(),
+            Layer::Seccomp => self.seccomp.is_some(),
+        }
+    }
+
     /// The mode each layer was asked for; a layer without a section is off.
     pub fn requested(&self, layer: crate::layers::Layer) -> Requirement {
         use crate::layers::Layer;

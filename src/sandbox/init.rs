@@ -97,6 +97,17 @@ pub fn run(armed: &Armed, fds: ChildFds) -> ! {
             EXIT_SETUP_FAILED,
         ),
     };
+    // init's own filter: only what reaping and forwarding need. Filters are inherited, so
+    // this comes after the payload's fork.
+    if let Some(filter) = &armed.init_seccomp {
+        let installed = nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| ChildError::new("seccomp", "init no_new_privs", e))
+            .and_then(|()| crate::layers::seccomp::install(filter));
+        if let Err(e) = installed {
+            let _ = kill(payload, Signal::SIGKILL);
+            fail(&fds.status, e, EXIT_SETUP_FAILED);
+        }
+    }
     // Our copy of the status pipe closes: the supervisor sees EOF once the payload execs.
     let ChildFds {
         release,
@@ -105,16 +116,6 @@ pub fn run(armed: &Armed, fds: ChildFds) -> ! {
     } = fds;
     drop(status);
     drop(release);
-    // init's own filter: only what reaping and forwarding need. Filters are inherited, so
-    // this comes after the payload's fork.
-    if let Some(filter) = &armed.init_seccomp {
-        let installed = nix::sys::prctl::set_no_new_privs()
-            .map_err(|e| ChildError::new("seccomp", "init no_new_privs", e))
-            .and_then(|()| crate::layers::seccomp::install(filter));
-        if installed.is_err() {
-            let _ = kill(payload, Signal::SIGKILL);
-        }
-    }
     let ended = wait_for(payload, &waited);
     let _ = sys::write_all(result.as_fd(), &ended.encode());
     sys::exit_now(ended.exit_code())

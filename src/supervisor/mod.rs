@@ -43,7 +43,19 @@ impl ChildFailure {
             .and_then(|n| n.parse::<i32>().ok())
             .map(Errno::from_raw)
             .unwrap_or(Errno::UnknownErrno);
-        let detail = parts.next().unwrap_or("").to_string();
+        // Show paths as the user wrote them, not the child's staging paths.
+        let raw = parts.next().unwrap_or("");
+        let detail = if let Some(host) = raw.strip_prefix("/oldroot") {
+            format!("host {host}")
+        } else if let Some(inside) = raw.strip_prefix("/newroot") {
+            if inside.is_empty() {
+                "/".to_string()
+            } else {
+                inside.to_string()
+            }
+        } else {
+            raw.to_string()
+        };
         ChildFailure {
             layer,
             step,
@@ -263,6 +275,9 @@ fn wait_loop(
                     // Killing init ends the whole pid namespace.
                     let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
                     if let Some(p) = observation.payload_pid {
+                        // Without a pid namespace, the payload's process group too (it is
+                        // its own session leader when the process layer is on).
+                        let _ = nix::sys::signal::kill(Pid::from_raw(-p), Signal::SIGKILL);
                         let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
                     }
                     // Every process in the cgroup, double forks outside the pid ns included.

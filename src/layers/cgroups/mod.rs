@@ -52,8 +52,9 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CgroupsSection {
+    /// `None` when not written: `extends` then keeps the parent's mode (default required).
     #[serde(default)]
-    pub mode: Requirement,
+    pub mode: Option<Requirement>,
     #[serde(default)]
     pub memory: Option<MemorySection>,
     #[serde(default)]
@@ -113,7 +114,7 @@ impl CgroupsSection {
     /// `extends:`: every field the child sets overrides the parent's, per sub-key.
     pub fn merge(parent: Self, child: Self) -> Self {
         CgroupsSection {
-            mode: child.mode,
+            mode: child.mode.or(parent.mode),
             memory: merge_opt(parent.memory, child.memory, |p, c| MemorySection {
                 max: pick(p.max, c.max),
                 high: pick(p.high, c.high),
@@ -206,7 +207,7 @@ impl CgroupsSection {
             })?),
         };
         Ok(CgroupSpec {
-            mode: self.mode,
+            mode: self.mode.unwrap_or_default(),
             limits: Limits {
                 memory_max,
                 memory_high,

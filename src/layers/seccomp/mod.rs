@@ -35,8 +35,9 @@ pub use tables::Arch;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
+    /// `None` when not written: `extends` then keeps the parent's mode (default required).
     #[serde(default)]
-    pub mode: Requirement,
+    pub mode: Option<Requirement>,
     /// What a syscall that no rule allows gets: `errno EPERM` (the default), `errno ENOSYS`,
     /// `kill-process`, `kill-thread`, `trap`, `log` or `allow` (a deny-list policy).
     #[serde(default)]
@@ -101,7 +102,7 @@ impl Section {
         let mut allow_dangerous = parent.allow_dangerous;
         allow_dangerous.extend(child.allow_dangerous);
         Section {
-            mode: child.mode,
+            mode: child.mode.or(parent.mode),
             default_action: child.default_action.or(parent.default_action),
             allow,
             allow_if,
@@ -507,7 +508,7 @@ pub fn validate_for(
     };
 
     let policy = Policy {
-        mode: section.mode,
+        mode: section.mode.unwrap_or_default(),
         arch,
         default_action,
         allowed,
@@ -521,7 +522,7 @@ pub fn validate_for(
 
     // The filter is installed right before execve: a policy that refuses execve can never
     // start the payload.
-    if section.mode != Requirement::Off && !policy.permits_execve() {
+    if section.mode != Some(Requirement::Off) && !policy.permits_execve() {
         let loc = section
             .allow
             .first()

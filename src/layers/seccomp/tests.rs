@@ -211,7 +211,7 @@ fn merge_appends_lists_and_overrides_scalars() {
     let parent = section("allow: [read]\ndefault-action: errno EPERM\n");
     let child = section("mode: best-effort\nallow: [write]\n");
     let merged = Section::merge(parent, child);
-    assert_eq!(merged.mode, Requirement::BestEffort);
+    assert_eq!(merged.mode, Some(Requirement::BestEffort));
     assert_eq!(merged.allow.len(), 2);
     assert_eq!(merged.default_action.unwrap().value, "errno EPERM");
 }
