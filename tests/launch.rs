@@ -267,3 +267,50 @@ both!(dry_run_creates_nothing_and_shows_the_plan, |who| {
     assert!(!stdout(&o).contains("RAN\n"));
     assert!(stdout(&o).contains("filesystem"), "{}", stdout(&o));
 });
+
+/// Host processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(marker) && !cmd.contains("lasagna") {
+                found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+both!(sandbox_dies_with_a_killed_launcher, |who| {
+    for extra in [
+        &[][..],
+        &["--without", "namespaces", "--without", "filesystem"][..],
+    ] {
+        let marker = format!("{}.{}", 300 + extra.len(), std::process::id());
+        let mut args = vec!["run", "-p", "strict"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sleep", &marker]);
+        let mut child = command(who, &args).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while processes_with(&marker).is_empty() {
+            assert!(Instant::now() < deadline, "payload never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let _ = child.wait();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !processes_with(&marker).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "payload outlived its launcher ({extra:?}): {:?}",
+                processes_with(&marker)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+});

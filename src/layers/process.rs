@@ -218,6 +218,22 @@ pub fn child_apply_early(prep: &Prepared) -> Result<(), ChildError<'static>> {
     Ok(())
 }
 
+/// Child side, after the uid switch and capset, which clear the parent-death signal
+/// (credentials changed): arm it again, then make sure `parent` (init) is still there.
+pub fn child_rearm_parent_death(
+    prep: &Prepared,
+    parent: nix::unistd::Pid,
+) -> Result<(), ChildError<'static>> {
+    if prep.die_with_parent {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .step(LAYER, "set parent-death signal")?;
+        if nix::unistd::getppid() != parent {
+            sys::exit_now(crate::sandbox::EXIT_SETUP_FAILED);
+        }
+    }
+    Ok(())
+}
+
 /// Child side, after capabilities (payload step 7).
 pub fn child_apply_no_new_privs(prep: &Prepared) -> Result<(), ChildError<'static>> {
     if prep.no_new_privs {

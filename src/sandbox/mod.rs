@@ -172,6 +172,10 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<(), ChildError<'a>> {
     }
     // 4g. The supervisor attached us to the cgroup while we built the filesystem (a v1
     //     attach can wait for an RCU grace period); the payload must start inside it.
+    //     A credential change (the uid switch above) clears the parent-death signal, so
+    //     it is armed again first; EOF here then means the supervisor is already gone.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .step("init", "set parent-death signal")?;
     match nix::unistd::read(fds.release.as_fd(), &mut byte) {
         Ok(1) => {}
         Ok(_) => sys::exit_now(EXIT_SETUP_FAILED),
@@ -196,6 +200,7 @@ pub fn payload_main(armed: &Armed, status: &OwnedFd) -> ! {
 }
 
 fn prepare_payload(armed: &Armed) -> Result<(), ChildError<'_>> {
+    let parent = nix::unistd::getppid();
     // 6. Hygiene that needs privileges or must precede the identity switch.
     sys::reset_signal_dispositions();
     nix::sys::signal::sigprocmask(
@@ -225,6 +230,9 @@ fn prepare_payload(armed: &Armed) -> Result<(), ChildError<'_>> {
     }
     if let Some(p) = &armed.process {
         process::child_apply_no_new_privs(p)?;
+        // The uid switch and capset cleared the parent-death signal: arm it again, and
+        // stop if init died in between.
+        process::child_rearm_parent_death(p, parent)?;
     }
     // 8. Landlock after the mounts and pivot_root it would otherwise forbid.
     if let Some(l) = &armed.landlock {

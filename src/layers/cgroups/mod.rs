@@ -503,6 +503,21 @@ fn choose_backend(
             .unwrap_or_else(|| own.to_string())
     };
     let v2_parent = host.v2.as_ref().map(|m| m.dir(&rel(&m.own)));
+    // Moving a process into a v2 cgroup (clone3 CLONE_INTO_CGROUP or a cgroup.procs write)
+    // also needs write access to cgroup.procs of the common ancestor of the source and
+    // destination cgroups (cgroup_procs_write_permission).
+    let v2_own = host.v2.as_ref().map(|m| m.dir(&m.own));
+    let v2_reachable = |p: &Path| {
+        v2_own.as_ref().is_none_or(|own| {
+            let common: PathBuf = own
+                .components()
+                .zip(p.components())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect();
+            acc.writable(&common.join("cgroup.procs"))
+        })
+    };
     let v2_has = |c: Controller| {
         v2_parent.as_ref().is_some_and(|p| {
             host::V2Mount::controllers_at(p)
@@ -519,7 +534,7 @@ fn choose_backend(
     if on_v2 {
         let parent = v2_parent.clone().unwrap_or_default();
         let missing: Vec<Controller> = wanted.iter().copied().filter(|&c| !v2_has(c)).collect();
-        if !v2_writable(&parent, acc) {
+        if !v2_writable(&parent, acc) || !v2_reachable(&parent) {
             return Err(refusal_v2(&parent));
         }
         return Ok((Backend::V2 { parent }, missing));
@@ -532,7 +547,7 @@ fn choose_backend(
     for c in wanted.iter().filter(|c| !missing.contains(c)) {
         parents.push((c.v1_name(), v1_dir(c.v1_name()).unwrap_or_default()));
     }
-    let tracker_parent = v2_parent.filter(|p| v2_writable(p, acc));
+    let tracker_parent = v2_parent.filter(|p| v2_writable(p, acc) && v2_reachable(p));
     if tracker_parent.is_none() {
         // Without v2 the kill needs the freezer, and CPU time needs cpuacct.
         for helper in ["freezer", "cpuacct"] {
