@@ -30,8 +30,10 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# Every figure: launch vs bwrap/unshare, per-syscall cost of seccomp and Landlock, seccomp
+# compile/install time, cgroups launch cost; summary in target/bench/summary.txt.
 bench: build
-	bench/launch.sh
+	CARGO="$(CARGO)" LASAGNA=$(LASAGNA) bench/run.sh
 
 clean:
 	$(CARGO) clean

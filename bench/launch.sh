@@ -4,8 +4,9 @@
 #   bwrap     bubblewrap with the same namespaces and the same mounts as the strict profile
 #   unshare   unshare -Upmniuf -r /bin/true (namespaces only: the floor)
 # Results: target/bench/launch.json (hyperfine), target/bench/perf-*.txt (perf stat), and a
-# summary on stdout and in target/bench/summary.txt: median, p90, ratio to bwrap, CPU per
-# launch (hyperfine's user+system, and perf's task-clock).
+# summary on stdout and in target/bench/launch.txt: median, p90, ratio to bwrap, CPU per
+# launch (hyperfine's user+system, and perf's task-clock). Part of `make bench`
+# (bench/run.sh), which measures the layers as well and sums everything up.
 #
 # Environment: LASAGNA (binary, default target/release/lasagna), RUNS (default 200),
 # WARMUP (default 20).
@@ -106,7 +107,7 @@ else
     echo "bench: perf not usable here; CPU per launch comes from hyperfine (user+system)" >&2
 fi
 
-python3 - "$OUT" "$perf_ok" <<'PY' | tee "$OUT/summary.txt"
+python3 - "$OUT" "$perf_ok" <<'PY' | tee "$OUT/launch.txt"
 import json, os, statistics, sys
 
 out, perf_ok = sys.argv[1], sys.argv[2] == "true"
@@ -142,15 +143,3 @@ for r in results:
 print(f"\nruns per peer: {len(results[0]['times'])}; JSON: {out}/launch.json")
 PY
 
-# ---------------------------------------------------------------------------------------
-# LATER BENCHMARKS (seccomp, landlock, cgroups).
-# When these layers land, add one hyperfine run per layer here, comparing the same profile
-# with and without it, e.g.
-#   hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$OUT/layers.json" \
-#       -n strict            "$LASAGNA run -p strict -- /bin/true" \
-#       -n no-seccomp        "$LASAGNA run -p strict --without seccomp -- /bin/true" \
-#       -n no-landlock       "$LASAGNA run -p strict --without landlock -- /bin/true" \
-#       -n no-cgroups        "$LASAGNA run -p strict --without cgroups -- /bin/true"
-# and, for seccomp, the per-syscall cost inside the sandbox (a getpid loop with and
-# without the filter); for cgroups, the create/teardown cost as root and delegated.
-# ---------------------------------------------------------------------------------------
