@@ -108,7 +108,7 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
     ));
     out.push(finding("rlimits", true, "setrlimit always available", None));
     let tiocsti = match host.legacy_tiocsti {
-        Some(true) => "legacy TIOCSTI is ENABLED (dev.tty.legacy_tiocsti=1, CONFIG_LEGACY_TIOCSTI=y): a process sharing your terminal could inject keystrokes; the process layer's new session stops it".to_string(),
+        Some(true) => "legacy TIOCSTI is ENABLED (dev.tty.legacy_tiocsti=1, CONFIG_LEGACY_TIOCSTI=y): a process sharing your terminal could inject keystrokes; the sandbox never shares your terminal's session (init calls setsid; the process layer's new-session too)".to_string(),
         Some(false) => "legacy TIOCSTI disabled (dev.tty.legacy_tiocsti=0)".to_string(),
         None => "dev.tty.legacy_tiocsti not present (kernel < 6.2: TIOCSTI always works; the new session stops it)".to_string(),
     };

@@ -248,7 +248,7 @@ pub fn explain(cfg: &Config) -> Vec<String> {
         out.push("no_new_privs: setuid/setgid binaries and file capabilities grant nothing".into());
     }
     if cfg.new_session {
-        out.push("new session without a controlling terminal: TIOCSTI cannot inject keystrokes into your shell".into());
+        out.push("the payload leads its own session, without a controlling terminal: TIOCSTI cannot inject keystrokes into your shell (lasagna's init also runs in a session of its own, so this holds even with this layer off)".into());
     }
     if cfg.die_with_parent {
         out.push("dies with lasagna: no orphan keeps running if the launcher is killed".into());
