@@ -119,6 +119,7 @@ pub fn arm(
         cwd: CString::new(cwd).map_err(|_| "working directory contains a NUL byte")?,
         exec,
         timeout,
+        observe: true,
         plan,
     })
 }

@@ -6,6 +6,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::layers::cgroups::CgroupHost;
+use crate::profile::Profile;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Host {
     pub euid: u32,
@@ -28,15 +31,27 @@ pub struct Host {
     pub cgroup_namespace: bool,
     /// Landlock ABI version (0: no Landlock).
     pub landlock_abi: u32,
-    /// Mounted cgroup hierarchies and our place in them.
+    /// Mounted cgroup hierarchies and our place in them; left empty by `probe_for` when the
+    /// profile has no cgroups section.
     #[serde(skip)]
-    pub cgroups: crate::layers::cgroups::CgroupHost,
+    pub cgroups: CgroupHost,
 }
 
 fn read_trim(root: &Path, rel: &str) -> Option<String> {
-    std::fs::read_to_string(root.join(rel))
+    read_proc_file(&root.join(rel))
         .ok()
         .map(|s| s.trim().to_string())
+}
+
+/// A whole /proc or /sys file as text. Such files report size 0, so `fs::read_to_string`
+/// stats them and then reads in 32-byte steps that double; a 4 KiB buffer takes the usual
+/// file in one read, plus the read that sees EOF (`Take` hides the size hint, so no stat).
+pub(crate) fn read_proc_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(4096);
+    (&file).take(u64::MAX).read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 impl Host {
@@ -44,7 +59,26 @@ impl Host {
         Host::probe_at(Path::new("/"))
     }
 
+    /// What planning `profile` consults. The cgroup hierarchies are read only when the
+    /// profile has a cgroups section: nothing else looks at them, and their probe reads
+    /// /proc/self/mountinfo, the costliest file here (the kernel renders every mount).
+    pub fn probe_for(profile: &Profile) -> Host {
+        let cgroups = if profile.cgroups.is_some() {
+            CgroupHost::probe()
+        } else {
+            CgroupHost {
+                v2: None,
+                v1: Vec::new(),
+            }
+        };
+        Host::probe_with(Path::new("/"), cgroups)
+    }
+
     pub fn probe_at(root: &Path) -> Host {
+        Host::probe_with(root, CgroupHost::probe())
+    }
+
+    fn probe_with(root: &Path, cgroups: CgroupHost) -> Host {
         let euid = nix::unistd::geteuid().as_raw();
         let egid = nix::unistd::getegid().as_raw();
         let uname = nix::sys::utsname::uname().ok();
@@ -84,7 +118,7 @@ impl Host {
             time_namespace: root.join("proc/self/ns/time").exists(),
             cgroup_namespace: root.join("proc/self/ns/cgroup").exists(),
             landlock_abi: crate::layers::landlock::host_abi(),
-            cgroups: crate::layers::cgroups::CgroupHost::probe(),
+            cgroups,
         }
     }
 

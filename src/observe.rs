@@ -35,7 +35,8 @@ fn ns_inode(pid: &str, name: &str) -> Option<u64> {
     s.split_once('[')?.1.trim_end_matches(']').parse().ok()
 }
 
-fn payload_of(init: Pid) -> Option<i32> {
+/// The payload's host pid: init's first child.
+pub fn payload_of(init: Pid) -> Option<i32> {
     let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).ok()?;
     children.split_whitespace().next()?.parse().ok()
 }

@@ -20,7 +20,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     } else {
         args.command.clone()
     };
-    let host = Host::probe();
+    let host = Host::probe_for(&profile);
     let plan = plan::plan(&profile, &host, &args.without, args.timeout);
     let refusals: Vec<String> = plan
         .refusals()
@@ -69,10 +69,13 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         }
     }
     let timeout = args.timeout;
-    let armed = arm::arm(&profile, plan, &command, timeout).map_err(Error::Usage)?;
+    let mut armed = arm::arm(&profile, plan, &command, timeout).map_err(Error::Usage)?;
+    armed.observe = args.verbose || args.report.is_some();
     let outcome = supervisor::launch(&armed)?;
-    let r = report::from_run(&armed.plan, &command, &outcome);
-    write_report(&r)?;
+    // Built only when someone reads it: -v or --report.
+    if args.verbose || args.report.is_some() {
+        write_report(&report::from_run(&armed.plan, &command, &outcome))?;
+    }
     if let Some(f) = &outcome.failure {
         match f.layer.as_str() {
             "exec" => eprintln!(

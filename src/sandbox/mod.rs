@@ -101,6 +101,8 @@ pub struct Armed {
     pub cwd: CString,
     pub exec: Exec,
     pub timeout: Option<Duration>,
+    /// Read what the kernel applied after execve (for `-v` and `--report`).
+    pub observe: bool,
 }
 
 /// The child's ends of the supervisor's pipes.

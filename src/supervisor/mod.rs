@@ -311,7 +311,15 @@ fn wait_loop(
                     status_r = None;
                     if message.is_empty() {
                         // EOF without a message: execve succeeded.
-                        observation = observe::observe(child, &armed.plan);
+                        observation = if armed.observe {
+                            observe::observe(child, &armed.plan)
+                        } else {
+                            // Only the pid, which the timeout needs.
+                            Observation {
+                                payload_pid: observe::payload_of(child),
+                                ..Observation::default()
+                            }
+                        };
                     }
                 }
                 Ok(n) => message.extend_from_slice(&buf[..n]),

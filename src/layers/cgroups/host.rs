@@ -58,8 +58,9 @@ pub struct CgroupHost {
 impl CgroupHost {
     /// Probe the running system.
     pub fn probe() -> CgroupHost {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let read = |p: &str| crate::host::read_proc_file(Path::new(p)).unwrap_or_default();
+        let mountinfo = read("/proc/self/mountinfo");
+        let own = read("/proc/self/cgroup");
         CgroupHost::from_tables(&mountinfo, &own)
     }
 
@@ -69,10 +70,17 @@ impl CgroupHost {
             .lines()
             .find_map(|l| l.strip_prefix("0::"))
             .map(clean_own);
-        let own_v1 = |ctrl: &str| {
-            proc_cgroup.lines().find_map(|l| {
+        // (controllers, path) of each `hierarchy-ID:controllers:path` line, split once.
+        let own_lines: Vec<(&str, &str)> = proc_cgroup
+            .lines()
+            .filter_map(|l| {
                 let mut it = l.splitn(3, ':');
                 let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+                Some((ctrls, path))
+            })
+            .collect();
+        let own_v1 = |ctrl: &str| {
+            own_lines.iter().find_map(|(ctrls, path)| {
                 ctrls.split(',').any(|c| c == ctrl).then(|| clean_own(path))
             })
         };
@@ -84,13 +92,23 @@ impl CgroupHost {
             let Some((pre, post)) = line.split_once(" - ") else {
                 continue;
             };
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 5 || post.len() < 3 {
+            // Most mounts are not cgroups: look at the filesystem type before anything else.
+            let fstype = post.split(' ').next().unwrap_or_default();
+            if fstype != "cgroup2" && fstype != "cgroup" {
                 continue;
             }
-            let (root, mount) = (unescape(pre[3]), PathBuf::from(unescape(pre[4])));
-            match post[0] {
+            let mut post_fields = post.split(' ');
+            let (Some(_), Some(_), Some(super_opts)) =
+                (post_fields.next(), post_fields.next(), post_fields.next())
+            else {
+                continue;
+            };
+            let mut pre_fields = pre.split(' ').skip(3);
+            let (Some(root), Some(mount)) = (pre_fields.next(), pre_fields.next()) else {
+                continue;
+            };
+            let (root, mount) = (unescape(root), PathBuf::from(unescape(mount)));
+            match fstype {
                 "cgroup2" if host.v2.is_none() => {
                     if let Some(own) = &own_v2 {
                         host.v2 = Some(V2Mount {
@@ -100,7 +118,7 @@ impl CgroupHost {
                     }
                 }
                 "cgroup" => {
-                    let controllers: Vec<String> = post[2]
+                    let controllers: Vec<String> = super_opts
                         .split(',')
                         .filter(|o| V1_CONTROLLERS.contains(o))
                         .map(str::to_string)

@@ -13,6 +13,7 @@
 //! action per filter, so the program is assembled here; seccompiler supplies the instruction
 //! type and the action encoding.
 
+#[cfg(test)]
 use std::collections::BTreeMap;
 
 use seccompiler::{sock_filter, BpfProgram, SeccompAction};
@@ -260,30 +261,45 @@ struct Segment<'a> {
     leaf: &'a Leaf,
 }
 
+/// A run of numbers from `lo` on with `leaf` opens a segment, unless it continues an equal
+/// constant one.
+fn push_run<'a>(segs: &mut Vec<Segment<'a>>, lo: u32, leaf: &'a Leaf) {
+    let same = segs
+        .last()
+        .is_some_and(|s| matches!((s.leaf, leaf), (Leaf::Const(a), Leaf::Const(b)) if a == b));
+    if !same {
+        segs.push(Segment { lo, leaf });
+    }
+}
+
+/// Emits in place: the jump over the left half is written first and patched once the left
+/// half's length is known (a long jump is inserted in the rare case it exceeds 255).
 fn emit_search(segs: &[Segment<'_>], out: &mut Vec<sock_filter>) -> Result<(), String> {
     if segs.len() == 1 {
         return emit_leaf(segs[0].leaf, out);
     }
     let mid = segs.len() / 2;
-    let mut left = Vec::new();
-    emit_search(&segs[..mid], &mut left)?;
+    let at = out.len();
     // A holds nr here: leaves reload it only after they are entered.
-    match u8::try_from(left.len()) {
-        Ok(skip) => out.push(jump(BPF_JGE_K, segs[mid].lo, skip, 0)),
+    out.push(jump(BPF_JGE_K, segs[mid].lo, 0, 0));
+    emit_search(&segs[..mid], out)?;
+    let left = out.len() - at - 1;
+    match u8::try_from(left) {
+        Ok(skip) => out[at].jt = skip,
         Err(_) => {
-            out.push(jump(BPF_JGE_K, segs[mid].lo, 0, 1));
-            out.push(stmt(BPF_JA, left.len() as u32));
+            out[at].jf = 1;
+            out.insert(at + 1, stmt(BPF_JA, left as u32));
         }
     }
-    out.extend(left);
     emit_search(&segs[mid..], out)
 }
 
 /// Assemble the whole program. `leaves` holds every number with an outcome other than
-/// `unlisted` (the action for numbers below `table_max`) and `beyond` (numbers above it).
-pub fn assemble(
+/// `unlisted` (the action for numbers below `table_max`) and `beyond` (numbers above it),
+/// in ascending order of number (a `&BTreeMap<u32, Leaf>` is such a sequence).
+pub fn assemble<'a>(
     arch: Arch,
-    leaves: &BTreeMap<u32, Leaf>,
+    leaves: impl IntoIterator<Item = (&'a u32, &'a Leaf)>,
     unlisted: &SeccompAction,
     beyond: &SeccompAction,
     table_max: u32,
@@ -302,20 +318,26 @@ pub fn assemble(
     let unlisted_leaf = Leaf::Const(unlisted.clone());
     let beyond_leaf = Leaf::Const(beyond.clone());
     let mut segs: Vec<Segment<'_>> = Vec::new();
-    let top = table_max.max(leaves.keys().next_back().copied().unwrap_or(0));
-    for nr in 0..=top + 1 {
-        let leaf = match leaves.get(&nr) {
-            Some(leaf) => leaf,
-            None if nr > table_max => &beyond_leaf,
-            None => &unlisted_leaf,
-        };
-        let same = segs
-            .last()
-            .is_some_and(|s| matches!((s.leaf, leaf), (Leaf::Const(a), Leaf::Const(b)) if a == b));
-        if !same {
-            segs.push(Segment { lo: nr, leaf });
+    // Numbers in `[from, to)` without a leaf: `unlisted` up to the table's end, `beyond` after.
+    let gap = |segs: &mut Vec<_>, from: u32, to: u32| {
+        if from <= table_max && from < to {
+            push_run(segs, from, &unlisted_leaf);
         }
+        let beyond_from = from.max(table_max.saturating_add(1));
+        if beyond_from < to {
+            push_run(segs, beyond_from, &beyond_leaf);
+        }
+    };
+    let mut next = 0u32;
+    for (&nr, leaf) in leaves {
+        debug_assert!(nr >= next, "leaves out of order at {nr}");
+        gap(&mut segs, next, nr);
+        push_run(&mut segs, nr, leaf);
+        next = nr + 1;
     }
+    // Through the number after the last one listed, so the top segment is `beyond`.
+    let top = table_max.max(next.saturating_sub(1));
+    gap(&mut segs, next, top + 2);
     emit_search(&segs, &mut prog)?;
     if prog.len() > MAX_INSNS {
         return Err(format!(

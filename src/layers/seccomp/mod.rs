@@ -21,6 +21,7 @@ use seccompiler::{BpfProgram, SeccompAction};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::host::read_proc_file;
 use crate::layers::{ChildContext, ChildError, Decision};
 use crate::profile::types::{Loc, ProfileError, Requirement};
 use crate::sys::seccomp as sys;
@@ -117,7 +118,7 @@ impl Section {
 /// and the docs).
 pub fn syscall_groups() -> Vec<(&'static str, &'static str)> {
     tables::groups()
-        .values()
+        .iter()
         .map(|g| (g.name, g.description))
         .collect()
 }
@@ -309,15 +310,16 @@ impl Resolver {
             let Some(members) = tables::expand_group(name) else {
                 let mut err =
                     ProfileError::at(Loc::of(raw), format!("unknown syscall group {name:?}"));
-                let names = tables::groups().keys().copied();
+                let names = tables::groups().iter().map(|g| g.name);
                 if let Some(s) = tables::suggest(name, names) {
                     err.message.push_str(&format!(" (did you mean {s:?}?)"));
                 }
                 return Err(err.hint("groups are systemd's: see `systemd-analyze syscall-filter`"));
             };
             return Ok(members
-                .into_iter()
-                .filter_map(|m| table.nr(m).map(|nr| (nr, table.name(nr).unwrap_or(m))))
+                .ids()
+                .iter()
+                .filter_map(|&id| table.nr_of(id).map(|nr| (nr, tables::name_of(id))))
                 .collect());
         }
         if let Some(nr) = table.nr(name) {
@@ -385,7 +387,6 @@ pub fn validate_for(
         arch,
         other_arch_names: BTreeSet::new(),
     };
-    let mut allowed = BTreeMap::new();
     let mut denies = Vec::new();
     let mut allow_ifs = Vec::new();
 
@@ -404,11 +405,13 @@ pub fn validate_for(
         opt_in.insert(d);
     }
 
+    // A group expands to hundreds of numbers: build the map in one go (sort, then bulk
+    // insert) rather than one insert at a time.
+    let mut listed = Vec::new();
     for raw in &section.allow {
-        for (nr, name) in r.resolve(raw)? {
-            allowed.insert(nr, name);
-        }
+        listed.extend(r.resolve(raw)?);
     }
+    let mut allowed: BTreeMap<u32, &'static str> = listed.into_iter().collect();
     let profile_allowed: BTreeSet<u32> = allowed.keys().copied().collect();
 
     for rule in &section.deny {
@@ -647,9 +650,13 @@ fn low32(index: u8, op: CmpOp, value: u64) -> bpf::ArgCheck {
 }
 
 /// The current persona of this process, which the payload inherits (`/proc/self/personality`).
+/// Read once: both filters and `explain` ask, and nothing here changes it.
 fn current_persona() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/personality").ok()?;
-    u64::from_str_radix(text.trim(), 16).ok()
+    static PERSONA: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *PERSONA.get_or_init(|| {
+        let text = read_proc_file(Path::new("/proc/self/personality")).ok()?;
+        u64::from_str_radix(text.trim(), 16).ok()
+    })
 }
 
 fn edges(landlock_net_rules: bool) -> Vec<Edge> {
@@ -728,6 +735,9 @@ fn edges(landlock_net_rules: bool) -> Vec<Edge> {
 // ---------------------------------------------------------------------------------------------
 // Phases
 
+/// The seccomp actions this kernel knows (`seccomp(2)`, since Linux 4.14).
+const ACTIONS_AVAIL: &str = "/proc/sys/kernel/seccomp/actions_avail";
+
 /// Whether this host can give the layer.
 pub fn preflight(policy: &Policy) -> Decision {
     if policy.mode == Requirement::Off {
@@ -737,10 +747,8 @@ pub fn preflight(policy: &Policy) -> Decision {
         Err(e) => Some(format!(
             "the kernel has no seccomp (prctl PR_GET_SECCOMP: {e})"
         )),
-        Ok(_) => match std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail") {
-            Err(e) => Some(format!(
-                "cannot read /proc/sys/kernel/seccomp/actions_avail: {e}"
-            )),
+        Ok(_) => match read_proc_file(Path::new(ACTIONS_AVAIL)) {
+            Err(e) => Some(format!("cannot read {ACTIONS_AVAIL}: {e}")),
             Ok(avail) => {
                 let avail: BTreeSet<&str> = avail.split_whitespace().collect();
                 let lacking: Vec<&str> = policy
@@ -786,39 +794,60 @@ impl Prepared {
 pub fn prepare(policy: &Policy, landlock_net_rules: bool) -> Result<Prepared, String> {
     let table = policy.arch.table();
     let edges = edges(landlock_net_rules);
-    let mut per_nr: BTreeMap<u32, (Vec<bpf::Rule>, bool)> = BTreeMap::new();
+    // Per number: its rules in the order they are tried (edges, denies, conditional allows),
+    // and `None` where a call no rule catches is allowed. A stable sort by number groups them
+    // and keeps that order.
+    let mut entries: Vec<(u32, Option<bpf::Rule>)> =
+        Vec::with_capacity(edges.len() + policy.denies.len() + policy.allowed.len());
     for edge in &edges {
         let Some(nr) = table.nr(edge.syscall) else {
             continue;
         };
-        let entry = per_nr.entry(nr).or_default();
-        match edge.lifted_by {
-            Some(d) if policy.opt_in.contains(&d) => entry.1 = true,
-            _ => entry.0.push(bpf::Rule {
-                checks: edge.checks.clone(),
-                action: edge.action.clone(),
-            }),
-        }
-    }
-    for rule in policy.denies.iter().chain(&policy.allow_ifs) {
-        per_nr.entry(rule.nr).or_default().0.push(bpf::Rule {
-            checks: rule.checks.clone(),
-            action: rule.action.clone(),
+        entries.push(match edge.lifted_by {
+            Some(d) if policy.opt_in.contains(&d) => (nr, None),
+            _ => (
+                nr,
+                Some(bpf::Rule {
+                    checks: edge.checks.clone(),
+                    action: edge.action.clone(),
+                }),
+            ),
         });
     }
-    for &nr in policy.allowed.keys() {
-        per_nr.entry(nr).or_default().1 = true;
+    for rule in policy.denies.iter().chain(&policy.allow_ifs) {
+        entries.push((
+            rule.nr,
+            Some(bpf::Rule {
+                checks: rule.checks.clone(),
+                action: rule.action.clone(),
+            }),
+        ));
     }
-    let mut leaves = BTreeMap::new();
-    for (nr, (rules, allowed)) in per_nr {
+    entries.extend(policy.allowed.keys().map(|&nr| (nr, None)));
+    entries.sort_by_key(|(nr, _)| *nr);
+
+    let default_leaf = bpf::Leaf::Const(policy.default_action.clone());
+    let mut leaves: Vec<(u32, bpf::Leaf)> = Vec::new();
+    let mut entries = entries.into_iter().peekable();
+    while let Some((nr, first)) = entries.next() {
+        let mut rules = Vec::new();
+        let mut allowed = false;
+        for entry in std::iter::once(first).chain(std::iter::from_fn(|| {
+            entries.next_if(|(n, _)| *n == nr).map(|(_, e)| e)
+        })) {
+            match entry {
+                Some(rule) => rules.push(rule),
+                None => allowed = true,
+            }
+        }
         let fallback = if allowed {
             SeccompAction::Allow
         } else {
             policy.default_action.clone()
         };
         let leaf = bpf::Leaf::Rules { rules, fallback }.simplify();
-        if leaf != bpf::Leaf::Const(policy.default_action.clone()) {
-            leaves.insert(nr, leaf);
+        if leaf != default_leaf {
+            leaves.push((nr, leaf));
         }
     }
     // Numbers newer than the table get ENOSYS under an errno policy, as from a kernel that
@@ -829,7 +858,7 @@ pub fn prepare(policy: &Policy, landlock_net_rules: bool) -> Result<Prepared, St
     };
     let program = bpf::assemble(
         policy.arch,
-        &leaves,
+        leaves.iter().map(|(nr, leaf)| (nr, leaf)),
         &policy.default_action,
         &beyond,
         table.max_nr(),

@@ -1,12 +1,13 @@
-//! Syscall names, numbers and systemd's groups, parsed from the generated data files beside
-//! this module (see `tools/gen-syscall-groups.sh`). Nothing here is typed by hand.
+//! Syscall names, numbers and systemd's groups. The data files beside this module
+//! (`groups.txt`, `syscalls-*.txt`, written by `tools/gen-syscall-groups.sh`) are turned into
+//! static sorted arrays by `build.rs`: nothing here is typed by hand, and nothing is parsed
+//! or allocated at run time. Names are ids into one sorted list, so a lookup is a binary
+//! search and a group's members map to numbers by indexing.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+include!(concat!(env!("OUT_DIR"), "/seccomp_tables.rs"));
 
-const GROUPS: &str = include_str!("groups.txt");
-const X86_64: &str = include_str!("syscalls-x86_64.txt");
-const AARCH64: &str = include_str!("syscalls-aarch64.txt");
+/// "No such number" / "no such name" in the generated arrays.
+const NONE: u16 = u16::MAX;
 
 /// The architectures a filter can be built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,51 +48,78 @@ impl Arch {
     }
 
     pub fn table(self) -> &'static SyscallTable {
-        static X: OnceLock<SyscallTable> = OnceLock::new();
-        static A: OnceLock<SyscallTable> = OnceLock::new();
+        static X: SyscallTable = SyscallTable {
+            nr_by_id: &X86_64_NR_BY_ID,
+            id_by_nr: &X86_64_ID_BY_NR,
+        };
+        static A: SyscallTable = SyscallTable {
+            nr_by_id: &AARCH64_NR_BY_ID,
+            id_by_nr: &AARCH64_ID_BY_NR,
+        };
         match self {
-            Arch::X86_64 => X.get_or_init(|| SyscallTable::parse(X86_64)),
-            Arch::Aarch64 => A.get_or_init(|| SyscallTable::parse(AARCH64)),
+            Arch::X86_64 => &X,
+            Arch::Aarch64 => &A,
         }
     }
+}
+
+/// The syscall name with id `id` (its rank among all names).
+pub fn name_of(id: u16) -> &'static str {
+    let i = usize::from(id);
+    &NAMES[usize::from(NAME_STARTS[i])..usize::from(NAME_STARTS[i + 1])]
+}
+
+/// The id of a syscall name that some table or group knows.
+fn id_of(name: &str) -> Option<u16> {
+    let (mut lo, mut hi) = (0, NAME_COUNT);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match name_of(mid as u16).cmp(name) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return Some(mid as u16),
+        }
+    }
+    None
 }
 
 /// Name → number for one architecture.
 #[derive(Debug)]
 pub struct SyscallTable {
-    by_name: BTreeMap<&'static str, u32>,
-    by_nr: BTreeMap<u32, &'static str>,
+    /// Name id → number, `NONE` where this architecture lacks the call.
+    nr_by_id: &'static [u16],
+    /// Number → name id, `NONE` for unassigned numbers; ends at the highest number.
+    id_by_nr: &'static [u16],
 }
 
 impl SyscallTable {
-    fn parse(text: &'static str) -> SyscallTable {
-        let mut by_name = BTreeMap::new();
-        let mut by_nr = BTreeMap::new();
-        for line in data_lines(text) {
-            let mut it = line.split_whitespace();
-            if let (Some(name), Some(nr)) = (it.next(), it.next().and_then(|n| n.parse().ok())) {
-                by_name.insert(name, nr);
-                by_nr.insert(nr, name);
-            }
-        }
-        SyscallTable { by_name, by_nr }
+    pub fn nr(&self, name: &str) -> Option<u32> {
+        id_of(name).and_then(|id| self.nr_of(id))
     }
 
-    pub fn nr(&self, name: &str) -> Option<u32> {
-        self.by_name.get(name).copied()
+    /// The number of the name with id `id` on this architecture.
+    pub fn nr_of(&self, id: u16) -> Option<u32> {
+        match self.nr_by_id[usize::from(id)] {
+            NONE => None,
+            nr => Some(u32::from(nr)),
+        }
     }
 
     pub fn name(&self, nr: u32) -> Option<&'static str> {
-        self.by_nr.get(&nr).copied()
+        let id = *self.id_by_nr.get(usize::try_from(nr).ok()?)?;
+        (id != NONE).then(|| name_of(id))
     }
 
     /// The highest number in the table.
     pub fn max_nr(&self) -> u32 {
-        self.by_nr.keys().next_back().copied().unwrap_or(0)
+        self.id_by_nr.len().saturating_sub(1) as u32
     }
 
+    /// This architecture's syscall names, in name order.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.by_name.keys().copied()
+        (0..NAME_COUNT as u16)
+            .filter(|&id| self.nr_by_id[usize::from(id)] != NONE)
+            .map(name_of)
     }
 }
 
@@ -100,57 +128,36 @@ impl SyscallTable {
 pub struct Group {
     pub name: &'static str,
     pub description: &'static str,
-    /// Syscall names and nested `@group` names, as listed.
-    pub members: Vec<&'static str>,
+    /// Every syscall the group expands to, nested groups included: name ids in name order.
+    syscalls: &'static [u16],
 }
 
-pub fn groups() -> &'static BTreeMap<&'static str, Group> {
-    static G: OnceLock<BTreeMap<&'static str, Group>> = OnceLock::new();
-    G.get_or_init(|| {
-        let mut map = BTreeMap::new();
-        let mut current: Option<Group> = None;
-        for line in data_lines(GROUPS) {
-            if let Some(rest) = line.strip_prefix('@').filter(|_| line.contains("  # ")) {
-                let (name, description) = rest.split_once("  # ").unwrap_or((rest, ""));
-                if let Some(g) = current.take() {
-                    map.insert(g.name, g);
-                }
-                current = Some(Group {
-                    name: &line[..name.len() + 1],
-                    description,
-                    members: Vec::new(),
-                });
-            } else if let Some(g) = current.as_mut() {
-                g.members.push(line.trim());
-            }
-        }
-        if let Some(g) = current.take() {
-            map.insert(g.name, g);
-        }
-        map
-    })
+/// All groups, in name order.
+pub fn groups() -> &'static [Group] {
+    &GROUPS
+}
+
+/// The syscall names a group expands to, for any architecture.
+#[derive(Debug, Clone, Copy)]
+pub struct Expansion(&'static [u16]);
+
+impl Expansion {
+    pub fn contains(&self, name: &str) -> bool {
+        id_of(name).is_some_and(|id| self.0.binary_search(&id).is_ok())
+    }
+
+    /// Name ids, in name order.
+    pub fn ids(&self) -> &'static [u16] {
+        self.0
+    }
 }
 
 /// Every syscall name a group expands to (nested groups included), for any architecture.
-pub fn expand_group(name: &str) -> Option<BTreeSet<&'static str>> {
-    fn walk(name: &str, out: &mut BTreeSet<&'static str>, seen: &mut BTreeSet<String>) -> bool {
-        let Some(group) = groups().get(name) else {
-            return false;
-        };
-        if !seen.insert(name.to_string()) {
-            return true;
-        }
-        for member in &group.members {
-            if member.starts_with('@') {
-                walk(member, out, seen);
-            } else {
-                out.insert(member);
-            }
-        }
-        true
-    }
-    let mut out = BTreeSet::new();
-    walk(name, &mut out, &mut BTreeSet::new()).then_some(out)
+pub fn expand_group(name: &str) -> Option<Expansion> {
+    GROUPS
+        .binary_search_by(|g| g.name.cmp(name))
+        .ok()
+        .map(|i| Expansion(GROUPS[i].syscalls))
 }
 
 /// Whether `name` is a syscall on some architecture (so a profile naming it stays portable).
@@ -158,11 +165,6 @@ pub fn known_anywhere(name: &str) -> bool {
     Arch::X86_64.table().nr(name).is_some()
         || Arch::Aarch64.table().nr(name).is_some()
         || expand_group("@known").is_some_and(|k| k.contains(name))
-}
-
-fn data_lines(text: &str) -> impl Iterator<Item = &str> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
 }
 
 /// The closest known name to `wrong` within a small edit distance, for "did you mean".
