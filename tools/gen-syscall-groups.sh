@@ -11,7 +11,8 @@
 #     ~/.cargo/registry/src is used (fetch it with `cargo fetch` in any crate depending on it).
 #     Falls back to /usr/include/<triplet>/asm/unistd_64.h for x86_64 when the crate is absent.
 #
-# Run from the repository root. CI does not run this; the outputs are committed.
+# Run from the repository root. CI does not run this; the outputs are committed. At build time
+# build.rs turns them into the static sorted tables that src/layers/seccomp/tables.rs searches.
 set -eu
 
 out=src/layers/seccomp
