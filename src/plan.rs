@@ -311,6 +311,11 @@ pub fn plan(
             ll_notes.push(format!("ABI {} (host {})", lp.abi, lp.host_abi));
             ll_notes.extend(lp.dropped.iter().map(|d| format!("dropped: {d}")));
             ll_notes.extend(lp.unrestricted.iter().cloned());
+            match &decision {
+                Decision::Apply => ll_notes.push("restriction: fully enforced".into()),
+                Decision::Degrade(_) => ll_notes.push("restriction: partially enforced".into()),
+                _ => {}
+            }
             if decision.applies() {
                 landlock_plan = Some(lp);
             }
