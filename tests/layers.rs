@@ -426,3 +426,31 @@ both!(tiocsti_cannot_reach_the_callers_terminal, |who| {
     assert!(out.starts_with("blocked"), "{out}");
     assert!(!out.contains("b'X'"), "nothing reached the terminal: {out}");
 });
+
+both!(mount_points_are_not_redirected_through_symlinks, |who| {
+    // A bound host directory holds a symlink; a mount onto it must not follow it.
+    let dir = Scratch::new("symlink");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink("sub", dir.path().join("link")).unwrap();
+    let d = dir.path().display().to_string();
+    let profile = dir.write(
+        "p.yaml",
+        &format!(
+            "extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: /data\n        source: {d}\n      - tmpfs: /data/link\n"
+        ),
+    );
+    let o = run(who, &["run", "-p", &profile, "--", "/bin/true"]);
+    assert_code(&o, 125);
+    let err = stderr(&o);
+    assert!(err.contains("check mount point /data/link"), "{err}");
+    assert!(err.contains("ELOOP"), "{err}");
+    // The same tmpfs on a real directory works.
+    let profile = dir.write(
+        "q.yaml",
+        &format!(
+            "extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: /data\n        source: {d}\n      - tmpfs: /data/sub\n"
+        ),
+    );
+    let o = run(who, &["run", "-p", &profile, "--", "/bin/true"]);
+    assert_code(&o, 0);
+});

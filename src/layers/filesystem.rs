@@ -422,11 +422,15 @@ enum Step {
         parents: Vec<CString>,
         attrs: u64,
         optional: bool,
+        /// Resolve the mount point without symlinks first (it lies below a host-controlled
+        /// bind or a symlink, where a planted link could redirect the mount).
+        check: bool,
     },
     Tmpfs {
         target: CString,
         data: CString,
         read_only: bool,
+        check: bool,
     },
     Symlink {
         to: CString,
@@ -438,6 +442,7 @@ enum Step {
         target: CString,
         content: Vec<u8>,
         perms: u32,
+        check: bool,
     },
     /// Hide `target`: tmpfs over a directory, /dev/null over anything else; missing is fine.
     Mask {
@@ -519,6 +524,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                 parents: Vec::new(),
                 attrs: sys::MOUNT_ATTR_RDONLY | nosuid_nodev,
                 optional: true,
+                check: false,
             });
         }
         for name in PROC_MASKED {
@@ -537,6 +543,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
             target: c(&dev),
             data: c("mode=755,size=65536"),
             read_only: false,
+            check: false,
         });
         for node in DEV_NODES {
             steps.push(Step::Bind {
@@ -545,6 +552,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                 parents: Vec::new(),
                 attrs: sys::MOUNT_ATTR_NOSUID,
                 optional: *node == "tty",
+                check: false,
             });
         }
         steps.push(Step::Mkdir {
@@ -566,6 +574,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
             target: c(&format!("{dev}/shm")),
             data: c("mode=1777"),
             read_only: false,
+            check: false,
         });
         for (name, to) in [
             ("fd", "/proc/self/fd"),
@@ -579,6 +588,34 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
             });
         }
     }
+    // Mount points below a bind (host-controlled content) or below a symlink may resolve
+    // somewhere else: those are checked without following symlinks. Everything else lies
+    // in directories this run created on its own tmpfs.
+    let mut redirecting: Vec<SandboxPath> = [
+        "/proc",
+        "/dev/fd",
+        "/dev/stdin",
+        "/dev/stdout",
+        "/dev/stderr",
+        "/dev/ptmx",
+    ]
+    .iter()
+    .map(|p| SandboxPath::parse(p).expect("a valid constant path"))
+    .collect();
+    let mut risky_targets = Vec::new();
+    for op in &cfg.ops {
+        let t = op.target();
+        risky_targets.push(redirecting.iter().any(|r| t.starts_with(r) && t != r));
+        if matches!(op, Op::Bind { .. } | Op::Symlink { .. }) {
+            redirecting.push(t.clone());
+        }
+    }
+    let risky = |t: &SandboxPath| {
+        cfg.ops
+            .iter()
+            .position(|o| o.target() == t)
+            .is_some_and(|i| risky_targets[i])
+    };
     for (i, op) in cfg.ops.iter().enumerate() {
         let target = c(&under(NEW_ROOT, op.target()));
         match op {
@@ -599,6 +636,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                     parents: parents_of(t),
                     attrs,
                     optional: *optional,
+                    check: risky(t),
                 });
             }
             Op::Tmpfs {
@@ -619,6 +657,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                     target,
                     data: c(&data),
                     read_only: false,
+                    check: risky(t),
                 });
             }
             Op::Dir { perms, target: t } => {
@@ -643,6 +682,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                     target,
                     content: content.clone(),
                     perms: *perms,
+                    check: risky(t),
                 });
             }
             Op::Mask { .. } => steps.push(Step::Mask { target }),
@@ -769,6 +809,7 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
             parents,
             attrs,
             optional,
+            check,
         } => {
             let detail = source.to_bytes();
             match is_symlink(source) {
@@ -803,17 +844,20 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
             } else {
                 touch(target).step_on(LAYER, "create mount point", target.to_bytes())?;
             }
-            sys::check_no_symlinks(target).step_on(
-                LAYER,
-                "check mount point",
-                target.to_bytes(),
-            )?;
+            if *check {
+                sys::check_no_symlinks(target).step_on(
+                    LAYER,
+                    "check mount point",
+                    target.to_bytes(),
+                )?;
+            }
             bind_onto(source, target, *attrs).step_on(LAYER, "bind mount", detail)
         }
         Step::Tmpfs {
             target,
             data,
             read_only,
+            check,
         } => {
             let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
             if *read_only {
@@ -822,11 +866,13 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
             if target.to_bytes().ends_with(b"/dev") {
                 flags.remove(MsFlags::MS_NODEV);
             }
-            sys::check_no_symlinks(target).step_on(
-                LAYER,
-                "check mount point",
-                target.to_bytes(),
-            )?;
+            if *check {
+                sys::check_no_symlinks(target).step_on(
+                    LAYER,
+                    "check mount point",
+                    target.to_bytes(),
+                )?;
+            }
             mount(
                 Some("tmpfs"),
                 target.as_c_str(),
@@ -849,6 +895,7 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
             target,
             content,
             perms,
+            check,
         } => {
             use nix::fcntl::{open, OFlag};
             let fd = open(
@@ -871,11 +918,13 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
             )
             .step_on(LAYER, "write inline file", target.to_bytes())?;
             touch(target).step_on(LAYER, "create mount point", target.to_bytes())?;
-            sys::check_no_symlinks(target).step_on(
-                LAYER,
-                "check mount point",
-                target.to_bytes(),
-            )?;
+            if *check {
+                sys::check_no_symlinks(target).step_on(
+                    LAYER,
+                    "check mount point",
+                    target.to_bytes(),
+                )?;
+            }
             bind_onto(
                 staging,
                 target,
