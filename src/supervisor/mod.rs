@@ -191,16 +191,28 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
             return Err(LaunchError::Maps(e));
         }
     }
-    sys::write_all(release_w.as_fd(), b"1").map_err(sys_err("release child"))?;
+    // EPIPE: the child already failed and exited; its message is on the status pipe, which
+    // the wait loop reads, so it is not an error here.
+    let release = |fd: &OwnedFd| match sys::write_all(fd.as_fd(), b"1") {
+        Ok(()) | Err(Errno::EPIPE) => Ok(()),
+        Err(e) => Err(LaunchError::Sys {
+            step: "release child",
+            source: e,
+        }),
+    };
+    release(&release_w)?;
     // The child builds its filesystem meanwhile; a v1 attach may wait for an RCU grace period.
+    let mut attach_error = None;
     if let Some(cg) = &cgroup {
         if let Err(e) = cg.attach(child, placement) {
+            // The wait loop still collects a failure the child may have reported first.
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = waitpid(child, None);
-            return Err(LaunchError::Cgroup(e));
+            attach_error = Some(e);
         }
     }
-    sys::write_all(release_w.as_fd(), b"1").map_err(sys_err("release child"))?;
+    if attach_error.is_none() {
+        release(&release_w)?;
+    }
     drop(release_w);
 
     let mut outcome = wait_loop(
@@ -213,6 +225,12 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
         start,
         cgroup.as_mut(),
     );
+    if let (Some(e), None) = (attach_error, &outcome.failure) {
+        if let Some(cg) = cgroup.take() {
+            let _ = cg.teardown();
+        }
+        return Err(LaunchError::Cgroup(e));
+    }
     if let Some(mut cg) = cgroup.take() {
         outcome.usage = Some(cg.observe());
         outcome.oom = cg.oom_killed().map(|o| o.message());
