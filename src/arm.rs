@@ -114,7 +114,7 @@ pub fn arm(
         seccomp,
         init_seccomp,
         cgroup: plan.cgroup.clone(),
-        cgroup_parent: profile.cgroups.as_ref().and_then(|c| c.parent.clone()),
+        cgroup_sweep: plan.cgroup_sweep.clone(),
         identity: plan.identity.clone(),
         cwd: CString::new(cwd).map_err(|_| "working directory contains a NUL byte")?,
         exec,

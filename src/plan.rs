@@ -62,6 +62,9 @@ pub struct Plan {
     /// rlimits standing in for cgroup limits the host cannot give (best-effort).
     #[serde(skip)]
     pub cgroup_fallback: Vec<cgroups::RlimitFallback>,
+    /// Parents in which our own stale cgroups are swept at start.
+    #[serde(skip)]
+    pub cgroup_sweep: Vec<std::path::PathBuf>,
     /// What Landlock will enforce, when it applies.
     #[serde(skip)]
     pub landlock: Option<landlock::Plan>,
@@ -229,6 +232,7 @@ pub fn plan(
     let mut cg_notes = Vec::new();
     let mut cgroup_plan = None;
     let mut cgroup_fallback = Vec::new();
+    let mut cgroup_sweep = Vec::new();
     let cg_decision = match (cg_req, profile.cgroups.as_ref()) {
         (Requirement::Off, _) | (_, None) => Decision::Skip(off_reason(Layer::Cgroups)),
         (req, Some(spec)) => {
@@ -244,6 +248,8 @@ pub fn plan(
             }
             cgroup_plan = pre.plan;
             cgroup_fallback = pre.fallback;
+            // From the hierarchies already probed: the supervisor does not read them again.
+            cgroup_sweep = cgroups::sweep_parents(&host.cgroups, spec.parent.as_ref());
             pre.decision
         }
     };
@@ -375,6 +381,7 @@ pub fn plan(
         landlock: landlock_plan,
         cgroup: cgroup_plan,
         cgroup_fallback,
+        cgroup_sweep,
         landlock_net_rules,
     }
 }

@@ -610,12 +610,6 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
             redirecting.push(t.clone());
         }
     }
-    let risky = |t: &SandboxPath| {
-        cfg.ops
-            .iter()
-            .position(|o| o.target() == t)
-            .is_some_and(|i| risky_targets[i])
-    };
     for (i, op) in cfg.ops.iter().enumerate() {
         let target = c(&under(NEW_ROOT, op.target()));
         match op {
@@ -636,7 +630,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                     parents: parents_of(t),
                     attrs,
                     optional: *optional,
-                    check: risky(t),
+                    check: risky_targets[i],
                 });
             }
             Op::Tmpfs {
@@ -657,7 +651,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                     target,
                     data: c(&data),
                     read_only: false,
-                    check: risky(t),
+                    check: risky_targets[i],
                 });
             }
             Op::Dir { perms, target: t } => {
@@ -682,7 +676,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                     target,
                     content: content.clone(),
                     perms: *perms,
-                    check: risky(t),
+                    check: risky_targets[i],
                 });
             }
             Op::Mask { .. } => steps.push(Step::Mask { target }),

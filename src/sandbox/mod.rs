@@ -96,7 +96,8 @@ pub struct Armed {
     pub init_seccomp: Option<seccomp::Prepared>,
     /// The cgroup the supervisor creates before the clone (step 1).
     pub cgroup: Option<crate::layers::cgroups::CgroupPlan>,
-    pub cgroup_parent: Option<crate::profile::SandboxPath>,
+    /// Where our own stale cgroups may be (swept before the new one is made).
+    pub cgroup_sweep: Vec<std::path::PathBuf>,
     pub identity: Identity,
     pub cwd: CString,
     pub exec: Exec,

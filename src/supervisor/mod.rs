@@ -5,7 +5,7 @@
 //!
 //! Nothing here runs in the child: the child's code is in `sandbox`.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -16,7 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::layers::cgroups::{self, ActiveCgroup, CgroupError, CgroupHost, Placement, Usage};
+use crate::layers::cgroups::{self, ActiveCgroup, CgroupError, Placement, Usage};
 use crate::layers::namespaces;
 use crate::observe::{self, Observation};
 use crate::sandbox::init::{waited_signals, Ended, FORWARDED};
@@ -122,8 +122,7 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     //    stale cgroups (a supervisor that was SIGKILLed) are swept first.
     let mut cgroup = match &armed.cgroup {
         Some(plan) => {
-            let host = CgroupHost::probe();
-            cgroups::sweep_stale(&cgroups::sweep_parents(&host, armed.cgroup_parent.as_ref()));
+            cgroups::sweep_stale(&armed.cgroup_sweep);
             Some(ActiveCgroup::create(plan)?)
         }
         None => None,
@@ -402,7 +401,6 @@ fn wait_loop(
     } else {
         init_code
     };
-    let _ = pidfd.as_raw_fd();
     Outcome {
         ended,
         failure,
