@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 both!(exit_codes_follow_the_payload, |who| {
@@ -312,5 +313,31 @@ both!(sandbox_dies_with_a_killed_launcher, |who| {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+});
+
+both!(nothing_of_the_sandbox_outlives_the_run, |who| {
+    // The payload exits at once and leaves two background processes, one of them in a new
+    // session and ignoring SIGTERM/SIGHUP. When `run` returns, neither may exist any more:
+    // init kills and reaps what is left in its pid namespace before it reports.
+    for round in 0..5 {
+        // Unique per run: the root and the user variant run at the same time.
+        let marker = format!("{}.{round}{}", 400 + who as u32, std::process::id());
+        let script = format!(
+            "sleep {marker} & setsid sh -c 'trap \"\" TERM HUP; exec sleep {marker}' & \
+             sleep 0.05; exit 7"
+        );
+        // Only the launcher is waited for: no pipe that a leftover could hold open.
+        let status = command(
+            who,
+            &["run", "-p", "strict", "--", "/bin/sh", "-c", &script],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+        assert_eq!(status.code(), Some(7));
+        let left = processes_with(&marker);
+        assert!(left.is_empty(), "left behind after run returned: {left:?}");
     }
 });

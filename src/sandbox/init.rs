@@ -1,10 +1,12 @@
 //! lasagna's init: pid 1 of the sandbox's pid namespace. It starts the payload, forwards
 //! the supervisor's signals to it, reaps every child (orphans included), and exits with the
-//! payload's status once the payload is gone — which, in a pid namespace, ends every other
-//! process in it. The payload is never pid 1, so it keeps default signal semantics.
+//! payload's status once the payload is gone. In a pid namespace it first kills and reaps
+//! every other process in it, so its report means the sandbox is empty. The payload is never
+//! pid 1, so it keeps default signal semantics.
 
 use std::os::fd::AsFd;
 
+use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -117,8 +119,27 @@ pub fn run(armed: &Armed, fds: ChildFds) -> ! {
     drop(status);
     drop(release);
     let ended = wait_for(payload, &waited);
+    end_the_rest();
     let _ = sys::write_all(result.as_fd(), &ended.encode());
     sys::exit_now(ended.exit_code())
+}
+
+/// As pid 1 of the sandbox's pid namespace, kill what the payload left behind and reap it
+/// before reporting: once the supervisor reads the result, no process of the sandbox runs,
+/// and it need not wait for this process's own exit (the namespace teardown that follows).
+/// Without a pid namespace `kill(-1)` would reach every process of the user on the host,
+/// so it is sent only as pid 1; there the cgroup, when there is one, ends the stragglers.
+fn end_the_rest() {
+    if nix::unistd::getpid() != Pid::from_raw(1) {
+        return;
+    }
+    // init holds CAP_KILL in the sandbox's user namespace (or is real root without one), so
+    // the signal reaches every process here; ESRCH means there was none.
+    if kill(Pid::from_raw(-1), Signal::SIGKILL).is_err() {
+        return;
+    }
+    // Orphans are reparented to us before their parent is reaped, so ECHILD means none left.
+    while let Ok(_) | Err(Errno::EINTR) = waitpid(None, None) {}
 }
 
 fn wait_for(payload: Pid, waited: &SigSet) -> Ended {

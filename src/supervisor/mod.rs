@@ -13,7 +13,7 @@ use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::layers::cgroups::{self, ActiveCgroup, CgroupError, Placement, Usage};
@@ -260,7 +260,11 @@ fn wait_loop(
     let mut timed_out = false;
     let mut forwarded_list = Vec::new();
     let mut child_exited = false;
-    while !child_exited {
+    let mut result_r = Some(result_r);
+    let mut ended = None;
+    // init reports the payload's status once the sandbox is empty; its own exit (the
+    // namespace teardown) is not waited for then.
+    while !child_exited && ended.is_none() {
         if let Some(cg) = cgroup.as_deref_mut() {
             cg.sample();
         }
@@ -280,9 +284,17 @@ fn wait_loop(
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
         ];
-        if let Some(s) = &status_r {
+        let mut at = fds.len();
+        let status_at = status_r.as_ref().map(|s| {
             fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-        }
+            at += 1;
+            at - 1
+        });
+        let result_at = result_r.as_ref().map(|r| {
+            fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+            at += 1;
+            at - 1
+        });
         match poll(&mut fds, timeout) {
             Err(Errno::EINTR) => continue,
             Err(_) => break,
@@ -311,7 +323,9 @@ fn wait_loop(
                 .and_then(|f| f.revents())
                 .is_some_and(|r| !r.is_empty())
         };
-        let (pid_ready, sig_ready, status_ready) = (ready(0), ready(1), ready(2));
+        let (pid_ready, sig_ready) = (ready(0), ready(1));
+        let status_ready = status_at.is_some_and(ready);
+        let result_ready = result_at.is_some_and(ready);
         drop(fds);
         if sig_ready {
             while let Ok(Some(info)) = sigfd.read_signal() {
@@ -330,12 +344,14 @@ fn wait_loop(
                         // EOF without a message: execve succeeded.
                         observation = if armed.observe {
                             observe::observe(child, &armed.plan)
-                        } else {
+                        } else if armed.timeout.is_some() {
                             // Only the pid, which the timeout needs.
                             Observation {
                                 payload_pid: observe::payload_of(child),
                                 ..Observation::default()
                             }
+                        } else {
+                            Observation::default()
                         };
                     }
                 }
@@ -344,15 +360,24 @@ fn wait_loop(
                 Err(_) => status_r = None,
             }
         }
+        if result_ready {
+            let fd = result_r.take().expect("polled result pipe is open");
+            ended = read_result(&fd);
+        }
         if pid_ready {
             child_exited = true;
         }
     }
-    let wait = loop {
-        match waitpid(child, None) {
-            Err(Errno::EINTR) => continue,
-            other => break other,
+    let wait = if child_exited {
+        loop {
+            match waitpid(child, None) {
+                Err(Errno::EINTR) => continue,
+                other => break other,
+            }
         }
+    } else {
+        // init is exiting; a zombie left here is reaped by whoever inherits it.
+        waitpid(child, Some(WaitPidFlag::WNOHANG))
     };
     // Drain whatever the status pipe still holds (the payload may have failed fast).
     if let Some(fd) = status_r.take() {
@@ -364,11 +389,9 @@ fn wait_loop(
             message.extend_from_slice(&buf[..n]);
         }
     }
-    let mut result = [0u8; 8];
-    let ended = match nix::unistd::read(result_r.as_fd(), &mut result) {
-        Ok(8) => Ended::decode(&result),
-        _ => None,
-    };
+    if let Some(fd) = result_r.take() {
+        ended = read_result(&fd);
+    }
     let mut failure = (!message.is_empty()).then(|| ChildFailure::decode(&message));
     if failure.is_none() && ended.is_none() && !timed_out {
         // init died before reporting the payload's status, without a message.
@@ -384,9 +407,11 @@ fn wait_loop(
             detail: String::new(),
         });
     }
-    let init_code = match wait {
-        Ok(WaitStatus::Exited(_, c)) => c,
-        Ok(WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
+    // init exits with the code it reports; its own status counts when it reported none.
+    let init_code = match (ended, wait) {
+        (Some(e), _) => e.exit_code(),
+        (None, Ok(WaitStatus::Exited(_, c))) => c,
+        (None, Ok(WaitStatus::Signaled(_, s, _))) => 128 + s as i32,
         _ => crate::sandbox::EXIT_SETUP_FAILED,
     };
     let exit_code = if timed_out {
@@ -412,5 +437,17 @@ fn wait_loop(
         cgroup_notes: Vec::new(),
         wall: Duration::ZERO,
         exit_code,
+    }
+}
+
+/// The payload's status as init reports it: 8 bytes, or nothing if init died first.
+fn read_result(fd: &OwnedFd) -> Option<Ended> {
+    let mut result = [0u8; 8];
+    loop {
+        match nix::unistd::read(fd.as_fd(), &mut result) {
+            Err(Errno::EINTR) => continue,
+            Ok(8) => return Ended::decode(&result),
+            _ => return None,
+        }
     }
 }
