@@ -6,8 +6,8 @@
 
 use std::str::FromStr;
 
+use crate::profile::types::Spanned;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::layers::{ChildContext, ChildError};
 use crate::profile::types::{Loc, ProfileError, Requirement};
@@ -15,7 +15,7 @@ use crate::sys;
 
 const LAYER: &str = "capabilities";
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 
+use crate::profile::types::Spanned;
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::layers::{ChildContext, ChildError};
 use crate::profile::types::{parse_path, parse_size, Loc, ProfileError, Requirement, SandboxPath};
@@ -23,7 +23,7 @@ const LAYER: &str = "filesystem";
 
 /// One entry of `mounts:`. Exactly one kind key (`ro-bind`, `bind`, `tmpfs`, `dir`,
 /// `symlink`, `file`, `mask`) whose value is the path inside the sandbox.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MountEntry {
     pub ro_bind: Option<Spanned<String>>,
@@ -48,7 +48,7 @@ pub struct MountEntry {
     pub optional: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,

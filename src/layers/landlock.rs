@@ -55,6 +55,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 
+use crate::profile::types::Spanned;
 use landlock::{
     make_bitflags, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
     Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
@@ -63,7 +64,6 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag};
 use serde::{Deserialize, Serialize};
-use serde_saphyr::Spanned;
 
 use crate::layers::{ChildContext, ChildError, Decision};
 use crate::profile::types::{parse_path, Loc, ProfileError, Requirement, SandboxPath};
@@ -161,7 +161,7 @@ fn tcp_rights() -> BitFlags<AccessNet> {
 // Profile section
 
 /// `layers: landlock:` as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     /// `None` when not written: `extends` then keeps the parent's mode (default required).
@@ -188,7 +188,7 @@ pub struct Section {
 }
 
 /// One `rules:` entry: exact rights on one path.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RuleSection {
     pub path: Spanned<String>,
@@ -199,7 +199,7 @@ pub struct RuleSection {
 }
 
 /// `net:` TCP ports the payload may bind and connect to; every other port is denied.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NetSection {
     #[serde(default)]

@@ -7,12 +7,12 @@
 //! Child side: hostname, loopback up, and the time/cgroup namespaces, which `unshare`
 //! gives to children (the payload) rather than to init itself.
 
+use crate::profile::types::Spanned;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::profile::types::{Loc, ProfileError, Requirement};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     #[serde(default)]

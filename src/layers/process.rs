@@ -8,8 +8,8 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
+use crate::profile::types::Spanned;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::layers::{ChildContext, ChildError};
 use crate::profile::types::{
@@ -31,14 +31,14 @@ pub const DEFAULT_ENV_ALLOW: &[&str] = &[
 ];
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EnvSection {
     pub allow: Option<Vec<Spanned<String>>>,
     pub set: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,

@@ -1,15 +1,15 @@
 //! The `rlimits` layer: per-process resource limits set in the payload before execve.
 //! Soft and hard limits are set to the same value, so the payload cannot raise them.
 
+use crate::profile::types::Spanned;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::layers::ChildError;
 use crate::profile::types::{parse_duration, parse_size, Loc, ProfileError, Requirement};
 
 const LAYER: &str = "rlimits";
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,

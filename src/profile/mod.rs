@@ -2,15 +2,17 @@
 //! checked [`Profile`]. Loading has no side effects besides reading files.
 //!
 //! Parsing uses serde-saphyr with budgets (no alias bombs), strict booleans, duplicate keys
-//! as errors and a size cap. Every error carries file:line:col.
+//! as errors and a size cap. Every error carries file:line:col. Shipped profiles are not
+//! parsed at run time: [`shipped`] holds them compiled from the same YAML.
 
+pub mod shipped;
 pub mod types;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::profile::types::Spanned;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::layers::{
     capabilities, cgroups, filesystem, landlock, namespaces, process, rlimits, seccomp,
@@ -39,7 +41,7 @@ pub const CHROOT_HINT: &str = "use the `filesystem` layer (mount namespace + piv
 root detached) together with `landlock` for path rules";
 
 /// A profile file as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ProfileFile {
     pub name: Option<String>,
@@ -51,7 +53,7 @@ pub struct ProfileFile {
 }
 
 /// One optional section per layer, as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Sections {
     pub namespaces: Option<namespaces::Section>,
@@ -299,8 +301,15 @@ pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
                 hint: None,
             });
         }
-        let text = read_source(&src)?;
-        let mut file = parse_text(&text, &src.display_path())?;
+        // Shipped profiles come compiled; their YAML is the same (a test holds them equal).
+        let compiled = match &src {
+            Source::Shipped(name) => shipped::file(name),
+            Source::File(_) => None,
+        };
+        let mut file = match compiled {
+            Some(file) => file,
+            None => parse_text(&read_source(&src)?, &src.display_path())?,
+        };
         // A relative seccomp `import` is relative to the file that names it.
         if let Some(imp) = file.layers.seccomp.as_mut().and_then(|s| s.import.as_mut()) {
             if !imp.value.starts_with('/') {

@@ -32,18 +32,37 @@ impl fmt::Display for Requirement {
 }
 
 /// A place in a profile file: 1-based line and column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Loc {
     pub line: u64,
     pub column: u64,
 }
 
 impl Loc {
-    pub fn of<T>(spanned: &serde_saphyr::Spanned<T>) -> Loc {
-        Loc {
-            line: spanned.referenced.line(),
-            column: spanned.referenced.column(),
-        }
+    pub fn of<T>(spanned: &Spanned<T>) -> Loc {
+        spanned.loc
+    }
+}
+
+/// A value as written and where it was written (where an alias refers to an anchor: the
+/// alias). Read through serde-saphyr's `Spanned`; serialized as `{value, loc}`, which is how
+/// the shipped profiles are compiled into the binary (see `profile::shipped`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub loc: Loc,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+        Ok(Spanned {
+            loc: Loc {
+                line: s.referenced.line(),
+                column: s.referenced.column(),
+            },
+            value: s.value,
+        })
     }
 }
 
@@ -171,7 +190,7 @@ impl fmt::Display for SandboxPath {
 }
 
 /// Parse a spanned raw path, turning a bad one into a located error.
-pub fn parse_path(raw: &serde_saphyr::Spanned<String>) -> Result<SandboxPath, ProfileError> {
+pub fn parse_path(raw: &Spanned<String>) -> Result<SandboxPath, ProfileError> {
     SandboxPath::parse(&raw.value).map_err(|msg| ProfileError::at(Loc::of(raw), msg))
 }
 

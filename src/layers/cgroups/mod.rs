@@ -30,10 +30,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::profile::types::Spanned;
 use nix::sys::resource::Resource;
 use nix::unistd::{access, AccessFlags};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::layers::Decision;
 use crate::profile::types::{parse_size, Loc, ProfileError, Requirement, SandboxPath};
@@ -49,7 +49,7 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 // ---------------------------------------------------------------------------------------
 
 /// `layers: cgroups:` as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CgroupsSection {
     /// `None` when not written: `extends` then keeps the parent's mode (default required).
@@ -69,7 +69,7 @@ pub struct CgroupsSection {
     pub parent: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MemorySection {
     #[serde(default)]
@@ -80,14 +80,14 @@ pub struct MemorySection {
     pub swap_max: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PidsSection {
     #[serde(default)]
     pub max: Option<Spanned<u64>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CpuSection {
     /// CPU bandwidth in cores: 0.5 = half of one CPU per 100 ms period.
@@ -98,7 +98,7 @@ pub struct CpuSection {
     pub weight: Option<Spanned<u32>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct IoSection {
     /// Relative share, 1..10000, default 100 (io.weight semantics).

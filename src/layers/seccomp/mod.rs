@@ -16,10 +16,10 @@ mod tables;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::profile::types::Spanned;
 use nix::errno::Errno;
 use seccompiler::{BpfProgram, SeccompAction};
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::host::read_proc_file;
 use crate::layers::{ChildContext, ChildError, Decision};
@@ -33,7 +33,7 @@ pub use tables::Arch;
 // Profile section
 
 /// `layers: seccomp:` as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     /// `None` when not written: `extends` then keeps the parent's mode (default required).
@@ -61,7 +61,7 @@ pub struct Section {
     pub import: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AllowIf {
     pub syscalls: Vec<Spanned<String>>,
@@ -69,7 +69,7 @@ pub struct AllowIf {
     pub args: Vec<ArgSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Deny {
     pub syscalls: Vec<Spanned<String>>,
@@ -81,7 +81,7 @@ pub struct Deny {
 }
 
 /// `{index: 0..5, op: eq|ne|lt|le|gt|ge|masked-eq, value: N, mask: N}`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ArgSpec {
     pub index: Spanned<u64>,
