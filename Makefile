@@ -2,8 +2,15 @@
 # `make test` is the test command CI runs (with LASAGNA_TEST_STRICT=1: a skipped test fails).
 
 CARGO ?= cargo
-LASAGNA := target/release/lasagna
 TEST_THREADS ?= 4
+
+# The launcher is linked statically (static-pie, glibc): no dynamic loader and no shared
+# libraries to map at each start, about 0.3 ms of a launch. The host triple is given
+# explicitly so that the flag reaches lasagna and its tests but not build scripts and
+# proc-macros (which cannot be static). Tests run this very binary.
+HOST := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+STATIC := RUSTFLAGS="$(RUSTFLAGS) -C target-feature=+crt-static"
+LASAGNA := target/$(HOST)/release/lasagna
 
 # Passed to the tests when set in the environment or on the command line.
 ifdef LASAGNA_TEST_STRICT
@@ -15,11 +22,11 @@ endif
 all: build
 
 build:
-	$(CARGO) build --release
+	$(STATIC) $(CARGO) build --release --target $(HOST)
 
 # Unit tests and the integration tests in tests/, which run $(LASAGNA) on the real kernel.
 test: build
-	$(CARGO) test --release -- --test-threads=$(TEST_THREADS)
+	$(STATIC) $(CARGO) test --release --target $(HOST) -- --test-threads=$(TEST_THREADS)
 
 # The shipped `strict` profile on a real command, with the per-layer report (-v).
 demo: build

@@ -8,12 +8,12 @@
 # launch (hyperfine's user+system, and perf's task-clock). Part of `make bench`
 # (bench/run.sh), which measures the layers as well and sums everything up.
 #
-# Environment: LASAGNA (binary, default target/release/lasagna), RUNS (default 200),
+# Environment: LASAGNA (binary, default: what `make build` makes), RUNS (default 200),
 # WARMUP (default 20).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-LASAGNA=${LASAGNA:-target/release/lasagna}
+LASAGNA=${LASAGNA:-target/$(rustc -vV | sed -n 's/^host: //p')/release/lasagna}
 RUNS=${RUNS:-200}
 WARMUP=${WARMUP:-20}
 OUT=target/bench
@@ -95,6 +95,25 @@ echo "== launch latency: $RUNS runs each, $WARMUP warmup, $(nproc) CPUs, kernel 
 hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
     --export-json "$OUT/launch.json" "${args[@]}"
 
+# The same commands interleaved, one run of each per round: drift on a shared machine
+# (other tenants, frequency changes) then hits every peer alike. Each peer's run is
+# followed by another peer's, so the kernel's namespace teardown that outlives a launcher
+# lands on its neighbour: the figures mix a little, which the hyperfine run above avoids.
+CC=${CC:-cc}
+rm -f "$OUT/interleave.txt"
+if command -v "$CC" >/dev/null && "$CC" -O2 -o "$OUT/interleave" bench/interleave.c; then
+    iargs=()
+    for i in "${!names[@]}"; do
+        # interleave splits on spaces and needs the program's path.
+        read -r prog rest <<<"${cmds[$i]}"
+        iargs+=("${names[$i]}" "$(command -v "$prog") $rest")
+    done
+    echo "== interleaved: $((RUNS + 100)) rounds, $WARMUP warmup"
+    "$OUT/interleave" $((RUNS + 100)) "$WARMUP" "${iargs[@]}" | tee "$OUT/interleave.txt"
+else
+    echo "bench: skipping the interleaved run: no C compiler ($CC)" >&2
+fi
+
 # CPU per launch counted by perf (task-clock of the launcher and every process it started).
 perf_ok=false
 if command -v perf >/dev/null && perf stat -e task-clock -x, -o /dev/null /bin/true 2>/dev/null; then
@@ -141,5 +160,14 @@ for r in results:
           f"{r['mean'] * 1000:>8.2f} {ratio:>9} {cpu:>12.2f} "
           f"{(f'{pm:.2f}' if pm is not None else '-'):>19}")
 print(f"\nruns per peer: {len(results[0]['times'])}; JSON: {out}/launch.json")
+path = os.path.join(out, "interleave.txt")
+if os.path.exists(path):
+    rows = [l.split() for l in open(path) if l.strip()]
+    ref = next((float(r[1]) for r in rows if r[0] == "bwrap"), None)
+    print(f"\ninterleaved ({path}):")
+    print(f"{'peer':<9} {'median ms':>10} {'p90 ms':>8} {'mean ms':>8} {'vs bwrap':>9}")
+    for name, med, p90, mean in rows:
+        ratio = f"{float(med) / ref:.2f}x" if ref else "-"
+        print(f"{name:<9} {float(med):>10.2f} {float(p90):>8.2f} {float(mean):>8.2f} {ratio:>9}")
 PY
 

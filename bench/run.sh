@@ -18,18 +18,19 @@
 # target/bench/summary.txt. A part the machine cannot run is skipped with a message on
 # stderr and a line in target/bench/skipped.txt, and the summary lists it.
 #
-# Outputs (target/bench/): launch.json, perf-*.txt, launch.txt; syscost-<config>-<round>.txt;
+# Outputs (target/bench/): launch.json, interleave.txt, perf-*.txt, launch.txt; syscost-<config>-<round>.txt;
 # unit-seccomp-<n>.txt, unit-landlock.txt; cgroups-1.json, cgroups-2.json; profiles/ (the
 # temporary profiles); bin/syscost; loadavg-start.txt; skipped.txt; summary.txt.
 #
-# Environment: LASAGNA (default target/release/lasagna), CARGO (cargo), CC (cc),
+# Environment: LASAGNA (default: what `make build` makes), CARGO (cargo), CC (cc),
 # RUNS (hyperfine runs per command, default 200), WARMUP (20), SYSCOST_ROUNDS (rounds of
 # the syscost configs, interleaved, best kept; default 2), UNIT_RUNS (runs of bench_figures,
 # median kept; default 3), PARTS (which parts to run, default "launch syscost unit cgroups").
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
-export LASAGNA=${LASAGNA:-target/release/lasagna}
+host=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+export LASAGNA=${LASAGNA:-target/$host/release/lasagna}
 export RUNS=${RUNS:-200}
 export WARMUP=${WARMUP:-20}
 CARGO=${CARGO:-cargo}
@@ -40,7 +41,7 @@ PARTS=${PARTS:-launch syscost unit cgroups}
 OUT=target/bench
 mkdir -p "$OUT/bin" "$OUT/profiles"
 # Results of an earlier run must not pass for this one's.
-rm -f "$OUT"/launch.json "$OUT"/launch.txt "$OUT"/perf-*.txt "$OUT"/syscost-*.txt \
+rm -f "$OUT"/launch.json "$OUT"/launch.txt "$OUT"/interleave.txt "$OUT"/perf-*.txt "$OUT"/syscost-*.txt \
     "$OUT"/unit-*.txt "$OUT"/cgroups-*.json "$OUT"/skipped.txt "$OUT"/summary.txt \
     "$OUT"/loadavg-start.txt
 : >"$OUT/skipped.txt"
@@ -127,7 +128,9 @@ if want unit; then
     testbin=
     if ! command -v "$CARGO" >/dev/null; then
         skip unit "$CARGO not found"
-    elif ! "$CARGO" test --release --lib --no-run --message-format=json \
+    # Built as `make test` builds it (static, for the host triple), so its build is reused.
+    elif ! RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+        "$CARGO" test --release --target "$host" --lib --no-run --message-format=json \
         2>"$OUT/unit-build.txt" >"$OUT/unit-build.json"; then
         cat "$OUT/unit-build.txt" >&2
         skip unit "the library's tests do not build (see $OUT/unit-build.txt)"

@@ -33,6 +33,19 @@ def p90(times):
     return s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))]
 
 
+def interleaved(out):
+    """{peer: median ms} from bench/interleave.c's output, if the launch part ran it."""
+    path = os.path.join(out, "interleave.txt")
+    if not os.path.exists(path):
+        return {}
+    medians = {}
+    for line in open(path):
+        f = line.split()
+        if len(f) == 4:
+            medians[f[0]] = float(f[1])
+    return medians
+
+
 def hyperfine(out, pattern):
     """{command name: (median s, p90 s, mean s, user+sys s per run, runs)} from the hyperfine
     JSON exports matching pattern, the runs of one command merged across files."""
@@ -163,6 +176,12 @@ def main():
         else:
             rows.append(("launch median / p90 (strict)", f"{ms(las[0])} / {ms(las[1])}",
                          "bwrap skipped", "", "<= bwrap", ""))
+        inter = interleaved(out)
+        if "lasagna" in inter and "bwrap" in inter:
+            r = inter["lasagna"] / inter["bwrap"]
+            rows.append(("launch median, interleaved", f"{inter['lasagna']:.2f} ms",
+                         f"bwrap {inter['bwrap']:.2f} ms", f"{r:.2f}x", "<= bwrap",
+                         verdict(r, 1.0, "<=")))
         if un:
             rows.append(("launch median vs unshare", ms(las[0]), f"unshare {ms(un[0])}",
                          f"{las[0] / un[0]:.2f}x", "(floor)", ""))

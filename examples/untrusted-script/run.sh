@@ -6,13 +6,15 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 script=${1:-$here/script.sh}
 script=$(cd "$(dirname "$script")" && pwd)/$(basename "$script")
-if [ -n "${LASAGNA:-}" ]; then
-    lasagna=$LASAGNA
-elif [ -x "$here/../../target/release/lasagna" ]; then
-    lasagna=$here/../../target/release/lasagna
-else
-    lasagna=lasagna
-fi
+lasagna=lasagna
+# `make build` puts it under target/<host triple>/, `cargo build` under target/release/.
+for built in "$here"/../../target/*/release/lasagna "$here/../../target/release/lasagna"; do
+    if [ -x "$built" ]; then
+        lasagna=$built
+        break
+    fi
+done
+lasagna=${LASAGNA:-$lasagna}
 
 # Bind sources must be absolute host paths, so the bind of the script is written here,
 # in a small profile that extends untrusted.yaml. YAML single quotes: ' is written ''.
