@@ -124,14 +124,22 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
         let failed_layer = Layer::from_name(&f.layer);
         let mut reached = true;
         for l in &mut report.layers {
-            if Some(l.layer) == failed_layer {
+            let unapplied = if Some(l.layer) == failed_layer {
                 l.outcome = LayerOutcome::Failed;
                 l.reason = Some(f.to_string());
                 reached = false;
+                true
             } else if !reached
                 && matches!(l.outcome, LayerOutcome::Applied | LayerOutcome::Degraded)
             {
                 l.outcome = LayerOutcome::NotReached;
+                true
+            } else {
+                false
+            };
+            if unapplied {
+                // What the layer would have enforced is not what the sandbox got.
+                l.notes.retain(|n| !n.starts_with("restriction: "));
             }
         }
         report.failure = Some(f.to_string());

@@ -454,3 +454,50 @@ both!(mount_points_are_not_redirected_through_symlinks, |who| {
     let o = run(who, &["run", "-p", &profile, "--", "/bin/true"]);
     assert_code(&o, 0);
 });
+
+both!(
+    a_missing_bind_source_is_refused_before_anything_runs,
+    |who| {
+        let dir = Scratch::new("missing-source");
+        let missing = format!("{}/not-there", dir.path().display());
+        let mounts = format!("      - ro-bind: /data\n        source: {missing}\n");
+        let profile = dir.write(
+            "p.yaml",
+            &format!("extends: strict\nlayers:\n  filesystem:\n    mounts:\n{mounts}"),
+        );
+        let o = run(who, &["run", "-p", &profile, "--", "/bin/echo", "RAN"]);
+        assert_code(&o, 125);
+        assert!(
+            stderr(&o).contains(&format!(
+                "the bind source {missing} (for /data) does not exist"
+            )),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!stdout(&o).contains("RAN"), "the payload ran");
+        let o = run(who, &["check", &profile]);
+        assert_code(&o, 1);
+        assert!(stderr(&o).contains(&missing), "{}", stderr(&o));
+        // Marked optional, the entry is skipped and the payload runs.
+        let optional = dir.write(
+            "optional.yaml",
+            &format!(
+            "extends: strict\nlayers:\n  filesystem:\n    mounts:\n{mounts}        optional: true\n"
+        ),
+        );
+        let o = run(
+            who,
+            &[
+                "run",
+                "-p",
+                &optional,
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo RAN; test -e /data || echo ABSENT",
+            ],
+        );
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "RAN\nABSENT\n");
+    }
+);

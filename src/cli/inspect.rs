@@ -19,7 +19,11 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
             Ok(p) => {
                 let plan = plan::plan(&p, &host, &[], None);
                 let refused = plan.refusals();
-                if refused.is_empty() {
+                let missing = match (&p.filesystem, plan.applies(Layer::Filesystem)) {
+                    (Some(cfg), true) => layers::filesystem::missing_sources(cfg),
+                    _ => Vec::new(),
+                };
+                if refused.is_empty() && missing.is_empty() {
                     println!("{name}: ok");
                 } else {
                     findings += 1;
@@ -27,6 +31,9 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
                         if let Decision::Refuse(r) = &l.decision {
                             eprintln!("{name}: {} would be refused on this host: {r}", l.layer);
                         }
+                    }
+                    for m in missing {
+                        eprintln!("{name}: {m}");
                     }
                 }
             }

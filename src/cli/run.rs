@@ -22,7 +22,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     };
     let host = Host::probe_for(&profile);
     let plan = plan::plan(&profile, &host, &args.without, args.timeout);
-    let refusals: Vec<String> = plan
+    let mut refusals: Vec<String> = plan
         .refusals()
         .iter()
         .map(|l| match &l.decision {
@@ -33,6 +33,16 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
             _ => unreachable!("refusals() returns only refusals"),
         })
         .collect();
+    // Host paths the filesystem layer needs: checked now, before anything exists.
+    if plan.applies(Layer::Filesystem) {
+        if let Some(cfg) = &profile.filesystem {
+            refusals.extend(
+                crate::layers::filesystem::missing_sources(cfg)
+                    .into_iter()
+                    .map(|r| format!("  {r}")),
+            );
+        }
+    }
     let write_report = |r: &report::Report| -> Result<(), Error> {
         if args.verbose {
             eprint!("{}", r.to_table());
@@ -56,6 +66,9 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         if let Some(path) = &args.report {
             std::fs::write(path, r.to_json() + "\n")
                 .map_err(|e| Error::Io(format!("cannot write report {}: {e}", path.display())))?;
+        }
+        if !refusals.is_empty() {
+            eprintln!("lasagna: a run would be refused:\n{}", refusals.join("\n"));
         }
         return Ok(if refusals.is_empty() { 0 } else { 125 });
     }

@@ -1023,6 +1023,32 @@ pub fn child_apply(prep: &Prepared) -> Result<(), ChildError<'_>> {
     Ok(())
 }
 
+/// Bind sources the profile requires (not `optional`) that do not exist on this host, as
+/// refusal lines. Checked before anything is created, so that a missing source stops the
+/// run with its name instead of failing halfway through building the sandbox.
+pub fn missing_sources(cfg: &Config) -> Vec<String> {
+    cfg.ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Bind {
+                source,
+                target,
+                optional: false,
+                ..
+            } => match std::fs::symlink_metadata(source.as_str()) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
+                    Some(format!(
+                        "{LAYER}: the bind source {source} (for {target}) does not exist on this host; \
+                         create it, or mark the entry `optional: true` to skip it when absent"
+                    ))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// Plain-words description for `explain`.
 pub fn explain(cfg: &Config) -> Vec<String> {
     let mut out = vec!["the sandbox sees a new, empty root (tmpfs) instead of the host's; the host root is detached after pivot_root".to_string()];
