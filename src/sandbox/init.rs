@@ -115,6 +115,7 @@ pub fn run(armed: &Armed, fds: ChildFds) -> ! {
         release,
         status,
         result,
+        ..
     } = fds;
     drop(status);
     drop(release);

@@ -6,7 +6,7 @@
 pub mod init;
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -115,6 +115,9 @@ pub struct ChildFds {
     pub status: OwnedFd,
     /// Write: the payload's raw wait status, from init, before it exits.
     pub result: OwnedFd,
+    /// v1 `tasks` files to write "0" into (join the cgroup), owned by the supervisor's
+    /// `ActiveCgroup`; closed by the child once written.
+    pub cgroup_join: Vec<RawFd>,
 }
 
 /// Send a child-side failure to the supervisor and exit.
@@ -137,6 +140,13 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<(), ChildError<'a>> {
     // 4a. Die with the supervisor: nothing must outlive it.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .step("init", "set parent-death signal")?;
+    //     Join the v1 cgroups: moving oneself needs no RCU grace period (see
+    //     `ActiveCgroup::join_fds`); everything forked later starts inside them.
+    for &fd in &fds.cgroup_join {
+        // Open until the close_range below: the supervisor opened it before the clone.
+        sys::write_all(sys::borrow_raw(fd), b"0")
+            .step("cgroups", "join cgroup (write 0 to tasks)")?;
+    }
     // 4b. Keep only our pipes (and stdio): fds inherited by the supervisor stay outside.
     let mut keep = [
         fds.release.as_raw_fd(),

@@ -5,7 +5,7 @@
 //!
 //! Nothing here runs in the child: the child's code is in `sandbox`.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -161,6 +161,11 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     } else {
         Placement::NotPlaced
     };
+    let cgroup_join: Vec<RawFd> = cgroup
+        .as_ref()
+        .map(|c| c.join_fds().iter().map(|f| f.as_raw_fd()).collect())
+        .unwrap_or_default();
+    let v1_joined = !cgroup_join.is_empty();
     let (child, pidfd) = match sys::clone_fork(armed.clone_flags, into).map_err(sys_err("clone"))? {
         Forked::Child => {
             drop(release_w);
@@ -173,6 +178,7 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
                     release: release_r,
                     status: status_w,
                     result: result_w,
+                    cgroup_join,
                 },
             )
         }
@@ -203,11 +209,14 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     // The child builds its filesystem meanwhile; a v1 attach may wait for an RCU grace period.
     let mut attach_error = None;
     if let Some(cg) = &cgroup {
-        if let Err(e) = cg.attach(child, placement) {
+        if let Err(e) = cg.attach(child, placement, v1_joined) {
             // The wait loop still collects a failure the child may have reported first.
             let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             attach_error = Some(e);
         }
+    }
+    if let Some(cg) = &mut cgroup {
+        cg.close_join_fds();
     }
     if attach_error.is_none() {
         release(&release_w)?;
@@ -368,7 +377,9 @@ fn wait_loop(
             child_exited = true;
         }
     }
-    let wait = if child_exited {
+    // With a cgroup, its teardown needs init gone anyway: waiting for the exit here is
+    // quicker than polling the cgroup until it empties.
+    let wait = if child_exited || cgroup.is_some() {
         loop {
             match waitpid(child, None) {
                 Err(Errno::EINTR) => continue,

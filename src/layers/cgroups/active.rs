@@ -68,6 +68,9 @@ enum Dirs {
     V1 {
         dirs: Vec<V1Dir>,
         tracker: Option<(PathBuf, OwnedFd)>,
+        /// Each hierarchy's `tasks` file, open for writing: the child joins by writing "0"
+        /// (itself). Empty when one cannot be opened; the supervisor attaches it then.
+        join: Vec<OwnedFd>,
     },
 }
 
@@ -98,6 +101,7 @@ impl ActiveCgroup {
             dirs: Dirs::V1 {
                 dirs: Vec::new(),
                 tracker: None,
+                join: Vec::new(),
             },
             made: Vec::new(),
             notes: Vec::new(),
@@ -161,7 +165,22 @@ impl ActiveCgroup {
                     }
                     None => None,
                 };
-                self.dirs = Dirs::V1 { dirs, tracker };
+                // A delegation that chowned only cgroup.procs leaves `tasks` unwritable.
+                let join = dirs
+                    .iter()
+                    .map(|d| {
+                        fs::OpenOptions::new()
+                            .write(true)
+                            .open(d.dir.join("tasks"))
+                            .map(OwnedFd::from)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap_or_default();
+                self.dirs = Dirs::V1 {
+                    dirs,
+                    tracker,
+                    join,
+                };
             }
         }
         Ok(())
@@ -202,20 +221,47 @@ impl ActiveCgroup {
         }
     }
 
-    /// Step 3: move `pid` into every hierarchy the clone did not already place it in.
-    /// On v1 each write takes cgroup_threadgroup_rwsem for writing, which can wait for an
-    /// RCU grace period (milliseconds): overlap it with the child's mount setup.
-    pub fn attach(&self, pid: Pid, placement: Placement) -> Result<(), CgroupError> {
+    /// Step 4a (child, first thing): the v1 `tasks` files the child writes "0" into to join
+    /// its cgroups itself. Moving oneself, a single thread, is the one migration that does
+    /// not take cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period
+    /// (about 11 ms here, most of the time). The kernel checks the permission against the
+    /// credentials that opened the file (the supervisor's) and the child's own.
+    pub fn join_fds(&self) -> Vec<BorrowedFd<'_>> {
+        match &self.dirs {
+            Dirs::V1 { join, .. } => join.iter().map(|f| f.as_fd()).collect(),
+            Dirs::V2 { .. } => Vec::new(),
+        }
+    }
+
+    /// After the attach: the supervisor's copies of the `tasks` files are not needed.
+    pub fn close_join_fds(&mut self) {
+        if let Dirs::V1 { join, .. } = &mut self.dirs {
+            join.clear();
+        }
+    }
+
+    /// Step 3: move `pid` into every hierarchy the clone did not already place it in, and
+    /// into the v1 hierarchies unless it joined them itself (`v1_joined`, through
+    /// `join_fds`). A v1 `cgroup.procs` write may wait for an RCU grace period: it overlaps
+    /// the child's mount setup.
+    pub fn attach(
+        &self,
+        pid: Pid,
+        placement: Placement,
+        v1_joined: bool,
+    ) -> Result<(), CgroupError> {
         let pid = pid.as_raw();
         match (&self.dirs, placement) {
             (Dirs::V2 { .. }, Placement::ClonedInto) => Ok(()),
             (Dirs::V2 { dir, .. }, Placement::NotPlaced) => v2::attach(dir, pid),
-            (Dirs::V1 { dirs, tracker }, placement) => {
+            (Dirs::V1 { dirs, tracker, .. }, placement) => {
                 if let (Some((t, _)), Placement::NotPlaced) = (tracker, placement) {
                     v2::attach(t, pid)?;
                 }
-                for d in dirs {
-                    v2::write_file(&d.dir, "cgroup.procs", &pid.to_string(), "attach")?;
+                if !v1_joined {
+                    for d in dirs {
+                        v2::write_file(&d.dir, "cgroup.procs", &pid.to_string(), "attach")?;
+                    }
                 }
                 Ok(())
             }
@@ -296,7 +342,7 @@ impl ActiveCgroup {
     pub fn oom_killed(&self) -> Option<OomKill> {
         let kills = match &self.dirs {
             Dirs::V2 { dir, .. } => v2::oom_kills(dir),
-            Dirs::V1 { .. } => self.v1_dir("memory").and_then(|d| v1::memory_usage(d).1),
+            Dirs::V1 { .. } => self.v1_dir("memory").and_then(v1::oom_kills),
         }?;
         (kills > 0).then_some(OomKill {
             kills,
@@ -349,8 +395,10 @@ impl ActiveCgroup {
         self.torn_down = true;
         let killed = self.kill_all();
         let until = Instant::now() + DRAIN;
+        let mut pause = Duration::from_micros(50);
         while !self.is_empty() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(2));
         }
         let removed = self.remove_made();
         killed.and(removed)
@@ -382,7 +430,7 @@ fn rmdir_retry(dir: &Path) -> Result<(), CgroupError> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < until => {
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(200));
             }
             Err(source) => {
                 return Err(CgroupError::Io {

@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -321,8 +322,12 @@ fn payload(py: &Path, code: &str) -> Child {
 }
 
 fn attach_and_release(cg: &ActiveCgroup, child: &mut Child) {
-    cg.attach(Pid::from_raw(child.id() as i32), Placement::NotPlaced)
-        .unwrap();
+    cg.attach(
+        Pid::from_raw(child.id() as i32),
+        Placement::NotPlaced,
+        false,
+    )
+    .unwrap();
     child.stdin.take().unwrap().write_all(b"g").unwrap();
 }
 
@@ -690,8 +695,12 @@ fn kernel_attach_latency() {
         let cg = ActiveCgroup::create(&plan).unwrap();
         let mut child = payload(&py, "");
         let t = Instant::now();
-        cg.attach(Pid::from_raw(child.id() as i32), Placement::NotPlaced)
-            .unwrap();
+        cg.attach(
+            Pid::from_raw(child.id() as i32),
+            Placement::NotPlaced,
+            false,
+        )
+        .unwrap();
         times.push(t.elapsed().as_micros());
         drop(child.stdin.take());
         child.wait().unwrap();
@@ -708,4 +717,86 @@ fn kernel_attach_latency() {
         times[times.len() - 1],
         times.len()
     );
+}
+
+#[test]
+fn kernel_a_child_joins_its_v1_cgroups_by_writing_zero() {
+    let _g = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    let test = "kernel_a_child_joins_its_v1_cgroups_by_writing_zero";
+    let Some((host, _py)) = kernel_env(test) else {
+        return;
+    };
+    let Some(plan) = plan_for(test, &host, "pids: {max: 4}\nmemory: {max: 64M}\n") else {
+        return;
+    };
+    let cg = ActiveCgroup::create(&plan).unwrap();
+    let join: Vec<i32> = cg.join_fds().iter().map(|f| f.as_raw_fd()).collect();
+    if join.is_empty() {
+        // Pure v2 hosts have no v1 hierarchies to join; this host is hybrid.
+        cg.teardown().unwrap();
+        skip(test, "no v1 hierarchy here");
+        return;
+    }
+    // The child writes "0" (itself) into each `tasks` file, then reports its cgroups and
+    // how many of 8 forks pids.max refused. No supervisor-side attach happens.
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let child = match crate::sys::fork().unwrap() {
+        None => {
+            let mut code = 0;
+            for fd in &join {
+                if crate::sys::write_all(crate::sys::borrow_raw(*fd), b"0").is_err() {
+                    code = 10;
+                }
+            }
+            let cgroups = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+            let mut refused = 0u8;
+            for _ in 0..8 {
+                match crate::sys::fork() {
+                    Ok(None) => {
+                        std::thread::sleep(Duration::from_secs(2));
+                        crate::sys::exit_now(0);
+                    }
+                    Ok(Some(_)) => {}
+                    Err(_) => refused += 1,
+                }
+            }
+            let mut report = vec![refused];
+            report.extend_from_slice(cgroups.as_bytes());
+            let _ = nix::unistd::write(&w, &report);
+            crate::sys::exit_now(code);
+        }
+        Some(child) => child,
+    };
+    drop(w);
+    let mut report = [0u8; 4096];
+    let n = nix::unistd::read(r.as_fd(), &mut report).unwrap();
+    assert!(n >= 1, "the child reported nothing");
+    let status = nix::sys::wait::waitpid(child, None).unwrap();
+    assert_eq!(
+        status,
+        nix::sys::wait::WaitStatus::Exited(child, 0),
+        "join failed"
+    );
+    let cgroups = String::from_utf8_lossy(&report[1..n]);
+    for controller in ["pids", "memory"] {
+        let line = cgroups
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == controller))
+            })
+            .unwrap_or_default();
+        assert!(
+            line.ends_with(cg.name()),
+            "{controller} not joined: {cgroups}"
+        );
+    }
+    // 4 pids: the child and three of its forks; the rest were refused.
+    assert!(
+        report[0] >= 4,
+        "pids.max did not hold: {} of 8 forks refused",
+        report[0]
+    );
+    cg.teardown().unwrap();
 }

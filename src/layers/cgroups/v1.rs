@@ -114,17 +114,18 @@ pub fn weight_to_blkio(weight: u32) -> u64 {
 
 /// Peak memory (`memory.max_usage_in_bytes`) and OOM kills (`memory.oom_control`).
 pub fn memory_usage(dir: &Path) -> (Option<u64>, Option<u64>) {
-    let mem = MemController::new(dir.to_path_buf(), PathBuf::new(), false);
-    let stat = mem.memory_stat();
-    let peak = dir
-        .join("memory.max_usage_in_bytes")
-        .exists()
-        .then_some(stat.max_usage_in_bytes);
-    let ooms = dir
-        .join("memory.oom_control")
-        .exists()
-        .then_some(stat.oom_control.oom_kill);
-    (peak, ooms)
+    (memory_peak(dir), oom_kills(dir))
+}
+
+/// `memory.max_usage_in_bytes`: the peak, read alone (cgroups-rs's `memory_stat` reads a
+/// dozen files for it).
+pub fn memory_peak(dir: &Path) -> Option<u64> {
+    super::v2::read_u64(&dir.join("memory.max_usage_in_bytes"))
+}
+
+/// The `oom_kill` count of `memory.oom_control` (Linux 4.13).
+pub fn oom_kills(dir: &Path) -> Option<u64> {
+    super::v2::keyed(dir, "memory.oom_control", "oom_kill")
 }
 
 /// CPU time in nanoseconds (`cpuacct.usage`).
