@@ -501,3 +501,52 @@ both!(
         assert_eq!(stdout(&o), "RAN\nABSENT\n");
     }
 );
+
+both!(binds_below_binds_land_on_the_checked_inode, |who| {
+    // Binds below a bound host directory go through open_tree +
+    // move_mount onto a target resolved without symlinks: a planted link is refused, and on
+    // a real directory the inner bind lands there with its own read-only attribute.
+    let dir = Scratch::new("nested-bind");
+    let outer = dir.path().join("outer");
+    let inner = dir.path().join("inner");
+    std::fs::create_dir_all(outer.join("sub")).unwrap();
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::write(inner.join("marker"), "inner\n").unwrap();
+    std::os::unix::fs::symlink("sub", outer.join("link")).unwrap();
+    let (o_dir, i_dir) = (outer.display(), inner.display());
+    let planted = dir.write(
+        "planted.yaml",
+        &format!(
+            "extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: /data\n        source: {o_dir}\n      - ro-bind: /data/link\n        source: {i_dir}\n"
+        ),
+    );
+    let o = run(who, &["run", "-p", &planted, "--", "/bin/true"]);
+    assert_code(&o, 125);
+    let err = stderr(&o);
+    assert!(err.contains("check mount point /data/link"), "{err}");
+    assert!(err.contains("ELOOP"), "{err}");
+    let nested = dir.write(
+        "nested.yaml",
+        &format!(
+            "extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - bind: /data\n        source: {o_dir}\n      - ro-bind: /data/sub\n        source: {i_dir}\n"
+        ),
+    );
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            &nested,
+            "--without",
+            "landlock",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /data/sub/marker; touch /data/sub/x 2>&1 | grep -o 'Read-only file system'",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "inner\nRead-only file system\n");
+    // Nothing of the inner bind reached the host directory it was mounted on.
+    assert!(!outer.join("sub").join("marker").exists());
+});

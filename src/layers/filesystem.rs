@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::os::fd::AsFd;
 
 use crate::profile::types::Spanned;
 use nix::errno::Errno;
@@ -429,6 +430,8 @@ enum Step {
     Tmpfs {
         target: CString,
         data: CString,
+        /// `data` as fsconfig key/value pairs, for the fd-based mount of a checked target.
+        options: Vec<(CString, CString)>,
         read_only: bool,
         check: bool,
     },
@@ -539,12 +542,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
             path: c(&dev),
             perms: 0o755,
         });
-        steps.push(Step::Tmpfs {
-            target: c(&dev),
-            data: c("mode=755,size=65536"),
-            read_only: false,
-            check: false,
-        });
+        steps.push(tmpfs_step(c(&dev), "mode=755,size=65536", false));
         for node in DEV_NODES {
             steps.push(Step::Bind {
                 source: c(&format!("{OLD_ROOT}/dev/{node}")),
@@ -570,12 +568,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
             path: c(&format!("{dev}/shm")),
             perms: 0o755,
         });
-        steps.push(Step::Tmpfs {
-            target: c(&format!("{dev}/shm")),
-            data: c("mode=1777"),
-            read_only: false,
-            check: false,
-        });
+        steps.push(tmpfs_step(c(&format!("{dev}/shm")), "mode=1777", false));
         for (name, to) in [
             ("fd", "/proc/self/fd"),
             ("stdin", "/proc/self/fd/0"),
@@ -647,12 +640,7 @@ pub fn prepare(cfg: &Config, fresh_proc: bool) -> Prepared {
                     Some(s) => format!("mode={perms:o},size={s}"),
                     None => format!("mode={perms:o}"),
                 };
-                steps.push(Step::Tmpfs {
-                    target,
-                    data: c(&data),
-                    read_only: false,
-                    check: risky_targets[i],
-                });
+                steps.push(tmpfs_step(target, &data, risky_targets[i]));
             }
             Op::Dir { perms, target: t } => {
                 mkdirs(&mut steps, t);
@@ -740,6 +728,58 @@ fn bind_onto(source: &CStr, target: &CStr, attrs: u64) -> Result<(), Errno> {
         None::<&str>,
     )?;
     set_attrs(target, attrs)
+}
+
+/// A writable tmpfs mount step with `data` (`mode=…,size=…`), prepared for both mount APIs.
+fn tmpfs_step(target: CString, data: &str, check: bool) -> Step {
+    let options = std::iter::once(("source", "tmpfs"))
+        .chain(data.split(',').filter_map(|kv| kv.split_once('=')))
+        .map(|(k, v)| (c(k), c(v)))
+        .collect();
+    Step::Tmpfs {
+        target,
+        data: c(data),
+        options,
+        read_only: false,
+        check,
+    }
+}
+
+/// A bind onto a target that a host process could redirect (below a host bind or symlink):
+/// the target is resolved once, without following symlinks, into an O_PATH fd; a detached
+/// copy of the source gets its attributes and is attached onto that very inode
+/// (`open_tree`, `mount_setattr`, `move_mount`). No path is looked up again between the
+/// check and the mount, so a swap in between cannot redirect it (runc CVE-2025-31133 class).
+/// Kernels without these calls fall back to the check followed by a mount by path.
+fn bind_by_fd<'a>(
+    source: &'a CStr,
+    target: &'a CStr,
+    attrs: u64,
+    step: &'static str,
+) -> Result<(), ChildError<'a>> {
+    let onto =
+        sys::open_no_symlinks(target).step_on(LAYER, "check mount point", target.to_bytes())?;
+    // No openat2 or no open_tree: checked where possible, then mounted by path.
+    let by_path = || bind_onto(source, target, attrs).step_on(LAYER, step, source.to_bytes());
+    let Some(onto) = onto else {
+        return by_path();
+    };
+    let tree = match sys::open_tree_clone(source) {
+        Ok(tree) => tree,
+        Err(Errno::ENOSYS) => return by_path(),
+        Err(e) => return Err(ChildError::new(LAYER, step, e).with_detail(source.to_bytes())),
+    };
+    let set_before = match sys::mount_setattr_fd(tree.as_fd(), attrs) {
+        Ok(()) => true,
+        Err(Errno::ENOSYS) => false,
+        Err(e) => return Err(ChildError::new(LAYER, step, e).with_detail(target.to_bytes())),
+    };
+    sys::move_mount_fd(tree.as_fd(), onto.as_fd()).step_on(LAYER, step, target.to_bytes())?;
+    if !set_before {
+        // Linux 5.2 to 5.11: attributes by remount, before anything of the payload runs.
+        set_attrs(target, attrs).step_on(LAYER, step, target.to_bytes())?;
+    }
+    Ok(())
 }
 
 fn is_dir(path: &CStr) -> Result<bool, Errno> {
@@ -839,33 +879,51 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
                 touch(target).step_on(LAYER, "create mount point", target.to_bytes())?;
             }
             if *check {
-                sys::check_no_symlinks(target).step_on(
-                    LAYER,
-                    "check mount point",
-                    target.to_bytes(),
-                )?;
+                return bind_by_fd(source, target, *attrs, "bind mount");
             }
             bind_onto(source, target, *attrs).step_on(LAYER, "bind mount", detail)
         }
         Step::Tmpfs {
             target,
             data,
+            options,
             read_only,
             check,
         } => {
             let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
             if *read_only {
                 flags |= MsFlags::MS_RDONLY;
+                attrs |= sys::MOUNT_ATTR_RDONLY;
             }
             if target.to_bytes().ends_with(b"/dev") {
                 flags.remove(MsFlags::MS_NODEV);
+                attrs &= !sys::MOUNT_ATTR_NODEV;
             }
             if *check {
-                sys::check_no_symlinks(target).step_on(
+                // As for binds: a new tmpfs attached onto the inode resolved without
+                // symlinks, never mounted by a path that could have changed since.
+                let onto = sys::open_no_symlinks(target).step_on(
                     LAYER,
                     "check mount point",
                     target.to_bytes(),
                 )?;
+                if let Some(onto) = onto {
+                    match sys::fsmount_tmpfs(options, attrs) {
+                        Ok(tree) => {
+                            return sys::move_mount_fd(tree.as_fd(), onto.as_fd()).step_on(
+                                LAYER,
+                                "mount tmpfs",
+                                target.to_bytes(),
+                            )
+                        }
+                        Err(Errno::ENOSYS) => {}
+                        Err(e) => {
+                            return Err(ChildError::new(LAYER, "mount tmpfs", e)
+                                .with_detail(target.to_bytes()))
+                        }
+                    }
+                }
             }
             mount(
                 Some("tmpfs"),
@@ -912,19 +970,11 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
             )
             .step_on(LAYER, "write inline file", target.to_bytes())?;
             touch(target).step_on(LAYER, "create mount point", target.to_bytes())?;
+            let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
             if *check {
-                sys::check_no_symlinks(target).step_on(
-                    LAYER,
-                    "check mount point",
-                    target.to_bytes(),
-                )?;
+                return bind_by_fd(staging, target, attrs, "bind inline file");
             }
-            bind_onto(
-                staging,
-                target,
-                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-            )
-            .step_on(LAYER, "bind inline file", target.to_bytes())
+            bind_onto(staging, target, attrs).step_on(LAYER, "bind inline file", target.to_bytes())
         }
         Step::Mask { target } => mask(target).step_on(LAYER, "mask", target.to_bytes()),
         Step::MountProc { target, fresh } => {

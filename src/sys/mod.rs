@@ -6,7 +6,7 @@
 pub mod landlock;
 pub mod seccomp;
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
@@ -332,10 +332,10 @@ pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
     Ok(n)
 }
 
-/// Fail with ELOOP if any component of `path` is a symlink (openat2 RESOLVE_NO_SYMLINKS),
-/// so a mount never lands somewhere a symlink redirected it to. Kernels without openat2
-/// (before 5.6) pass unchecked.
-pub fn check_no_symlinks(path: &CStr) -> Result<(), Errno> {
+/// An O_PATH fd of `path` resolved without following any symlink (openat2
+/// RESOLVE_NO_SYMLINKS: ELOOP if a component is one). `None` on kernels without openat2
+/// (before 5.6).
+pub fn open_no_symlinks(path: &CStr) -> Result<Option<OwnedFd>, Errno> {
     #[repr(C)]
     struct OpenHow {
         flags: u64,
@@ -359,14 +359,124 @@ pub fn check_no_symlinks(path: &CStr) -> Result<(), Errno> {
         )
     };
     match Errno::result(fd) {
-        Ok(fd) => {
-            // SAFETY: openat2 returned a new fd that we own and close here.
-            drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-            Ok(())
-        }
-        Err(Errno::ENOSYS) => Ok(()),
+        // SAFETY: openat2 returned a new fd that nothing else owns.
+        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })),
+        Err(Errno::ENOSYS) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// A detached recursive copy of the mount tree at `path` (`open_tree` with
+/// OPEN_TREE_CLONE | AT_RECURSIVE, Linux 5.2), to attach elsewhere with `move_mount_fd`.
+pub fn open_tree_clone(path: &CStr) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
+    // SAFETY: `path` is a valid C string; open_tree returns a new fd or an error.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+        )
+    };
+    // SAFETY: a non-negative return is a new fd that nothing else owns.
+    Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `mount_setattr` on a detached tree from `open_tree_clone`, and every mount in it.
+pub fn mount_setattr_fd(tree: BorrowedFd<'_>, set: u64) -> Result<(), Errno> {
+    let mut attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `tree` is an open fd, the path is an empty C string (AT_EMPTY_PATH) and `attr`
+    // a valid struct of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            AT_RECURSIVE | libc::AT_EMPTY_PATH as u32,
+            &mut attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Attach the detached tree `tree` onto the directory or file `onto` was opened on
+/// (`move_mount` with both paths empty): the mount lands on that very inode, wherever a
+/// path to it might have been redirected since.
+pub fn move_mount_fd(tree: BorrowedFd<'_>, onto: BorrowedFd<'_>) -> Result<(), Errno> {
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+    // SAFETY: both fds are open and both paths are empty C strings.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            onto.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// A new, detached tmpfs with `options` (fsconfig key/value strings) and mount attributes
+/// `attrs` (`fsopen`, `fsconfig`, `fsmount`, Linux 5.2), to attach with `move_mount_fd`.
+pub fn fsmount_tmpfs(options: &[(CString, CString)], attrs: u64) -> Result<OwnedFd, Errno> {
+    const FSOPEN_CLOEXEC: u32 = 1;
+    const FSCONFIG_SET_STRING: u32 = 1;
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    const FSMOUNT_CLOEXEC: u32 = 1;
+    // SAFETY: the filesystem name is a valid C string; fsopen returns a new fd or an error.
+    let fs = Errno::result(unsafe {
+        libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC)
+    })?;
+    // SAFETY: a non-negative return is a new fd that nothing else owns.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    for (key, value) in options {
+        // SAFETY: `fs` is open; key and value are valid C strings.
+        Errno::result(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            )
+        })?;
+    }
+    // SAFETY: `fs` is open; CMD_CREATE takes no key or value.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: `fs` is open and configured; fsmount returns a new fd or an error.
+    let mnt = Errno::result(unsafe {
+        libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs)
+    })?;
+    // SAFETY: a non-negative return is a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(mnt as RawFd) })
+}
+
+/// Fail with ELOOP if any component of `path` is a symlink (openat2 RESOLVE_NO_SYMLINKS),
+/// so a mount never lands somewhere a symlink redirected it to. Kernels without openat2
+/// (before 5.6) pass unchecked.
+pub fn check_no_symlinks(path: &CStr) -> Result<(), Errno> {
+    open_no_symlinks(path).map(drop)
 }
 
 /// Exit immediately without running atexit handlers or flushing stdio buffers that the
