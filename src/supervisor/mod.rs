@@ -293,16 +293,13 @@ fn wait_loop(
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
         ];
-        let mut at = fds.len();
         let status_at = status_r.as_ref().map(|s| {
             fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-            at += 1;
-            at - 1
+            fds.len() - 1
         });
         let result_at = result_r.as_ref().map(|r| {
             fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
-            at += 1;
-            at - 1
+            fds.len() - 1
         });
         match poll(&mut fds, timeout) {
             Err(Errno::EINTR) => continue,
