@@ -742,6 +742,8 @@ fn kernel_a_child_joins_its_v1_cgroups_by_writing_zero() {
     let (r, w) = nix::unistd::pipe().unwrap();
     let child = match crate::sys::fork().unwrap() {
         None => {
+            // Its own process group, so the test can end the forks it leaves.
+            let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
             let mut code = 0;
             for fd in &join {
                 if crate::sys::write_all(crate::sys::borrow_raw(*fd), b"0").is_err() {
@@ -753,7 +755,7 @@ fn kernel_a_child_joins_its_v1_cgroups_by_writing_zero() {
             for _ in 0..8 {
                 match crate::sys::fork() {
                     Ok(None) => {
-                        std::thread::sleep(Duration::from_secs(2));
+                        std::thread::sleep(Duration::from_secs(30));
                         crate::sys::exit_now(0);
                     }
                     Ok(Some(_)) => {}
@@ -772,6 +774,9 @@ fn kernel_a_child_joins_its_v1_cgroups_by_writing_zero() {
     let n = nix::unistd::read(r.as_fd(), &mut report).unwrap();
     assert!(n >= 1, "the child reported nothing");
     let status = nix::sys::wait::waitpid(child, None).unwrap();
+    // The forks joined only the v1 hierarchies (not the v2 tracker that teardown kills
+    // through): end them here.
+    let _ = nix::sys::signal::killpg(child, nix::sys::signal::Signal::SIGKILL);
     assert_eq!(
         status,
         nix::sys::wait::WaitStatus::Exited(child, 0),
