@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::profile::types::Spanned;
 use nix::errno::Errno;
@@ -745,41 +745,36 @@ fn tmpfs_step(target: CString, data: &str, check: bool) -> Step {
     }
 }
 
-/// A bind onto a target that a host process could redirect (below a host bind or symlink):
-/// the target is resolved once, without following symlinks, into an O_PATH fd; a detached
-/// copy of the source gets its attributes and is attached onto that very inode
-/// (`open_tree`, `mount_setattr`, `move_mount`). No path is looked up again between the
-/// check and the mount, so a swap in between cannot redirect it (runc CVE-2025-31133 class).
-/// Kernels without these calls fall back to the check followed by a mount by path.
-fn bind_by_fd<'a>(
-    source: &'a CStr,
+/// Mount onto a target that a host process could redirect (below a host bind or symlink):
+/// the target is resolved once, without following symlinks, into an O_PATH fd, and the
+/// detached mount `build` makes (attributes already set) is attached onto that very inode
+/// with `move_mount`. No path is looked up again between the check and the mount, so a swap
+/// in between cannot redirect it (runc CVE-2025-31133 class). `Ok(false)`: the kernel lacks
+/// openat2 or the fd-based mount calls, and the caller mounts by path (checked if it could).
+fn attach_checked<'a>(
     target: &'a CStr,
-    attrs: u64,
     step: &'static str,
-) -> Result<(), ChildError<'a>> {
-    let onto =
-        sys::open_no_symlinks(target).step_on(LAYER, "check mount point", target.to_bytes())?;
-    // No openat2 or no open_tree: checked where possible, then mounted by path.
-    let by_path = || bind_onto(source, target, attrs).step_on(LAYER, step, source.to_bytes());
-    let Some(onto) = onto else {
-        return by_path();
+    build: impl FnOnce() -> Result<OwnedFd, Errno>,
+) -> Result<bool, ChildError<'a>> {
+    let Some(onto) =
+        sys::open_no_symlinks(target).step_on(LAYER, "check mount point", target.to_bytes())?
+    else {
+        return Ok(false);
     };
-    let tree = match sys::open_tree_clone(source) {
+    let tree = match build() {
         Ok(tree) => tree,
-        Err(Errno::ENOSYS) => return by_path(),
-        Err(e) => return Err(ChildError::new(LAYER, step, e).with_detail(source.to_bytes())),
-    };
-    let set_before = match sys::mount_setattr_fd(tree.as_fd(), attrs) {
-        Ok(()) => true,
-        Err(Errno::ENOSYS) => false,
+        Err(Errno::ENOSYS) => return Ok(false),
         Err(e) => return Err(ChildError::new(LAYER, step, e).with_detail(target.to_bytes())),
     };
     sys::move_mount_fd(tree.as_fd(), onto.as_fd()).step_on(LAYER, step, target.to_bytes())?;
-    if !set_before {
-        // Linux 5.2 to 5.11: attributes by remount, before anything of the payload runs.
-        set_attrs(target, attrs).step_on(LAYER, step, target.to_bytes())?;
-    }
-    Ok(())
+    Ok(true)
+}
+
+/// A detached recursive copy of `source` with `attrs` set, for `attach_checked`.
+fn bind_tree(source: &CStr, attrs: u64) -> Result<OwnedFd, Errno> {
+    let tree = sys::open_tree_clone(source)?;
+    sys::mount_setattr_fd(tree.as_fd(), attrs)?;
+    Ok(tree)
 }
 
 fn is_dir(path: &CStr) -> Result<bool, Errno> {
@@ -878,8 +873,8 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
             } else {
                 touch(target).step_on(LAYER, "create mount point", target.to_bytes())?;
             }
-            if *check {
-                return bind_by_fd(source, target, *attrs, "bind mount");
+            if *check && attach_checked(target, "bind mount", || bind_tree(source, *attrs))? {
+                return Ok(());
             }
             bind_onto(source, target, *attrs).step_on(LAYER, "bind mount", detail)
         }
@@ -900,30 +895,10 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
                 flags.remove(MsFlags::MS_NODEV);
                 attrs &= !sys::MOUNT_ATTR_NODEV;
             }
-            if *check {
-                // As for binds: a new tmpfs attached onto the inode resolved without
-                // symlinks, never mounted by a path that could have changed since.
-                let onto = sys::open_no_symlinks(target).step_on(
-                    LAYER,
-                    "check mount point",
-                    target.to_bytes(),
-                )?;
-                if let Some(onto) = onto {
-                    match sys::fsmount_tmpfs(options, attrs) {
-                        Ok(tree) => {
-                            return sys::move_mount_fd(tree.as_fd(), onto.as_fd()).step_on(
-                                LAYER,
-                                "mount tmpfs",
-                                target.to_bytes(),
-                            )
-                        }
-                        Err(Errno::ENOSYS) => {}
-                        Err(e) => {
-                            return Err(ChildError::new(LAYER, "mount tmpfs", e)
-                                .with_detail(target.to_bytes()))
-                        }
-                    }
-                }
+            if *check
+                && attach_checked(target, "mount tmpfs", || sys::fsmount_tmpfs(options, attrs))?
+            {
+                return Ok(());
             }
             mount(
                 Some("tmpfs"),
@@ -971,8 +946,8 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
             .step_on(LAYER, "write inline file", target.to_bytes())?;
             touch(target).step_on(LAYER, "create mount point", target.to_bytes())?;
             let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
-            if *check {
-                return bind_by_fd(staging, target, attrs, "bind inline file");
+            if *check && attach_checked(target, "bind inline file", || bind_tree(staging, attrs))? {
+                return Ok(());
             }
             bind_onto(staging, target, attrs).step_on(LAYER, "bind inline file", target.to_bytes())
         }
@@ -1076,7 +1051,14 @@ pub fn child_apply(prep: &Prepared) -> Result<(), ChildError<'_>> {
 /// Bind sources the profile requires (not `optional`) that do not exist on this host, as
 /// refusal lines. Checked before anything is created, so that a missing source stops the
 /// run with its name instead of failing halfway through building the sandbox.
-pub fn missing_sources(cfg: &Config) -> Vec<String> {
+pub fn missing_sources(profile: &crate::profile::Profile, plan: &crate::plan::Plan) -> Vec<String> {
+    match (&profile.filesystem, plan.applies(super::Layer::Filesystem)) {
+        (Some(cfg), true) => missing_in(cfg),
+        _ => Vec::new(),
+    }
+}
+
+fn missing_in(cfg: &Config) -> Vec<String> {
     cfg.ops
         .iter()
         .filter_map(|op| match op {

@@ -472,13 +472,6 @@ pub fn fsmount_tmpfs(options: &[(CString, CString)], attrs: u64) -> Result<Owned
     Ok(unsafe { OwnedFd::from_raw_fd(mnt as RawFd) })
 }
 
-/// Fail with ELOOP if any component of `path` is a symlink (openat2 RESOLVE_NO_SYMLINKS),
-/// so a mount never lands somewhere a symlink redirected it to. Kernels without openat2
-/// (before 5.6) pass unchecked.
-pub fn check_no_symlinks(path: &CStr) -> Result<(), Errno> {
-    open_no_symlinks(path).map(drop)
-}
-
 /// Exit immediately without running atexit handlers or flushing stdio buffers that the
 /// supervisor's copy also holds.
 pub fn exit_now(code: i32) -> ! {
