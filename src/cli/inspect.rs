@@ -19,10 +19,7 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
             Ok(p) => {
                 let plan = plan::plan(&p, &host, &[], None);
                 let refused = plan.refusals();
-                let missing = match (&p.filesystem, plan.applies(Layer::Filesystem)) {
-                    (Some(cfg), true) => layers::filesystem::missing_sources(cfg),
-                    _ => Vec::new(),
-                };
+                let missing = layers::filesystem::missing_sources(&p, &plan);
                 if refused.is_empty() && missing.is_empty() {
                     println!("{name}: ok");
                 } else {

@@ -34,15 +34,11 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         })
         .collect();
     // Host paths the filesystem layer needs: checked now, before anything exists.
-    if plan.applies(Layer::Filesystem) {
-        if let Some(cfg) = &profile.filesystem {
-            refusals.extend(
-                crate::layers::filesystem::missing_sources(cfg)
-                    .into_iter()
-                    .map(|r| format!("  {r}")),
-            );
-        }
-    }
+    refusals.extend(
+        crate::layers::filesystem::missing_sources(&profile, &plan)
+            .into_iter()
+            .map(|r| format!("  {r}")),
+    );
     let write_report = |r: &report::Report| -> Result<(), Error> {
         if args.verbose {
             eprint!("{}", r.to_table());

@@ -5,7 +5,7 @@
 //!
 //! Nothing here runs in the child: the child's code is in `sandbox`.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -161,9 +161,9 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     } else {
         Placement::NotPlaced
     };
-    let cgroup_join: Vec<RawFd> = cgroup
+    let cgroup_join = cgroup
         .as_ref()
-        .map(|c| c.join_fds().iter().map(|f| f.as_raw_fd()).collect())
+        .map(ActiveCgroup::join_fds)
         .unwrap_or_default();
     let v1_joined = !cgroup_join.is_empty();
     let (child, pidfd) = match sys::clone_fork(armed.clone_flags, into).map_err(sys_err("clone"))? {

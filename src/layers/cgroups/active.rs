@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -226,9 +226,10 @@ impl ActiveCgroup {
     /// not take cgroup_threadgroup_rwsem for writing, which waits for an RCU grace period
     /// (about 11 ms here, most of the time). The kernel checks the permission against the
     /// credentials that opened the file (the supervisor's) and the child's own.
-    pub fn join_fds(&self) -> Vec<BorrowedFd<'_>> {
+    /// The fds stay open until `close_join_fds`, after the child has been released.
+    pub fn join_fds(&self) -> Vec<RawFd> {
         match &self.dirs {
-            Dirs::V1 { join, .. } => join.iter().map(|f| f.as_fd()).collect(),
+            Dirs::V1 { join, .. } => join.iter().map(|f| f.as_raw_fd()).collect(),
             Dirs::V2 { .. } => Vec::new(),
         }
     }

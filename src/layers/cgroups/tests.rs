@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -730,7 +730,7 @@ fn kernel_a_child_joins_its_v1_cgroups_by_writing_zero() {
         return;
     };
     let cg = ActiveCgroup::create(&plan).unwrap();
-    let join: Vec<i32> = cg.join_fds().iter().map(|f| f.as_raw_fd()).collect();
+    let join = cg.join_fds();
     if join.is_empty() {
         // Pure v2 hosts have no v1 hierarchies to join; this host is hybrid.
         cg.teardown().unwrap();
