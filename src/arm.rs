@@ -10,7 +10,7 @@ use crate::layers::namespaces::Kind;
 use crate::layers::rlimits::Limit;
 use crate::layers::{capabilities, filesystem, landlock, process, seccomp, Layer};
 use crate::plan::Plan;
-use crate::profile::Profile;
+use crate::profile::{Profile, Requirement};
 use crate::sandbox::{Armed, Exec};
 
 pub fn arm(
@@ -37,11 +37,16 @@ pub fn arm(
     } else {
         None
     };
+    let fs_required = plan.get(Layer::Filesystem).requested == Requirement::Required;
     let filesystem = plan
-        .applies(Layer::Filesystem)
-        .then_some(profile.filesystem.as_ref())
-        .flatten()
-        .map(|cfg| filesystem::prepare(cfg, plan.fresh_proc));
+        .filesystem
+        .as_ref()
+        .map(|fs| filesystem::prepare(fs, fs_required, filesystem::DEV_SHM_SIZE));
+    let host_creates = plan
+        .filesystem
+        .as_ref()
+        .map(|fs| fs.creates.clone())
+        .unwrap_or_default();
     let capabilities = plan
         .applies(Layer::Capabilities)
         .then_some(profile.capabilities.as_ref())
@@ -107,6 +112,8 @@ pub fn arm(
         hostname,
         loopback: plan.has(Kind::Net),
         filesystem,
+        host_creates,
+        host_owner: plan.identity.host_ids_if_root(),
         capabilities,
         rlimits,
         process: process_cfg.map(process::prepare),

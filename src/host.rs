@@ -31,6 +31,8 @@ pub struct Host {
     pub cgroup_namespace: bool,
     /// Landlock ABI version (0: no Landlock).
     pub landlock_abi: u32,
+    /// Linux 5.12+: `mount_setattr` and the detached-mount calls the filesystem layer uses.
+    pub mount_api: bool,
     /// Mounted cgroup hierarchies and our place in them; left empty by `probe_for` when the
     /// profile has no cgroups section.
     #[serde(skip)]
@@ -118,8 +120,16 @@ impl Host {
             time_namespace: root.join("proc/self/ns/time").exists(),
             cgroup_namespace: root.join("proc/self/ns/cgroup").exists(),
             landlock_abi: crate::layers::landlock::host_abi(),
+            mount_api: uname
+                .as_ref()
+                .is_some_and(|u| kernel_at_least(&u.release().to_string_lossy(), 5, 12)),
             cgroups,
         }
+    }
+
+    /// Whether the kernel release is at least `major.minor`.
+    pub fn kernel_at_least(&self, major: u32, minor: u32) -> bool {
+        kernel_at_least(&self.kernel, major, minor)
     }
 
     /// Why this user cannot create a user namespace, with the fix; `None` when it can
@@ -147,6 +157,17 @@ impl Host {
             ));
         }
         None
+    }
+}
+
+/// Whether a kernel release string (`6.1.0-26-amd64`) is at least `major.minor`.
+pub fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    match (it.next(), it.next()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
     }
 }
 

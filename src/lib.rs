@@ -12,6 +12,7 @@
 pub mod arm;
 pub mod cli;
 pub mod host;
+pub mod hostfs;
 pub mod layers;
 pub mod observe;
 pub mod plan;
@@ -21,3 +22,4 @@ pub mod sandbox;
 pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod text;

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::host::Host;
+use crate::layers::filesystem::{view, FsPlan};
 use crate::layers::namespaces::{IdMaps, Kind};
 use crate::layers::{cgroups, landlock, seccomp, Decision, Layer};
 use crate::profile::{Profile, Requirement};
@@ -31,6 +32,18 @@ pub struct Identity {
     pub switch: Switch,
 }
 
+impl Identity {
+    /// The payload's ids on the host, when lasagna runs as root and they differ from its
+    /// own (what the supervisor chowns a directory it makes for the payload to).
+    pub fn host_ids_if_root(&self) -> Option<(u32, u32)> {
+        match (&self.maps, self.switch) {
+            (Some(m), Switch::InInit) => Some((m.host_uid, m.host_gid)),
+            (None, Switch::InPayload) => Some((self.uid, self.gid)),
+            _ => None,
+        }
+    }
+}
+
 /// Where the sandbox's processes take their final ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -56,6 +69,9 @@ pub struct Plan {
     pub identity: Identity,
     /// A fresh /proc can be mounted (there is a new pid namespace).
     pub fresh_proc: bool,
+    /// The tree the filesystem layer builds, when it applies.
+    #[serde(skip)]
+    pub filesystem: Option<FsPlan>,
     /// The cgroup to create, when the cgroups layer applies with a cgroup.
     #[serde(skip)]
     pub cgroup: Option<cgroups::CgroupPlan>,
@@ -213,13 +229,43 @@ pub fn plan(
             .and_then_proc(cfg.proc, kinds.contains(&Kind::Pid), req, &mut fs_notes)
         }
     };
+    let fresh_proc = kinds.contains(&Kind::Pid);
+    // The tree itself: bind sources walked on the host, mount points placed.
+    let mut fs_plan = None;
+    let fs_decision = match (fs_decision.applies(), profile.filesystem.as_ref()) {
+        (true, Some(_)) if !host.mount_api => cannot(
+            fs_req,
+            format!(
+                "the filesystem layer builds every mount detached (open_tree, mount_setattr, \
+                 move_mount), which needs Linux 5.12; this kernel is {}",
+                host.kernel
+            ),
+            "run on Linux 5.12 or newer",
+        ),
+        (true, Some(cfg)) => {
+            let fsp = view::plan(cfg, fresh_proc);
+            fs_notes.extend(fsp.notes.iter().cloned());
+            let decision = if fsp.problems.is_empty() {
+                fs_decision
+            } else if fs_req == Requirement::Required {
+                Decision::Refuse(fsp.problems.join("; "))
+            } else {
+                Decision::Degrade(format!("left out: {}", fsp.problems.join("; ")))
+            };
+            if decision.applies() {
+                fs_plan = Some(fsp);
+            }
+            decision
+        }
+        _ => fs_decision,
+    };
     if fs_decision.applies() {
         kinds.push(Kind::Mount);
         if userns_for_privilege {
             kinds.push(Kind::User);
         }
     }
-    let fresh_proc = kinds.contains(&Kind::Pid);
+    let fs_refused = matches!(fs_decision, Decision::Refuse(_));
     layers.push(LayerPlan {
         layer: Layer::Filesystem,
         requested: fs_req,
@@ -317,6 +363,24 @@ pub fn plan(
             ll_notes.push(format!("ABI {} (host {})", lp.abi, lp.host_abi));
             ll_notes.extend(lp.dropped.iter().map(|d| format!("dropped: {d}")));
             ll_notes.extend(lp.unrestricted.iter().cloned());
+            // Rule paths as the view (or the host, without the filesystem layer) has them:
+            // a rule is never moved onto what a link planted since points at.
+            let mut lp = lp;
+            let problems = if fs_refused {
+                Vec::new()
+            } else {
+                landlock_rule_paths(&mut lp, fs_plan.as_ref(), &mut ll_notes)
+            };
+            let decision = match (problems.is_empty(), &decision) {
+                (true, _) | (false, Decision::Refuse(_)) | (false, Decision::Skip(_)) => decision,
+                (false, _) if req == Requirement::Required => {
+                    Decision::Refuse(format!("landlock: {}", problems.join("; ")))
+                }
+                (false, Decision::Degrade(r)) => {
+                    Decision::Degrade(format!("{r}; rules left out: {}", problems.join("; ")))
+                }
+                (false, _) => Decision::Degrade(format!("rules left out: {}", problems.join("; "))),
+            };
             match &decision {
                 Decision::Apply => ll_notes.push("restriction: fully enforced".into()),
                 Decision::Degrade(_) => ll_notes.push("restriction: partially enforced".into()),
@@ -378,6 +442,7 @@ pub fn plan(
         namespaces: kinds,
         identity,
         fresh_proc,
+        filesystem: fs_plan,
         landlock: landlock_plan,
         cgroup: cgroup_plan,
         cgroup_fallback,
@@ -467,4 +532,51 @@ fn identity(profile: &Profile, host: &Host, userns: bool) -> Identity {
             switch: Switch::None,
         },
     }
+}
+
+/// Resolve every Landlock rule path where the payload will open it: through the view the
+/// filesystem layer builds, or on the host when there is none. A path that resolves
+/// through links the view itself made is rewritten to the real path (with a note); a path
+/// that is missing, or passes through a link the view does not control, drops the rule
+/// when it is optional and is a problem when it is not.
+fn landlock_rule_paths(
+    lp: &mut landlock::Plan,
+    fs: Option<&FsPlan>,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    lp.paths.retain_mut(|rule| {
+        let resolved = match fs {
+            Some(fs) => fs.rule_path(&rule.path),
+            None => view::host_rule_path(&rule.path),
+        };
+        match resolved {
+            view::RulePath::Real { path, note } => {
+                notes.extend(note);
+                rule.path = path;
+                true
+            }
+            view::RulePath::Missing(why) | view::RulePath::Link(why)
+                if rule.missing == landlock::Missing::Skip =>
+            {
+                notes.push(format!("optional rule for {} left out: {why}", rule.path));
+                false
+            }
+            view::RulePath::Missing(why) => {
+                problems.push(format!(
+                    "rule path {}: {why} (fix: mark the rule `optional: true`, or create the path)",
+                    rule.path
+                ));
+                false
+            }
+            view::RulePath::Link(why) => {
+                problems.push(format!(
+                    "rule path {}: {why}; a rule is never applied to what a link points at",
+                    rule.path
+                ));
+                false
+            }
+        }
+    });
+    problems
 }

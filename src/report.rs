@@ -12,6 +12,118 @@ use crate::supervisor::Outcome;
 
 pub const REPORT_VERSION: u32 = 1;
 
+/// Where the JSON report goes, opened before anything is created: a run whose report
+/// cannot be written is refused before the payload starts, not after it ran.
+#[derive(Debug)]
+pub struct Sink {
+    fd: std::os::fd::OwnedFd,
+    /// A file lasagna opened (truncated and written from the start), or a descriptor the
+    /// caller handed over (written as a stream).
+    file: bool,
+    name: String,
+}
+
+impl Sink {
+    /// `--report FILE`: the directory is walked without following any link that is not
+    /// root's own ([`crate::hostfs`]); the file is opened without following a link there,
+    /// created 0600, and must be a regular file of the caller's with no other hard link.
+    /// A payload that may write that directory cannot turn the report into a write to
+    /// another file.
+    pub fn open_path(path: &std::path::Path) -> Result<Sink, String> {
+        use nix::fcntl::{openat, OFlag};
+        use nix::sys::stat::Mode;
+        use std::os::fd::AsFd;
+        let shown = crate::text::escape(&path.to_string_lossy()).into_owned();
+        let err = |why: String| format!("cannot open the report file {shown}: {why}");
+        let absolute = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| err(e.to_string()))?
+                .join(path)
+        };
+        let (parent, name) =
+            crate::hostfs::split_last(&absolute).ok_or_else(|| err("no file name".into()))?;
+        let dir = crate::hostfs::walk(&parent, crate::hostfs::Links::Trusted, true)
+            .map_err(|e| err(e.to_string()))?;
+        if dir.kind() != crate::hostfs::Kind::Dir {
+            return Err(err(format!("{} is not a directory", parent.display())));
+        }
+        let fd = openat(
+            dir.fd.as_fd(),
+            name.as_os_str(),
+            OFlag::O_WRONLY
+                | OFlag::O_CREAT
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC
+                | OFlag::O_NOCTTY
+                | OFlag::O_NONBLOCK,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| match e {
+            nix::errno::Errno::ELOOP => {
+                err("it is a symlink; lasagna does not write through one".into())
+            }
+            e => err(e.desc().to_string()),
+        })?;
+        let meta = crate::hostfs::Meta::of(
+            &nix::sys::stat::fstat(&fd).map_err(|e| err(e.desc().to_string()))?,
+        );
+        let caller = nix::unistd::geteuid().as_raw();
+        if meta.kind() != crate::hostfs::Kind::File {
+            return Err(err(format!("it is a {}, not a regular file", meta.kind())));
+        }
+        if meta.uid != caller {
+            return Err(err(format!(
+                "it belongs to uid {}, not to you (uid {caller}); remove it or write elsewhere",
+                meta.uid
+            )));
+        }
+        if meta.nlink > 1 {
+            return Err(err(
+                "it has other hard links; remove it or write elsewhere".into()
+            ));
+        }
+        Ok(Sink {
+            fd,
+            file: true,
+            name: shown,
+        })
+    }
+
+    /// `--report-fd N`: a descriptor the caller opened for writing (bubblewrap's
+    /// `--json-status-fd`). lasagna keeps a close-on-exec copy; the sandbox gets neither.
+    pub fn from_fd(n: i32) -> Result<Sink, String> {
+        let (fd, mode) = crate::sys::dup_inherited(n)
+            .map_err(|e| format!("--report-fd {n}: {} ({e:?})", e.desc()))?;
+        if mode != libc::O_WRONLY && mode != libc::O_RDWR {
+            return Err(format!(
+                "--report-fd {n}: the descriptor is not open for writing"
+            ));
+        }
+        Ok(Sink {
+            fd,
+            file: false,
+            name: format!("fd {n}"),
+        })
+    }
+
+    /// Write the report (and a newline) through the descriptor.
+    pub fn write(&self, report: &Report) -> Result<(), String> {
+        use std::io::{Seek, Write};
+        use std::os::fd::AsFd;
+        let fail = |e: std::io::Error| format!("cannot write the report to {}: {e}", self.name);
+        let fd = self.fd.as_fd().try_clone_to_owned().map_err(fail)?;
+        let mut f = std::fs::File::from(fd);
+        if self.file {
+            f.set_len(0).map_err(fail)?;
+            f.seek(std::io::SeekFrom::Start(0)).map_err(fail)?;
+        }
+        f.write_all((report.to_json() + "\n").as_bytes())
+            .map_err(fail)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LayerOutcome {

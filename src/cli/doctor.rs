@@ -86,16 +86,15 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
         "mount namespace + pivot_root need root or a user namespace",
         None,
     ));
-    let setattr = host_kernel_at_least(&host.kernel, 5, 12);
     out.push(finding(
         "filesystem",
-        true,
-        if setattr {
-            "mount_setattr available: read-only binds are recursive and keep the source's locked flags"
+        host.mount_api,
+        if host.mount_api {
+            "detached mounts available (open_tree, mount_setattr, move_mount): every mount is built detached and attached onto a descriptor"
         } else {
-            "no mount_setattr (Linux < 5.12): read-only binds remount only the top mount"
+            "no mount_setattr (Linux < 5.12): the filesystem layer cannot be applied"
         },
-        None,
+        (!host.mount_api).then(|| "run on Linux 5.12 or newer".to_string()),
     ));
     out.push(finding(
         "capabilities",
@@ -153,14 +152,4 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
         }
     }
     Ok(0)
-}
-
-fn host_kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
-    let mut it = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
-    match (it.next(), it.next()) {
-        (Some(a), Some(b)) => (a, b) >= (major, minor),
-        _ => false,
-    }
 }

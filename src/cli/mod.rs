@@ -80,9 +80,13 @@ pub struct RunArgs {
     /// Print the per-layer report on stderr.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
+    /// Write the JSON report to FILE (opened before anything runs; created 0600; never
+    /// through a symlink).
+    #[arg(long, value_name = "FILE", conflicts_with = "report_fd")]
     pub report: Option<PathBuf>,
+    /// Write the JSON report to file descriptor N, which the caller opened for writing.
+    #[arg(long, value_name = "N")]
+    pub report_fd: Option<i32>,
     /// Wall-clock limit, e.g. 30s, 5m (overrides the profile).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,

@@ -2,7 +2,7 @@
 
 use crate::cli::{Error, RunArgs};
 use crate::host::Host;
-use crate::layers::Layer;
+use crate::layers::{Decision, Layer};
 use crate::{arm, plan, profile, report, supervisor};
 
 pub fn run(args: RunArgs) -> Result<i32, Error> {
@@ -14,54 +14,49 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         profile.command.clone().ok_or_else(|| {
             Error::Usage(format!(
                 "no command given and profile {} has no `command`; usage: lasagna run -p {} -- CMD [ARGS]",
-                profile.name, args.profile
+                crate::text::escape(&profile.name),
+                crate::text::escape(&args.profile)
             ))
         })?
     } else {
         args.command.clone()
     };
+    // The report's destination is opened before anything exists: a report that cannot be
+    // written refuses the run instead of replacing the payload's status afterwards.
+    let sink = match (&args.report, args.report_fd) {
+        (Some(path), _) => Some(report::Sink::open_path(path).map_err(Error::Io)?),
+        (None, Some(fd)) => Some(report::Sink::from_fd(fd).map_err(Error::Io)?),
+        (None, None) => None,
+    };
     let host = Host::probe_for(&profile);
     let plan = plan::plan(&profile, &host, &args.without, args.timeout);
-    let mut refusals: Vec<String> = plan
+    let refusals: Vec<String> = plan
         .refusals()
         .iter()
-        .map(|l| match &l.decision {
-            crate::layers::Decision::Refuse(r) => {
+        .filter_map(|l| match &l.decision {
+            Decision::Refuse(r) => {
                 let prefix = format!("{}: ", l.layer);
-                format!("  {}{}", prefix, r.strip_prefix(&prefix).unwrap_or(r))
+                Some(format!(
+                    "  {}{}",
+                    prefix,
+                    r.strip_prefix(&prefix).unwrap_or(r)
+                ))
             }
-            _ => unreachable!("refusals() returns only refusals"),
+            _ => None,
         })
         .collect();
-    // Host paths the filesystem layer needs: checked now, before anything exists.
-    refusals.extend(
-        crate::layers::filesystem::missing_sources(&profile, &plan)
-            .into_iter()
-            .map(|r| format!("  {r}")),
-    );
-    let write_report = |r: &report::Report| -> Result<(), Error> {
-        if args.verbose {
-            eprint!("{}", r.to_table());
-        }
-        if let Some(path) = &args.report {
-            std::fs::write(path, r.to_json() + "\n")
-                .map_err(|e| Error::Io(format!("cannot write report {}: {e}", path.display())))?;
-        }
-        Ok(())
-    };
     if args.dry_run {
         let r = report::from_plan(&plan, &command);
         print!("{}", r.to_table());
         for layer in Layer::ALL {
             if plan.applies(layer) {
                 for line in crate::cli::inspect::explain_layer(&profile, &host, layer) {
-                    println!("  {:<13} {line}", layer.name());
+                    println!("  {:<13} {}", layer.name(), crate::text::escape(&line));
                 }
             }
         }
-        if let Some(path) = &args.report {
-            std::fs::write(path, r.to_json() + "\n")
-                .map_err(|e| Error::Io(format!("cannot write report {}: {e}", path.display())))?;
+        if let Some(sink) = &sink {
+            sink.write(&r).map_err(Error::Io)?;
         }
         if !refusals.is_empty() {
             eprintln!("lasagna: a run would be refused:\n{}", refusals.join("\n"));
@@ -69,27 +64,46 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         return Ok(if refusals.is_empty() { 0 } else { 125 });
     }
     if !refusals.is_empty() {
-        write_report(&report::from_plan(&plan, &command))?;
+        let r = report::from_plan(&plan, &command);
+        if args.verbose {
+            eprint!("{}", r.to_table());
+        }
+        if let Some(sink) = &sink {
+            sink.write(&r).map_err(Error::Io)?;
+        }
         return Err(Error::Refused(refusals));
     }
     for l in &plan.layers {
-        if let crate::layers::Decision::Degrade(reason) = &l.decision {
-            eprintln!("lasagna: {} degraded: {reason}", l.layer);
+        if let Decision::Degrade(reason) = &l.decision {
+            eprintln!(
+                "lasagna: {} degraded: {}",
+                l.layer,
+                crate::text::escape(reason)
+            );
         }
     }
     let timeout = args.timeout;
     let mut armed = arm::arm(&profile, plan, &command, timeout).map_err(Error::Usage)?;
-    armed.observe = args.verbose || args.report.is_some();
+    armed.observe = args.verbose || sink.is_some();
     let outcome = supervisor::launch(&armed)?;
-    // Built only when someone reads it: -v or --report.
-    if args.verbose || args.report.is_some() {
-        write_report(&report::from_run(&armed.plan, &command, &outcome))?;
+    // Built only when someone reads it: -v or a report.
+    if args.verbose || sink.is_some() {
+        let r = report::from_run(&armed.plan, &command, &outcome);
+        if args.verbose {
+            eprint!("{}", r.to_table());
+        }
+        if let Some(sink) = &sink {
+            // The payload already ran: its status stands, the failure is a warning.
+            if let Err(e) = sink.write(&r) {
+                eprintln!("lasagna: warning: {e}");
+            }
+        }
     }
     if let Some(f) = &outcome.failure {
         match f.layer.as_str() {
             "exec" => eprintln!(
                 "lasagna: cannot run {}: {}",
-                armed.exec.program,
+                crate::text::escape(&armed.exec.program),
                 f.errno.desc()
             ),
             _ => eprintln!("lasagna: {f}"),
@@ -103,6 +117,9 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
             "lasagna: timed out after {:?}; the sandbox was killed",
             armed.timeout.unwrap_or_default()
         );
+    }
+    for w in &outcome.warnings {
+        eprintln!("lasagna: warning: {}", crate::text::escape(w));
     }
     Ok(outcome.exit_code)
 }

@@ -61,8 +61,7 @@ use landlock::{
     Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
 };
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::{Mode, SFlag};
+use nix::sys::stat::SFlag;
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{ChildContext, ChildError, Decision};
@@ -426,29 +425,10 @@ fn unknown_name<'a>(
         Loc::of(name),
         format!("unknown landlock {what} {:?}", name.value),
     );
-    let closest = known
-        .clone()
-        .map(|k| (edit_distance(&name.value, k), k))
-        .min();
-    match closest {
-        Some((d, k)) if d <= 3 => err.hint(format!("did you mean {k:?}?")),
-        _ => err.hint(format!("known: {}", known.collect::<Vec<_>>().join(", "))),
+    match crate::text::suggest(&name.value, known.clone()) {
+        Some(k) => err.hint(format!("did you mean {k:?}?")),
+        None => err.hint(format!("known: {}", known.collect::<Vec<_>>().join(", "))),
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// Whether the policy restricts TCP ports. Landlock's TCP rules do not cover MPTCP sockets
@@ -805,15 +785,21 @@ pub fn child_apply(prepared: &Prepared) -> Result<AppliedStatus, ChildError<'_>>
     let mut skipped_missing = 0;
     for rule in &prepared.rules {
         let detail = rule.path.to_bytes();
-        let fd = match nix::fcntl::open(
-            rule.path.as_c_str(),
-            OFlag::O_PATH | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
+        // Never through a link: the plan resolved the links the view makes, so one met here
+        // was planted since, and a rule must not follow it to another tree.
+        let fd = match crate::sys::open_no_symlinks(rule.path.as_c_str()) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) if rule.missing == Missing::Skip => {
                 skipped_missing += 1;
                 continue;
+            }
+            Err(Errno::ELOOP) => {
+                return Err(ChildError::new(
+                    LAYER,
+                    "rule path passes through a symlink",
+                    Errno::ELOOP,
+                )
+                .with_detail(detail))
             }
             Err(e) => return Err(ChildError::new(LAYER, "open rule path", e).with_detail(detail)),
         };
@@ -990,6 +976,8 @@ pub fn explain(policy: &Policy) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::sys::landlock::{exit_now, fork_for_test};
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::ForkResult;
 

@@ -86,6 +86,11 @@ pub struct Armed {
     pub hostname: Option<String>,
     pub loopback: bool,
     pub filesystem: Option<filesystem::Prepared>,
+    /// What the supervisor makes in bound host directories before the clone (and removes
+    /// after the run).
+    pub host_creates: Vec<filesystem::view::Create>,
+    /// The payload's host ids, for what it makes there, when lasagna runs as root.
+    pub host_owner: Option<(u32, u32)>,
     pub capabilities: Option<capabilities::Prepared>,
     pub rlimits: Vec<(Limit, Option<u64>)>,
     pub process: Option<process::Prepared>,

@@ -17,7 +17,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::layers::cgroups::{self, ActiveCgroup, CgroupError, Placement, Usage};
-use crate::layers::namespaces;
+use crate::layers::{filesystem, namespaces};
 use crate::observe::{self, Observation};
 use crate::sandbox::init::{waited_signals, Ended, FORWARDED};
 use crate::sandbox::{child_main, Armed, ChildFds};
@@ -92,6 +92,8 @@ pub struct Outcome {
     pub oom: Option<String>,
     /// What the cgroups layer did outside its own cgroup (e.g. subtree_control).
     pub cgroup_notes: Vec<String>,
+    /// What went wrong after the payload ran, without changing its outcome.
+    pub warnings: Vec<String>,
     pub wall: Duration,
     pub exit_code: i32,
 }
@@ -108,6 +110,8 @@ pub enum LaunchError {
     Maps(#[source] std::io::Error),
     #[error("{0}")]
     Cgroup(#[from] CgroupError),
+    #[error("{0}")]
+    HostFs(String),
 }
 
 fn sys_err(step: &'static str) -> impl FnOnce(Errno) -> LaunchError {
@@ -118,7 +122,17 @@ fn sys_err(step: &'static str) -> impl FnOnce(Errno) -> LaunchError {
 /// before this function.
 pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     let start = Instant::now();
-    // 1. The cgroup and its limits exist before the payload's first instruction. Our own
+    // 1. Mount points a profile entry needs inside a bound host directory, made through
+    //    descriptors (the plan walked there without following links) and undone after.
+    let host_changes = if armed.host_creates.is_empty() {
+        None
+    } else {
+        Some(
+            filesystem::HostChanges::apply(&armed.host_creates, armed.host_owner)
+                .map_err(LaunchError::HostFs)?,
+        )
+    };
+    //    The cgroup and its limits exist before the payload's first instruction. Our own
     //    stale cgroups (a supervisor that was SIGKILLed) are swept first.
     let mut cgroup = match &armed.cgroup {
         Some(plan) => {
@@ -245,6 +259,9 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
         outcome.cgroup_notes = cg.notes().to_vec();
         // Ends whatever is left (processes outside the pid namespace, double forks).
         cg.teardown()?;
+    }
+    if let Some(changes) = host_changes {
+        outcome.warnings.extend(changes.undo());
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
     outcome.wall = start.elapsed();
@@ -443,6 +460,7 @@ fn wait_loop(
         usage: None,
         oom: None,
         cgroup_notes: Vec::new(),
+        warnings: Vec::new(),
         wall: Duration::ZERO,
         exit_code,
     }

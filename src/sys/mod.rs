@@ -102,6 +102,7 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<(), Errno
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 const AT_RECURSIVE: u32 = 0x8000;
 
 #[repr(C)]
@@ -315,6 +316,17 @@ pub fn borrow_raw(fd: RawFd) -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
+/// A close-on-exec duplicate (numbered 3 or above) of fd `n`, which the caller inherited,
+/// with its access mode (`O_RDONLY`, `O_WRONLY` or `O_RDWR`). EBADF when `n` is not open.
+pub fn dup_inherited(n: RawFd) -> Result<(OwnedFd, i32), Errno> {
+    // SAFETY: fcntl on an fd number reads its flags; an fd that is not open gives EBADF.
+    let flags = Errno::result(unsafe { libc::fcntl(n, libc::F_GETFL) })?;
+    // SAFETY: F_DUPFD_CLOEXEC makes a new fd that nothing else owns, or fails.
+    let fd = Errno::result(unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: `fd` was just created by fcntl and is owned by nothing else.
+    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, flags & libc::O_ACCMODE))
+}
+
 /// Make `fd` the process's stdin/stdout/stderr-compatible duplicate at `target`.
 pub fn dup2(fd: RawFd, target: RawFd) -> Result<(), Errno> {
     // SAFETY: dup2 on fd numbers; no memory is involved.
@@ -333,9 +345,8 @@ pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
 }
 
 /// An O_PATH fd of `path` resolved without following any symlink (openat2
-/// RESOLVE_NO_SYMLINKS: ELOOP if a component is one). `None` on kernels without openat2
-/// (before 5.6).
-pub fn open_no_symlinks(path: &CStr) -> Result<Option<OwnedFd>, Errno> {
+/// RESOLVE_NO_SYMLINKS, Linux 5.6: ELOOP if a component is one).
+pub fn open_no_symlinks(path: &CStr) -> Result<OwnedFd, Errno> {
     #[repr(C)]
     struct OpenHow {
         flags: u64,
@@ -358,12 +369,27 @@ pub fn open_no_symlinks(path: &CStr) -> Result<Option<OwnedFd>, Errno> {
             std::mem::size_of::<OpenHow>(),
         )
     };
-    match Errno::result(fd) {
-        // SAFETY: openat2 returned a new fd that nothing else owns.
-        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })),
-        Err(Errno::ENOSYS) => Ok(None),
-        Err(e) => Err(e),
-    }
+    // SAFETY: openat2 returned a new fd that nothing else owns.
+    Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A detached recursive copy of the mount tree at the object `fd` names (`open_tree` with
+/// AT_EMPTY_PATH | OPEN_TREE_CLONE | AT_RECURSIVE), to attach with `move_mount_fd`.
+pub fn open_tree_clone_fd(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
+    // SAFETY: `fd` is open and the path is an empty C string (AT_EMPTY_PATH); open_tree
+    // returns a new fd or an error.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | libc::AT_EMPTY_PATH as u32,
+        )
+    };
+    // SAFETY: a non-negative return is a new fd that nothing else owns.
+    Errno::result(tree).map(|t| unsafe { OwnedFd::from_raw_fd(t as RawFd) })
 }
 
 /// A detached recursive copy of the mount tree at `path` (`open_tree` with

@@ -1,0 +1,578 @@
+//! Host paths reached through descriptors, for the supervisor (parent side only: nothing
+//! here runs after the clone).
+//!
+//! lasagna may run as root for many users. A host path that a payload, an earlier payload or
+//! another user could have changed since it was written down is never looked up by name in
+//! one go: it is walked one component at a time with `openat(O_PATH | O_NOFOLLOW)`,
+//! relative to the directory descriptor before it. A symlink met on the way is followed
+//! only under the walk's [`Links`] rule; the default, [`Links::Trusted`], follows a link only
+//! when root owns it and it sits in a directory that only root can change (system links
+//! such as `/var/run -> /run`), and refuses every other link, naming it and the path to
+//! write instead. What the walk returns is an `O_PATH` descriptor of the object itself and
+//! its canonical path (no symlinks left in it), which the child re-opens with
+//! `RESOLVE_NO_SYMLINKS` and compares by device and inode.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag, AT_FDCWD};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+
+/// Longest chain of symlinks a walk follows (the kernel's limit is 40 as well).
+const MAX_LINKS: usize = 40;
+
+/// Which symlinks a walk may follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Only links owned by root in directories only root can change.
+    Trusted,
+    /// Any link (reading a profile as a normal user: nothing is gained by redirecting it).
+    Any,
+    /// No link at all: the walk is inside host content a payload may control.
+    None,
+}
+
+/// What kind of object a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+/// The stat fields the walks and their callers compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u64,
+    pub size: i64,
+}
+
+impl Meta {
+    pub fn of(st: &FileStat) -> Meta {
+        Meta {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            nlink: st.st_nlink,
+            size: st.st_size,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        let fmt = self.mode & SFlag::S_IFMT.bits();
+        if fmt == SFlag::S_IFDIR.bits() {
+            Kind::Dir
+        } else if fmt == SFlag::S_IFREG.bits() {
+            Kind::File
+        } else if fmt == SFlag::S_IFLNK.bits() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        }
+    }
+
+    /// The same object as `other`.
+    pub fn same(&self, other: &Meta) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+
+    /// Why a user other than root and `caller` could change this object (or, for a
+    /// directory, replace what is in it), if one could.
+    pub fn writable_by_others(&self, caller: u32) -> Option<String> {
+        let sticky = self.mode & libc::S_ISVTX != 0;
+        let dir = self.kind() == Kind::Dir;
+        if self.uid != 0 && self.uid != caller {
+            return Some(format!("it is owned by uid {}", self.uid));
+        }
+        // In a sticky directory only an entry's owner may replace it.
+        if self.mode & 0o002 != 0 && !(dir && sticky) {
+            return Some("it is writable by every user".into());
+        }
+        if self.mode & 0o020 != 0 && self.gid != 0 && !(dir && sticky) {
+            return Some(format!("it is writable by group {}", self.gid));
+        }
+        None
+    }
+}
+
+/// An object on the host, found by a walk: its `O_PATH` descriptor, its canonical path and
+/// what it is.
+#[derive(Debug)]
+pub struct Node {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+    pub meta: Meta,
+    /// The first component of the path (this object included) that a user other than root
+    /// and the caller could change, and why.
+    pub exposed: Option<(PathBuf, String)>,
+}
+
+impl Node {
+    pub fn kind(&self) -> Kind {
+        self.meta.kind()
+    }
+
+    /// The text of this node when it is a symlink (a walk with `follow_last: false`).
+    pub fn link_text(&self) -> Result<OsString, Errno> {
+        nix::fcntl::readlinkat(self.fd.as_fd(), c"")
+    }
+
+    /// The entry `name` of this directory, without following a link at `name`.
+    pub fn child(&self, name: &OsStr) -> Result<Option<Node>, Errno> {
+        match openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                let meta = Meta::of(&fstat(&fd)?);
+                Ok(Some(Node {
+                    path: self.path.join(name),
+                    fd,
+                    meta,
+                    exposed: self.exposed.clone(),
+                }))
+            }
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Why a walk stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalkError {
+    /// A component does not exist (`at`: the first missing one, as walked).
+    #[error("{at} does not exist")]
+    Missing { at: PathBuf },
+    #[error("{at} is not a directory")]
+    NotADirectory { at: PathBuf },
+    /// A symlink the walk's rule does not follow.
+    #[error("{}", untrusted_message(link, target, *owner, *in_content, resolved.as_deref()))]
+    Link {
+        link: PathBuf,
+        target: String,
+        owner: u32,
+        /// The link is inside host content (`Links::None`), where no link is followed.
+        in_content: bool,
+        /// What the path resolves to when every link is followed, for the hint.
+        resolved: Option<PathBuf>,
+    },
+    #[error("{path}: more than {MAX_LINKS} symlinks")]
+    TooManyLinks { path: PathBuf },
+    #[error("{path} is not an absolute path")]
+    Relative { path: PathBuf },
+    #[error("{at}: {}", errno.desc())]
+    Io { at: PathBuf, errno: Errno },
+}
+
+impl WalkError {
+    pub fn errno(&self) -> Errno {
+        match self {
+            WalkError::Missing { .. } => Errno::ENOENT,
+            WalkError::NotADirectory { .. } => Errno::ENOTDIR,
+            WalkError::Link { .. } | WalkError::TooManyLinks { .. } => Errno::ELOOP,
+            WalkError::Relative { .. } => Errno::EINVAL,
+            WalkError::Io { errno, .. } => *errno,
+        }
+    }
+}
+
+fn untrusted_message(
+    link: &Path,
+    target: &str,
+    owner: u32,
+    in_content: bool,
+    resolved: Option<&Path>,
+) -> String {
+    let mut out = format!(
+        "{} is a symlink (to {}) owned by uid {owner}",
+        link.display(),
+        crate::text::quote(target)
+    );
+    if in_content {
+        out.push_str(
+            "; no link inside a bound host directory is followed (a payload could have planted it)",
+        );
+    } else {
+        out.push_str(
+            "; lasagna follows only links owned by root in directories only root can change",
+        );
+    }
+    if let Some(r) = resolved {
+        out.push_str(&format!(
+            "; write the path it resolves to ({}) instead",
+            r.display()
+        ));
+    }
+    out
+}
+
+/// Walk `path` (absolute) from `/`. `follow_last`: a symlink at the last component is
+/// followed (under `links`) instead of returned.
+pub fn walk(path: &Path, links: Links, follow_last: bool) -> Result<Node, WalkError> {
+    let caller = nix::unistd::geteuid().as_raw();
+    let root = open_root()?;
+    walk_from(root, path, links, follow_last, caller)
+}
+
+/// The root directory as a walk's start.
+fn open_root() -> Result<Node, WalkError> {
+    let io = |errno| WalkError::Io {
+        at: PathBuf::from("/"),
+        errno,
+    };
+    let fd = openat(
+        AT_FDCWD,
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)?;
+    let meta = Meta::of(&fstat(&fd).map_err(io)?);
+    let caller = nix::unistd::geteuid().as_raw();
+    let exposed = meta
+        .writable_by_others(caller)
+        .map(|why| (PathBuf::from("/"), why));
+    Ok(Node {
+        path: PathBuf::from("/"),
+        fd,
+        meta,
+        exposed,
+    })
+}
+
+/// Walk `rel` below `base` (a directory found by an earlier walk). `rel` is relative; an
+/// absolute link met on the way restarts at `/`, which only `Links::Trusted` or `Any`
+/// allow.
+pub fn walk_below(
+    base: Node,
+    rel: &Path,
+    links: Links,
+    follow_last: bool,
+) -> Result<Node, WalkError> {
+    let caller = nix::unistd::geteuid().as_raw();
+    walk_from(base, rel, links, follow_last, caller)
+}
+
+fn walk_from(
+    start: Node,
+    path: &Path,
+    links: Links,
+    follow_last: bool,
+    caller: u32,
+) -> Result<Node, WalkError> {
+    if start.path == Path::new("/") && !path.is_absolute() {
+        return Err(WalkError::Relative {
+            path: path.to_path_buf(),
+        });
+    }
+    // The directories walked so far, the start at the bottom; `..` pops but never below it
+    // (a start below `/` is the base of a bound tree, and nothing may leave it).
+    let base_depth = 1;
+    let mut stack: Vec<Node> = vec![start];
+    let mut todo: std::collections::VecDeque<OsString> = components(path).collect();
+    let mut followed = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            if stack.len() > base_depth {
+                stack.pop();
+            }
+            continue;
+        }
+        let dir = stack.last().expect("the start stays on the stack");
+        let at = dir.path.join(&name);
+        let node = match dir.child(&name) {
+            Ok(Some(node)) => node,
+            Ok(None) => return Err(WalkError::Missing { at }),
+            Err(errno) => return Err(WalkError::Io { at, errno }),
+        };
+        let last = todo.is_empty();
+        if node.kind() == Kind::Symlink && (!last || follow_last) {
+            let target = node.link_text().map_err(|errno| WalkError::Io {
+                at: at.clone(),
+                errno,
+            })?;
+            let trusted = node.meta.uid == 0 && dir.meta.writable_by_others(0).is_none();
+            let allowed = match links {
+                Links::Any => true,
+                Links::Trusted => trusted,
+                Links::None => false,
+            };
+            if !allowed {
+                return Err(WalkError::Link {
+                    resolved: std::fs::canonicalize(path_of(&stack, &name, &todo)).ok(),
+                    link: at,
+                    target: target.to_string_lossy().into_owned(),
+                    owner: node.meta.uid,
+                    in_content: links == Links::None,
+                });
+            }
+            followed += 1;
+            if followed > MAX_LINKS {
+                return Err(WalkError::TooManyLinks {
+                    path: path.to_path_buf(),
+                });
+            }
+            let target = PathBuf::from(target);
+            if target.is_absolute() {
+                stack.truncate(1);
+                if stack[0].path != Path::new("/") {
+                    // An absolute link inside a bound tree leads out of it.
+                    return Err(WalkError::Link {
+                        resolved: None,
+                        link: at,
+                        target: target.display().to_string(),
+                        owner: node.meta.uid,
+                        in_content: true,
+                    });
+                }
+            }
+            for (i, c) in components(&target).enumerate() {
+                todo.insert(i, c);
+            }
+            continue;
+        }
+        if !last && node.kind() != Kind::Dir {
+            return Err(WalkError::NotADirectory { at });
+        }
+        let mut node = node;
+        if node.exposed.is_none() {
+            node.exposed = node
+                .meta
+                .writable_by_others(caller)
+                .map(|why| (node.path.clone(), why));
+        }
+        stack.push(node);
+    }
+    Ok(stack.pop().expect("the start stays on the stack"))
+}
+
+/// The path as far as walked plus what is left, for a hint.
+fn path_of(stack: &[Node], name: &OsStr, todo: &std::collections::VecDeque<OsString>) -> PathBuf {
+    let mut p = stack.last().map(|n| n.path.clone()).unwrap_or_default();
+    p.push(name);
+    for t in todo {
+        p.push(t);
+    }
+    p
+}
+
+fn components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
+    path.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some(OsString::from("..")),
+        Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+    })
+}
+
+/// A regular file's content, at most `limit` bytes, read through a walk: refused when the
+/// path names anything but a regular file (a FIFO, a device such as /dev/zero) or when the
+/// file is larger. `links`: which symlinks the walk follows.
+pub fn read_regular(path: &Path, links: Links, limit: u64) -> Result<(Vec<u8>, Node), ReadError> {
+    use std::io::Read;
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| ReadError::Io(e.to_string()))?
+            .join(path)
+    };
+    let node = walk(&absolute, links, true).map_err(ReadError::Walk)?;
+    if node.kind() != Kind::File {
+        return Err(ReadError::NotRegular);
+    }
+    if node.meta.size as u64 > limit {
+        return Err(ReadError::TooLarge {
+            size: node.meta.size as u64,
+        });
+    }
+    // Re-opened through /proc/self/fd, which names exactly the object walked; O_NONBLOCK:
+    // nothing can make the open wait.
+    let fd = reopen(&node).map_err(|e| ReadError::Io(e.desc().to_string()))?;
+    let meta = Meta::of(&fstat(&fd).map_err(|e| ReadError::Io(e.desc().to_string()))?);
+    if !meta.same(&node.meta) || meta.kind() != Kind::File {
+        return Err(ReadError::NotRegular);
+    }
+    let mut buf = Vec::new();
+    std::fs::File::from(fd)
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ReadError::Io(e.to_string()))?;
+    if buf.len() as u64 > limit {
+        return Err(ReadError::TooLarge {
+            size: buf.len() as u64,
+        });
+    }
+    Ok((buf, node))
+}
+
+/// Open the object behind an `O_PATH` descriptor for reading, through `/proc/self/fd`
+/// (the magic link names exactly that object).
+fn reopen(node: &Node) -> Result<OwnedFd, Errno> {
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", node.fd.as_raw_fd());
+    openat(
+        AT_FDCWD,
+        proc_path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Walk(WalkError),
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("{size} bytes, larger than the limit")]
+    TooLarge { size: u64 },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A path as a C string (host paths from the plan never hold NUL bytes; one that does is
+/// cut there, which the walks then fail to find).
+pub fn cstring(path: &Path) -> CString {
+    let bytes = path.as_os_str().as_bytes();
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    CString::new(&bytes[..end]).expect("cut at the first NUL")
+}
+
+/// The parent directory of `path` and its last component.
+pub fn split_last(path: &Path) -> Option<(PathBuf, OsString)> {
+    let name = path.file_name()?.to_os_string();
+    let parent = path.parent()?.to_path_buf();
+    Some((parent, name))
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Dir => "directory",
+            Kind::File => "file",
+            Kind::Symlink => "symlink",
+            Kind::Other => "special file",
+        })
+    }
+}
+
+/// `OsString` from bytes, for link texts built by hand in tests.
+pub fn os(bytes: &[u8]) -> OsString {
+    OsString::from_vec(bytes.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lasagna-hostfs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn walks_real_directories_to_their_canonical_path() {
+        let d = scratch("real");
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        let n = walk(&d.join("a/./b"), Links::Trusted, true).unwrap();
+        assert_eq!(n.path, d.join("a/b"));
+        assert_eq!(n.kind(), Kind::Dir);
+        let missing = walk(&d.join("a/c/d"), Links::Trusted, true).unwrap_err();
+        assert_eq!(missing, WalkError::Missing { at: d.join("a/c") });
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_link_is_followed_only_by_its_rule() {
+        let d = scratch("links");
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", d.join("link")).unwrap();
+        let via = d.join("link");
+        // The link lives in a directory the test owns: as root, a root-owned link in a
+        // root-owned 0755 directory is trusted; everywhere else it is not.
+        let as_root = nix::unistd::geteuid().is_root();
+        let trusted = walk(&via, Links::Trusted, true);
+        let tmp_is_safe = Meta::of(&nix::sys::stat::stat(&d).unwrap())
+            .writable_by_others(0)
+            .is_none();
+        if as_root && tmp_is_safe {
+            assert_eq!(trusted.unwrap().path, d.join("real"));
+        } else {
+            assert!(matches!(trusted, Err(WalkError::Link { .. })));
+        }
+        assert_eq!(walk(&via, Links::Any, true).unwrap().path, d.join("real"));
+        let err = walk(&via, Links::None, true).unwrap_err();
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        // Not following the last component returns the link itself.
+        let link = walk(&via, Links::None, false).unwrap();
+        assert_eq!(link.kind(), Kind::Symlink);
+        assert_eq!(link.link_text().unwrap(), "real");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn system_links_are_trusted() {
+        // /proc/self is a link owned by root in a directory only root changes; /var/run is
+        // one on Debian. Either way a walk through /proc/self works.
+        let n = walk(Path::new("/proc/self/status"), Links::Trusted, true).unwrap();
+        assert_eq!(n.kind(), Kind::File);
+    }
+
+    #[test]
+    fn read_regular_refuses_devices_and_large_files() {
+        assert_eq!(
+            read_regular(Path::new("/dev/zero"), Links::Trusted, 1 << 20).unwrap_err(),
+            ReadError::NotRegular
+        );
+        let d = scratch("read");
+        std::fs::write(d.join("f"), vec![b'x'; 100]).unwrap();
+        let (data, _) = read_regular(&d.join("f"), Links::Trusted, 100).unwrap();
+        assert_eq!(data.len(), 100);
+        assert!(matches!(
+            read_regular(&d.join("f"), Links::Trusted, 99),
+            Err(ReadError::TooLarge { .. })
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn others_who_can_write_are_named() {
+        let m = |mode: u32, uid: u32, gid: u32| Meta {
+            dev: 0,
+            ino: 0,
+            mode,
+            uid,
+            gid,
+            nlink: 1,
+            size: 0,
+        };
+        let dir = SFlag::S_IFDIR.bits();
+        let file = SFlag::S_IFREG.bits();
+        assert!(m(file | 0o644, 0, 0).writable_by_others(0).is_none());
+        assert!(m(file | 0o644, 1000, 1000)
+            .writable_by_others(1000)
+            .is_none());
+        assert!(m(file | 0o644, 1000, 1000).writable_by_others(0).is_some());
+        assert!(m(file | 0o666, 0, 0).writable_by_others(0).is_some());
+        assert!(m(file | 0o664, 0, 50).writable_by_others(0).is_some());
+        // /tmp: sticky and world-writable, owned by root.
+        assert!(m(dir | 0o1777, 0, 0).writable_by_others(0).is_none());
+    }
+}

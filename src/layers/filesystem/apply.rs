@@ -1,0 +1,605 @@
+//! The child side of the filesystem layer: steps prepared in the supervisor from the plan
+//! ([`prepare`]), run between clone and execve ([`child_apply`]). Async-signal-safe: the
+//! child only makes syscalls on prepared C strings and fixed buffers.
+//!
+//! Every mount is built detached and attached onto a descriptor: the mount point is opened
+//! with `openat2(RESOLVE_NO_SYMLINKS)`, the bind source is opened the same way under
+//! `/oldroot` and must be the object the plan found (device and inode), its tree is cloned
+//! with `open_tree`, given its attributes with `mount_setattr` before it is visible, and
+//! moved onto the mount point with `move_mount`. No path is looked up again between check
+//! and mount, so a link planted or a directory swapped in between is refused, not followed.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
+
+use crate::layers::{ChildContext, ChildError};
+use crate::profile::types::SandboxPath;
+use crate::sys;
+
+use super::view::{At, FsPlan, What};
+use super::{BindAccess, LAYER};
+
+/// /proc entries remounted read-only (writes would reach the host kernel).
+pub const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
+/// /proc entries hidden entirely (kernel memory, keys, timing side channels).
+pub const PROC_MASKED: &[&str] = &[
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "acpi",
+    "scsi",
+    "asound",
+];
+/// Device nodes bound from the host into the minimal /dev.
+pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Paths used by the child while building the root.
+const STAGING: &CStr = c"/tmp";
+const NEW_ROOT: &str = "/newroot";
+const OLD_ROOT: &str = "/oldroot";
+
+/// One prepared child-side step, all strings already C strings.
+#[derive(Debug)]
+enum Step {
+    /// mkdir, EEXIST is fine (on a tmpfs of this run).
+    Mkdir {
+        path: CString,
+        perms: u32,
+    },
+    /// An empty file as a mount point, EEXIST is fine (on a tmpfs of this run).
+    Touch {
+        path: CString,
+    },
+    /// Bind `source` onto `target` (recursive), with `attrs`. `expect`: the device and
+    /// inode the plan found at the source. `optional`: a missing source is skipped.
+    Bind {
+        source: CString,
+        expect: Option<(u64, u64)>,
+        target: CString,
+        attrs: u64,
+        optional: bool,
+    },
+    /// A new tmpfs with these fsconfig options onto `target`.
+    Tmpfs {
+        target: CString,
+        options: Vec<(CString, CString)>,
+        attrs: u64,
+    },
+    Symlink {
+        to: CString,
+        target: CString,
+    },
+    /// Write inline content into the staging area, then bind it read-only onto `target`.
+    File {
+        staging: CString,
+        target: CString,
+        content: Vec<u8>,
+        perms: u32,
+    },
+    /// Hide `target`: an empty read-only tmpfs over a directory, /dev/null over anything
+    /// else. `required`: a missing target is an error (the plan saw it there).
+    Mask {
+        target: CString,
+        required: bool,
+        /// fsconfig options of the tmpfs over a directory.
+        options: Vec<(CString, CString)>,
+    },
+    MountProc {
+        target: CString,
+        fresh: bool,
+    },
+    Devpts {
+        target: CString,
+    },
+}
+
+/// Everything the child needs to build the root.
+#[derive(Debug)]
+pub struct Prepared {
+    steps: Vec<Step>,
+    read_only_root: bool,
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).expect("checked paths contain no NUL")
+}
+
+fn under(root: &str, p: &SandboxPath) -> String {
+    if p.is_root() {
+        root.to_string()
+    } else {
+        format!("{root}{}", p.as_str())
+    }
+}
+
+/// tmpfs options for fsconfig: `mode`, and `size` when given.
+fn tmpfs_options(perms: u32, size: Option<u64>) -> Vec<(CString, CString)> {
+    let mut out = vec![
+        (c("source"), c("tmpfs")),
+        (c("mode"), c(&format!("{perms:o}"))),
+    ];
+    if let Some(size) = size {
+        out.push((c("size"), c(&size.to_string())));
+    }
+    out
+}
+
+/// The tmpfs that hides a directory: empty, mode 000, read-only.
+fn mask_options() -> Vec<(CString, CString)> {
+    tmpfs_options(0o000, Some(4096))
+}
+
+/// Turn the plan into child steps.
+pub fn prepare(plan: &FsPlan, required: bool, dev_shm_size: u64) -> Prepared {
+    let mut steps = Vec::new();
+    let nosuid_nodev = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+    let builtin_bind = |source: String, target: String, attrs: u64, optional: bool| Step::Bind {
+        source: c(&source),
+        expect: None,
+        target: c(&target),
+        attrs,
+        optional,
+    };
+    // /proc and /dev first, so that a profile mount below them (a dev-bind of /dev/fuse,
+    // a mask in /proc) lands on top instead of being hidden.
+    if plan.proc {
+        let proc = format!("{NEW_ROOT}/proc");
+        steps.push(Step::Mkdir {
+            path: c(&proc),
+            perms: 0o555,
+        });
+        steps.push(Step::MountProc {
+            target: c(&proc),
+            fresh: plan.fresh_proc,
+        });
+        for name in PROC_READ_ONLY {
+            let p = format!("{proc}/{name}");
+            steps.push(builtin_bind(
+                p.clone(),
+                p,
+                sys::MOUNT_ATTR_RDONLY | nosuid_nodev,
+                true,
+            ));
+        }
+        for name in PROC_MASKED {
+            steps.push(Step::Mask {
+                target: c(&format!("{proc}/{name}")),
+                required: false,
+                options: mask_options(),
+            });
+        }
+    }
+    if plan.dev {
+        let dev = format!("{NEW_ROOT}/dev");
+        steps.push(Step::Mkdir {
+            path: c(&dev),
+            perms: 0o755,
+        });
+        // lasagna's own /dev is the one tmpfs where device nodes work (no nodev).
+        steps.push(Step::Tmpfs {
+            target: c(&dev),
+            options: tmpfs_options(0o755, Some(65536)),
+            attrs: sys::MOUNT_ATTR_NOSUID,
+        });
+        for node in DEV_NODES {
+            let target = format!("{dev}/{node}");
+            steps.push(Step::Touch { path: c(&target) });
+            steps.push(builtin_bind(
+                format!("{OLD_ROOT}/dev/{node}"),
+                target,
+                sys::MOUNT_ATTR_NOSUID,
+                *node == "tty",
+            ));
+        }
+        steps.push(Step::Mkdir {
+            path: c(&format!("{dev}/pts")),
+            perms: 0o755,
+        });
+        steps.push(Step::Devpts {
+            target: c(&format!("{dev}/pts")),
+        });
+        steps.push(Step::Symlink {
+            to: c("pts/ptmx"),
+            target: c(&format!("{dev}/ptmx")),
+        });
+        steps.push(Step::Mkdir {
+            path: c(&format!("{dev}/shm")),
+            perms: 0o755,
+        });
+        steps.push(Step::Tmpfs {
+            target: c(&format!("{dev}/shm")),
+            options: tmpfs_options(0o1777, Some(dev_shm_size)),
+            attrs: nosuid_nodev,
+        });
+        for (name, to) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            steps.push(Step::Symlink {
+                to: c(to),
+                target: c(&format!("{dev}/{name}")),
+            });
+        }
+    }
+    for (i, entry) in plan.entries.iter().enumerate() {
+        let target = c(&under(NEW_ROOT, &entry.target));
+        // On a tmpfs of this run the child makes the parents and the mount point; inside a
+        // bound host directory the supervisor made them, through descriptors.
+        let own = !matches!(entry.at, At::Host { .. });
+        if own {
+            for p in parents_of(&entry.target) {
+                steps.push(Step::Mkdir {
+                    path: p,
+                    perms: 0o755,
+                });
+            }
+        }
+        match &entry.what {
+            What::Bind {
+                source,
+                expect,
+                dir,
+                access,
+            } => {
+                if own {
+                    steps.push(if *dir {
+                        Step::Mkdir {
+                            path: target.clone(),
+                            perms: 0o755,
+                        }
+                    } else {
+                        Step::Touch {
+                            path: target.clone(),
+                        }
+                    });
+                }
+                let attrs = match access {
+                    BindAccess::ReadOnly => sys::MOUNT_ATTR_RDONLY | nosuid_nodev,
+                    BindAccess::ReadWrite => nosuid_nodev,
+                    BindAccess::Devices => sys::MOUNT_ATTR_NOSUID,
+                };
+                steps.push(Step::Bind {
+                    source: c(&format!("{OLD_ROOT}{}", source.display())),
+                    expect: Some((expect.dev, expect.ino)),
+                    target,
+                    attrs,
+                    optional: false,
+                });
+            }
+            What::Tmpfs { size, perms } => {
+                if own {
+                    steps.push(Step::Mkdir {
+                        path: target.clone(),
+                        perms: 0o755,
+                    });
+                }
+                steps.push(Step::Tmpfs {
+                    target,
+                    options: tmpfs_options(*perms, *size),
+                    attrs: nosuid_nodev,
+                });
+            }
+            What::Dir { perms } => {
+                if own {
+                    steps.push(Step::Mkdir {
+                        path: target,
+                        perms: *perms,
+                    });
+                }
+            }
+            What::Link { to } => {
+                if own {
+                    steps.push(Step::Symlink { to: c(to), target });
+                }
+            }
+            What::File { content, perms } => {
+                if own {
+                    steps.push(Step::Touch {
+                        path: target.clone(),
+                    });
+                }
+                steps.push(Step::File {
+                    staging: c(&format!("/files/{i}")),
+                    target,
+                    content: content.clone(),
+                    perms: *perms,
+                });
+            }
+            What::Mask => steps.push(Step::Mask {
+                target,
+                required,
+                options: mask_options(),
+            }),
+        }
+    }
+    Prepared {
+        steps,
+        read_only_root: plan.read_only_root,
+    }
+}
+
+/// The directories to create (outermost first) so that `target`'s parent exists.
+fn parents_of(target: &SandboxPath) -> Vec<CString> {
+    let mut dirs = Vec::new();
+    let mut p = target.parent();
+    while let Some(dir) = p {
+        if dir.is_root() {
+            break;
+        }
+        dirs.push(c(&under(NEW_ROOT, &dir)));
+        p = dir.parent();
+    }
+    dirs.reverse();
+    dirs
+}
+
+fn mkdir_ok(path: &CStr, perms: u32) -> Result<(), Errno> {
+    match nix::unistd::mkdir(path, Mode::from_bits_truncate(perms)) {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn touch(path: &CStr) -> Result<(), Errno> {
+    use nix::fcntl::{open, OFlag};
+    match open(
+        path,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::from_bits_truncate(0o444),
+    ) {
+        Ok(fd) => {
+            drop(fd);
+            Ok(())
+        }
+        Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_dir(fd: &OwnedFd) -> Result<bool, Errno> {
+    let st = nix::sys::stat::fstat(fd)?;
+    Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+}
+
+/// The mount point, resolved once without following any symlink.
+fn open_target(target: &CStr) -> Result<OwnedFd, ChildError<'_>> {
+    sys::open_no_symlinks(target).step_on(LAYER, "check mount point", target.to_bytes())
+}
+
+/// Attach the detached `tree` onto `target`.
+fn attach<'a>(tree: OwnedFd, target: &'a CStr, step: &'static str) -> Result<(), ChildError<'a>> {
+    let onto = open_target(target)?;
+    sys::move_mount_fd(tree.as_fd(), onto.as_fd()).step_on(LAYER, step, target.to_bytes())
+}
+
+/// A detached recursive copy of the tree at `path` (resolved without symlinks), with
+/// `attrs` set. `expect`: it must be this object.
+fn bind_tree(path: &CStr, expect: Option<(u64, u64)>, attrs: u64) -> Result<OwnedFd, Errno> {
+    let fd = sys::open_no_symlinks(path)?;
+    if let Some((dev, ino)) = expect {
+        let st = nix::sys::stat::fstat(&fd)?;
+        if st.st_dev != dev || st.st_ino != ino {
+            // Another object took its place since the plan looked (a rename race).
+            return Err(Errno::ESTALE);
+        }
+    }
+    let tree = sys::open_tree_clone_fd(fd.as_fd())?;
+    sys::mount_setattr_fd(tree.as_fd(), attrs)?;
+    Ok(tree)
+}
+
+fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
+    match step {
+        Step::Mkdir { path, perms } => {
+            mkdir_ok(path, *perms).step_on(LAYER, "create directory", path.to_bytes())
+        }
+        Step::Touch { path } => touch(path).step_on(LAYER, "create mount point", path.to_bytes()),
+        Step::Bind {
+            source,
+            expect,
+            target,
+            attrs,
+            optional,
+        } => {
+            let tree = match bind_tree(source, *expect, *attrs) {
+                Ok(tree) => tree,
+                Err(Errno::ENOENT) if *optional => return Ok(()),
+                Err(Errno::ESTALE) => {
+                    return Err(ChildError::new(
+                        LAYER,
+                        "bind source changed since the plan checked it",
+                        Errno::ESTALE,
+                    )
+                    .with_detail(source.to_bytes()))
+                }
+                Err(e) => {
+                    return Err(ChildError::new(LAYER, "open bind source", e)
+                        .with_detail(source.to_bytes()))
+                }
+            };
+            attach(tree, target, "bind mount")
+        }
+        Step::Tmpfs {
+            target,
+            options,
+            attrs,
+        } => {
+            let tree = sys::fsmount_tmpfs(options, *attrs).step_on(
+                LAYER,
+                "mount tmpfs",
+                target.to_bytes(),
+            )?;
+            attach(tree, target, "mount tmpfs")
+        }
+        Step::Symlink { to, target } => nix::unistd::symlinkat(
+            to.as_c_str(),
+            nix::fcntl::AT_FDCWD,
+            target.as_c_str(),
+        )
+        .step_on(LAYER, "create symlink", target.to_bytes()),
+        Step::File {
+            staging,
+            target,
+            content,
+            perms,
+        } => {
+            use nix::fcntl::{open, OFlag};
+            let fd = open(
+                staging.as_c_str(),
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(*perms),
+            )
+            .step_on(LAYER, "write inline file", target.to_bytes())?;
+            sys::write_all(fd.as_fd(), content).step_on(
+                LAYER,
+                "write inline file",
+                target.to_bytes(),
+            )?;
+            nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(*perms)).step_on(
+                LAYER,
+                "write inline file",
+                target.to_bytes(),
+            )?;
+            drop(fd);
+            let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+            let tree = bind_tree(staging, None, attrs).step_on(
+                LAYER,
+                "bind inline file",
+                target.to_bytes(),
+            )?;
+            attach(tree, target, "bind inline file")
+        }
+        Step::Mask {
+            target,
+            required,
+            options,
+        } => {
+            let onto = match sys::open_no_symlinks(target) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) if !required => return Ok(()),
+                Err(e) => {
+                    return Err(ChildError::new(LAYER, "mask", e).with_detail(target.to_bytes()))
+                }
+            };
+            let tree = if is_dir(&onto).step_on(LAYER, "mask", target.to_bytes())? {
+                sys::fsmount_tmpfs(
+                    options,
+                    sys::MOUNT_ATTR_RDONLY
+                        | sys::MOUNT_ATTR_NOSUID
+                        | sys::MOUNT_ATTR_NODEV
+                        | sys::MOUNT_ATTR_NOEXEC,
+                )
+            } else {
+                bind_tree(
+                    c"/oldroot/dev/null",
+                    None,
+                    sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID,
+                )
+            }
+            .step_on(LAYER, "mask", target.to_bytes())?;
+            sys::move_mount_fd(tree.as_fd(), onto.as_fd()).step_on(LAYER, "mask", target.to_bytes())
+        }
+        Step::MountProc { target, fresh } => {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            if *fresh {
+                mount(
+                    Some("proc"),
+                    target.as_c_str(),
+                    Some("proc"),
+                    flags,
+                    None::<&str>,
+                )
+                .step_on(LAYER, "mount /proc", target.to_bytes())
+            } else {
+                let tree = bind_tree(
+                    c"/oldroot/proc",
+                    None,
+                    sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+                )
+                .step_on(LAYER, "bind host /proc", target.to_bytes())?;
+                attach(tree, target, "bind host /proc")
+            }
+        }
+        Step::Devpts { target } => mount(
+            Some("devpts"),
+            target.as_c_str(),
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=620"),
+        )
+        .step_on(LAYER, "mount devpts", target.to_bytes()),
+    }
+}
+
+/// Child side: build the new root and switch into it. Runs in the child's own mount
+/// namespace with CAP_SYS_ADMIN over it.
+pub fn child_apply(prep: &Prepared) -> Result<(), ChildError<'_>> {
+    // 1. Nothing we mount may propagate back to the host (CVE-2025-52881 class).
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .step(LAYER, "make / private")?;
+    // 2. A staging tmpfs becomes the root for a moment, with the host tree at /oldroot,
+    //    so that bind sources resolve under /oldroot and nothing is mounted on host paths.
+    mount(
+        Some("tmpfs"),
+        STAGING,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755,size=16m"),
+    )
+    .step(LAYER, "mount staging tmpfs")?;
+    nix::unistd::chdir(STAGING).step(LAYER, "enter staging tmpfs")?;
+    for d in [c"newroot", c"oldroot", c"files"] {
+        mkdir_ok(d, 0o755).step_on(LAYER, "create directory", d.to_bytes())?;
+    }
+    nix::unistd::pivot_root(c".", c"oldroot").step(LAYER, "pivot_root into staging")?;
+    nix::unistd::chdir(c"/").step(LAYER, "enter staging root")?;
+    // 3. The sandbox root: an empty tmpfs.
+    mount(
+        Some("tmpfs"),
+        c"/newroot",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755,size=16m"),
+    )
+    .step(LAYER, "mount root tmpfs")?;
+    // 4. The profile's mounts, then /proc and /dev, in order.
+    for step in &prep.steps {
+        run_step(step)?;
+    }
+    // 5. Detach the host tree: from here no path leads back to it.
+    umount2(c"/oldroot", MntFlags::MNT_DETACH).step(LAYER, "detach old root")?;
+    if prep.read_only_root {
+        mount(
+            None::<&str>,
+            c"/newroot",
+            None::<&str>,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV,
+            None::<&str>,
+        )
+        .step(LAYER, "make root read-only")?;
+    }
+    // 6. Switch to the sandbox root and drop the staging tmpfs stacked above it.
+    nix::unistd::chdir(c"/newroot").step(LAYER, "enter new root")?;
+    nix::unistd::pivot_root(c".", c".").step(LAYER, "pivot_root into new root")?;
+    umount2(c".", MntFlags::MNT_DETACH).step(LAYER, "detach staging root")?;
+    nix::unistd::chdir(c"/").step(LAYER, "enter new root")?;
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! Plain-words lines for `explain` and `run --dry-run`: what the profile's filesystem
+//! section builds and what it stops.
+
+use super::Config;
+
+/// Plain-words description for `explain`.
+pub fn explain(cfg: &Config) -> Vec<String> {
+    let mut out = vec!["the sandbox sees a new, empty root (tmpfs) instead of the host's; the host root is detached after pivot_root".to_string()];
+    for op in &cfg.ops {
+        out.push(op.describe());
+    }
+    if cfg.proc {
+        out.push("/proc of the sandbox's own pid namespace; /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus, /proc/fs read-only; /proc/kcore, /proc/keys, /proc/timer_list and similar masked".into());
+    }
+    if cfg.dev {
+        out.push("minimal /dev: null, zero, full, random, urandom, tty, a private pts instance, ptmx, shm".into());
+    }
+    if cfg.read_only_root {
+        out.push(
+            "the root itself is read-only: only the writable mounts above accept writes".into(),
+        );
+    }
+    out.push("stops: reading or writing host files that are not bound in; setuid bits and device nodes on binds (nosuid, nodev)".into());
+    out.push("does not stop: what the payload does with the files it was given; fine-grained rights (landlock)".into());
+    out
+}

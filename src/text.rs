@@ -1,0 +1,127 @@
+//! Text that lasagna prints but did not write: profile names and descriptions, paths, the
+//! payload's command and messages. Control characters in it are escaped before they reach
+//! a terminal (an escape sequence in a profile's `description` must not move the cursor
+//! or retitle the window), and the one "did you mean" helper lives here.
+
+use std::borrow::Cow;
+
+/// `s` with every control character (C0, DEL, C1) written as `\n`, `\t`, `\e`, `\xNN` or
+/// `\u{NNNN}`, and backslashes doubled only when something was escaped. Borrowed when
+/// there is nothing to escape, so the common case costs nothing.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\x1b' => out.push_str("\\e"),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x100 && is_control(c) => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if is_control(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Escape bytes that may not be UTF-8 (a path, a child's message).
+pub fn escape_bytes(b: &[u8]) -> String {
+    escape(&String::from_utf8_lossy(b)).into_owned()
+}
+
+/// `s` in double quotes, escaped, and cut to `max` characters with `…` (for quoting a
+/// fragment of a file that may not be a profile at all).
+pub fn quote_short(s: &str, max: usize) -> String {
+    let cut: String = s.chars().take(max).collect();
+    let more = if s.chars().count() > max { "…" } else { "" };
+    format!("\"{}{more}\"", escape(&cut).replace('"', "\\\""))
+}
+
+/// `s` in double quotes, escaped.
+pub fn quote(s: &str) -> String {
+    quote_short(s, usize::MAX)
+}
+
+fn is_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The closest of `candidates` to `wrong`, within a small edit distance: the "did you
+/// mean" of every error about an unknown name (keys, layers, profiles, syscalls, rights).
+pub fn suggest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (wrong.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(wrong, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// ` (did you mean "x"?)`, or nothing.
+pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    suggest(wrong, candidates)
+        .map(|s| format!(" (did you mean {s:?}?)"))
+        .unwrap_or_default()
+}
+
+/// Optimal string alignment distance: edits plus adjacent transpositions ("opne" → "open"
+/// is 1).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    d[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert!(matches!(escape("plain text"), Cow::Borrowed(_)));
+        assert_eq!(escape("a\x1b[2Jb\nc"), "a\\e[2Jb\\nc");
+        assert_eq!(escape("\u{9b}31m"), "\\x9b31m");
+        assert_eq!(escape("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(quote_short("abcdef", 3), "\"abc…\"");
+        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("opne", ["open", "close"]), Some("open"));
+        assert_eq!(
+            suggest("landlok", ["landlock", "seccomp"]),
+            Some("landlock")
+        );
+        assert_eq!(suggest("zzzzzzzz", ["open"]), None);
+        assert_eq!(
+            did_you_mean("strcit", ["strict"]),
+            " (did you mean \"strict\"?)"
+        );
+    }
+}
