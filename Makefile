@@ -26,7 +26,7 @@ build:
 
 # Unit tests and the integration tests in tests/, which run $(LASAGNA) on the real kernel.
 test: build
-	$(STATIC) $(CARGO) test --release --target $(HOST) -- --test-threads=$(TEST_THREADS)
+	$(STATIC) $(CARGO) test --release --target $(HOST) --no-fail-fast -- --test-threads=$(TEST_THREADS)
 
 # The shipped `strict` profile on a real command, with the per-layer report (-v).
 demo: build

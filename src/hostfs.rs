@@ -420,6 +420,35 @@ pub fn read_regular(path: &Path, links: Links, limit: u64) -> Result<(Vec<u8>, N
     Ok((buf, node))
 }
 
+/// A configuration file lasagna reads (a profile, an imported seccomp profile): a regular
+/// file of at most `limit` bytes, UTF-8. As root, a file that a user other than root could
+/// change (the file itself or a directory on its path: owned by another user, or writable
+/// by a group or by everyone outside a sticky directory) is refused, as sudo and sshd
+/// refuse such files: root would otherwise run a sandbox another user defines. Root
+/// follows only root's own links on the way; a normal user follows any.
+pub fn read_config(path: &Path, limit: u64) -> Result<String, String> {
+    let root = nix::unistd::geteuid().is_root();
+    let links = if root { Links::Trusted } else { Links::Any };
+    let (bytes, node) = read_regular(path, links, limit).map_err(|e| match e {
+        ReadError::Walk(WalkError::Missing { at }) if at == path => "no such file".to_string(),
+        ReadError::Walk(e) => e.to_string(),
+        ReadError::NotRegular => "not a regular file".into(),
+        ReadError::TooLarge { size } => {
+            format!("{size} bytes, larger than the {limit} byte limit")
+        }
+        ReadError::Io(e) => e,
+    })?;
+    if root {
+        if let Some((at, why)) = &node.exposed {
+            return Err(format!(
+                "refused as root: {} can be changed by another user ({why}); make it root's own and not writable by others (chown root, chmod go-w)",
+                at.display()
+            ));
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+}
+
 /// Open the object behind an `O_PATH` descriptor for reading, through `/proc/self/fd`
 /// (the magic link names exactly that object).
 fn reopen(node: &Node) -> Result<OwnedFd, Errno> {

@@ -545,6 +545,7 @@ fn landlock_rule_paths(
     notes: &mut Vec<String>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
+    let mut via_links = Vec::new();
     lp.paths.retain_mut(|rule| {
         let resolved = match fs {
             Some(fs) => fs.rule_path(&rule.path),
@@ -552,7 +553,9 @@ fn landlock_rule_paths(
         };
         match resolved {
             view::RulePath::Real { path, note } => {
-                notes.extend(note);
+                if note.is_some() {
+                    via_links.push(format!("{} -> {path}", rule.path));
+                }
                 rule.path = path;
                 true
             }
@@ -578,5 +581,11 @@ fn landlock_rule_paths(
             }
         }
     });
+    if !via_links.is_empty() {
+        notes.push(format!(
+            "rule paths through symlinks apply to their targets: {}",
+            via_links.join(", ")
+        ));
+    }
     problems
 }

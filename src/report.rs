@@ -290,7 +290,8 @@ impl Report {
 
     /// The human table for `-v`.
     pub fn to_table(&self) -> String {
-        let mut out = format!("lasagna: profile {}\n", self.profile);
+        use crate::text::escape;
+        let mut out = format!("lasagna: profile {}\n", escape(&self.profile));
         out.push_str(&format!(
             "  {:<13} {:<12} {:<10} {}\n",
             "layer", "requested", "outcome", "reason"
@@ -309,10 +310,10 @@ impl Report {
                 l.layer.name(),
                 l.requested.to_string(),
                 outcome,
-                l.reason.as_deref().unwrap_or("")
+                escape(l.reason.as_deref().unwrap_or(""))
             ));
             for n in &l.notes {
-                out.push_str(&format!("  {:<13} note: {n}\n", ""));
+                out.push_str(&format!("  {:<13} note: {}\n", "", escape(n)));
             }
         }
         if let Some(obs) = &self.observed {
@@ -336,7 +337,7 @@ impl Report {
                 out.push_str(&format!("  observed: payload {}\n", fields.join(" ")));
             }
             if let Some(n) = &obs.note {
-                out.push_str(&format!("  observed: {n}\n"));
+                out.push_str(&format!("  observed: {}\n", escape(n)));
             }
         }
         match &self.ending {

@@ -272,8 +272,12 @@ impl Ctx {
             }
             As::User => Some(Deleg::new(Some(test_user().expect("test user")), tracker)),
         };
+        // Profiles stay root's (as root, lasagna refuses a profile others could change);
+        // reports go in a directory the test user can write.
         let scratch = Scratch::new("cg");
-        fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let reports = scratch.path().join("reports");
+        fs::create_dir(&reports).unwrap();
+        fs::set_permissions(&reports, fs::Permissions::from_mode(0o777)).unwrap();
         Some(Ctx {
             who,
             deleg,
@@ -316,6 +320,7 @@ impl Ctx {
     fn report_path(&self, tag: &str) -> String {
         self.scratch
             .path()
+            .join("reports")
             .join(format!("{tag}.json"))
             .to_string_lossy()
             .into_owned()
@@ -991,6 +996,9 @@ fn undelegated_user_is_refused_or_falls_back_to_rlimits() {
         scratch: Scratch::new("cg-undeleg"),
     };
     fs::set_permissions(ctx.scratch.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let reports = ctx.scratch.path().join("reports");
+    fs::create_dir(&reports).unwrap();
+    fs::set_permissions(&reports, fs::Permissions::from_mode(0o777)).unwrap();
     let limits = "    memory:\n      max: 256M\n    pids:\n      max: 64\n";
     let marker = ctx.scratch.path().join("ran");
     let script = format!("touch {}; cat /proc/self/limits", marker.display());

@@ -228,8 +228,10 @@ both!(
         );
         assert!(err.contains("fix:"), "names the fix: {err}");
         assert!(!marker.exists(), "nothing ran");
-        // best-effort degrades instead, and says so.
-        let profile = dir.write(
+        // best-effort degrades instead, and says so (the profile in a directory only root
+        // writes: as root, lasagna refuses a profile others could change).
+        let profiles = Scratch::new("refuse-profile");
+        let profile = profiles.write(
             "p.yaml",
             "extends: strict\nlayers:\n  filesystem:\n    mode: best-effort\n",
         );

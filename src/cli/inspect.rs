@@ -20,12 +20,17 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
                 let plan = plan::plan(&p, &host, &[], None);
                 let refused = plan.refusals();
                 if refused.is_empty() {
-                    println!("{name}: ok");
+                    println!("{}: ok", crate::text::escape(name));
                 } else {
                     findings += 1;
                     for l in refused {
                         if let Decision::Refuse(r) = &l.decision {
-                            eprintln!("{name}: {} would be refused on this host: {r}", l.layer);
+                            eprintln!(
+                                "{}: {} would be refused on this host: {}",
+                                crate::text::escape(name),
+                                l.layer,
+                                crate::text::escape(r)
+                            );
                         }
                     }
                 }
@@ -61,17 +66,18 @@ pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
     let p = profile::load(name)?;
     let host = Host::probe();
     let plan = plan::plan(&p, &host, without, None);
+    use crate::text::escape;
     println!(
         "profile {}{}",
-        p.name,
+        escape(&p.name),
         if p.description.is_empty() {
             String::new()
         } else {
-            format!(": {}", p.description)
+            format!(": {}", escape(&p.description))
         }
     );
     if !p.extends.is_empty() {
-        println!("extends {}", p.extends.join(" -> "));
+        println!("extends {}", escape(&p.extends.join(" -> ")));
     }
     for l in &plan.layers {
         let (word, reason) = match &l.decision {
@@ -82,16 +88,16 @@ pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
         };
         println!();
         match reason {
-            Some(r) => println!("{} ({}): {word}: {r}", l.layer, l.requested),
+            Some(r) => println!("{} ({}): {word}: {}", l.layer, l.requested, escape(r)),
             None => println!("{} ({}): {word}", l.layer, l.requested),
         }
         if l.decision.applies() {
             for line in explain_layer(&p, &host, l.layer) {
-                println!("  - {line}");
+                println!("  - {}", escape(&line));
             }
         }
         for n in &l.notes {
-            println!("  note: {n}");
+            println!("  note: {}", escape(n));
         }
     }
     Ok(0)
@@ -104,7 +110,7 @@ pub fn profiles(action: ProfilesAction) -> Result<i32, Error> {
                 let desc = profile::load(name)
                     .map(|p| p.description)
                     .unwrap_or_else(|e| format!("(invalid: {e})"));
-                println!("{name:<18} {desc}");
+                println!("{name:<18} {}", crate::text::escape(&desc));
             }
             Ok(0)
         }

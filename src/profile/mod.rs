@@ -206,19 +206,8 @@ fn read_source(source: &Source) -> Result<String, ProfileError> {
             .find(|(n, _)| n == name)
             .map(|(_, text)| text.to_string())
             .unwrap_or_default()),
-        Source::File(p) => {
-            let meta =
-                std::fs::metadata(p).map_err(|e| err(format!("cannot read profile: {e}")))?;
-            if meta.len() > MAX_PROFILE_BYTES {
-                return Err(err(format!(
-                    "profile is {} bytes, larger than the {} byte limit",
-                    meta.len(),
-                    MAX_PROFILE_BYTES
-                )));
-            }
-            let bytes = std::fs::read(p).map_err(|e| err(format!("cannot read profile: {e}")))?;
-            String::from_utf8(bytes).map_err(|e| err(format!("profile is not UTF-8: {e}")))
-        }
+        Source::File(p) => crate::hostfs::read_config(p, MAX_PROFILE_BYTES)
+            .map_err(|e| err(format!("cannot read profile: {e}"))),
     }
 }
 
@@ -254,6 +243,16 @@ fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ProfileError {
     let message = message
         .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
         .replace("strict mode expects true/false", "write true or false");
+    // A file that is not a profile at all (`-p /etc/shadow`) must not be quoted back: every
+    // quoted fragment of it is cut short and escaped.
+    let message = cut_fragments(&message, 40);
+    let message = if message.contains("from_str_multiple") || message.contains("multiple documents")
+    {
+        "a profile is one YAML document; this file holds several (a `---` line starts another)"
+            .to_string()
+    } else {
+        message
+    };
     let mut error = ProfileError {
         file: file.to_path_buf(),
         loc,
@@ -267,6 +266,37 @@ fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ProfileError {
         error.hint = Some("unknown keys are errors; see 'lasagna schema' for the format".into());
     }
     error
+}
+
+/// `message` with every `…` or "…" quoted fragment longer than `max` characters cut, and
+/// control characters escaped.
+fn cut_fragments(message: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest[open..].chars().next().expect("found a quote");
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        match after.find(quote) {
+            Some(close) => {
+                let inner = &after[..close];
+                let cut: String = inner.chars().take(max).collect();
+                out.push_str(&crate::text::escape(&cut));
+                if inner.chars().count() > max {
+                    out.push('…');
+                }
+                out.push(quote);
+                rest = &after[close + 1..];
+            }
+            None => {
+                rest = after;
+                break;
+            }
+        }
+    }
+    let tail: String = rest.chars().take(200).collect();
+    out.push_str(&crate::text::escape(&tail));
+    out
 }
 
 /// Load a profile with its `extends` chain, then validate it.
@@ -381,6 +411,14 @@ fn resolve_extends(child: &Source, ext: &Spanned<String>) -> Result<Source, Prof
             .in_file(&child.display_path())
     };
     if looks_like_path {
+        // A profile is named, or given as a .yaml file relative to the profile's own
+        // directory (an absolute path to a .yaml file is read with the same checks).
+        if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            return Err(located(
+                format!("extends {}: not a profile", crate::text::quote_short(name, 60)),
+                "extends takes a profile name, or a path to a .yaml or .yml file relative to this profile's directory".into(),
+            ));
+        }
         let path = child.dir().join(name);
         if !path.is_file() {
             return Err(located(

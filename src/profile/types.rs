@@ -100,13 +100,14 @@ impl ProfileError {
 
 impl fmt::Display for ProfileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
+        use crate::text::escape;
+        write!(f, "{}", escape(&self.file.to_string_lossy()))?;
         if let Some(loc) = self.loc {
             write!(f, ":{}:{}", loc.line, loc.column)?;
         }
-        write!(f, ": {}", self.message)?;
+        write!(f, ": {}", escape(&self.message))?;
         if let Some(hint) = &self.hint {
-            write!(f, " (hint: {hint})")?;
+            write!(f, " (hint: {})", escape(hint))?;
         }
         Ok(())
     }

@@ -69,7 +69,7 @@ impl std::fmt::Display for ChildFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.layer, self.step)?;
         if !self.detail.is_empty() {
-            write!(f, " {}", self.detail)?;
+            write!(f, " {}", crate::text::escape(&self.detail))?;
         }
         if self.errno != Errno::UnknownErrno {
             write!(f, ": {} ({:?})", self.errno.desc(), self.errno)?;

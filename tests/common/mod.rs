@@ -17,8 +17,10 @@ pub enum As {
     User,
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_lasagna")
+/// The launcher under test: the one cargo built, or `LASAGNA_TEST_BIN` (to show a test
+/// fails against another build, e.g. one with a defence removed).
+pub fn bin() -> String {
+    std::env::var("LASAGNA_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lasagna").to_string())
 }
 
 pub fn strict() -> bool {

@@ -180,6 +180,8 @@ pub struct Policy {
 }
 
 const LAYER: &str = "seccomp";
+/// Largest OCI/Docker seccomp profile `import` reads (the containers' default is ~20 KiB).
+const MAX_IMPORT_BYTES: u64 = 4 << 20;
 const TIOCSTI: u64 = 0x5412;
 const TIOCLINUX: u64 = 0x541C;
 const PERSONALITY_QUERY: u64 = 0xffff_ffff;
@@ -453,13 +455,17 @@ pub fn validate_for(
     let mut imported_skipped = 0;
     if let Some(raw) = &section.import {
         let path = profile_dir.join(raw.value.trim());
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = crate::hostfs::read_config(&path, MAX_IMPORT_BYTES).map_err(|e| {
             ProfileError::at(Loc::of(raw), format!("cannot read {}: {e}", path.display()))
         })?;
         let imported = oci::parse(&text, arch).map_err(|e| {
             ProfileError::at(
                 Loc::of(raw),
-                format!("seccomp profile {}: {e}", path.display()),
+                format!(
+                    "seccomp profile {}: {}",
+                    path.display(),
+                    crate::text::quote_short(&e, 120)
+                ),
             )
         })?;
         let table = arch.table();
