@@ -12,11 +12,14 @@
 //! its canonical path (no symlinks left in it), which the child re-opens with
 //! `RESOLVE_NO_SYMLINKS` and compares by device and inode.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag, AT_FDCWD};
@@ -221,16 +224,72 @@ fn untrusted_message(
     out
 }
 
+/// What walks in one scope share ([`cached`]): the caller's uid, the root, and every real
+/// directory already walked, by canonical path. A plan walks the same prefixes (`/usr`,
+/// `/etc`) many times; each walk step is three syscalls.
+struct Cache {
+    caller: u32,
+    root: Option<Rc<Node>>,
+    dirs: HashMap<PathBuf, Rc<Node>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<Cache>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with walks sharing what they found (see [`Cache`]). The directories are kept
+/// as `O_PATH` descriptors of what was checked, so a walk continues from the very directory
+/// an earlier one verified; they are closed when `f` returns.
+pub fn cached<T>(f: impl FnOnce() -> T) -> T {
+    let outer = CACHE.with(|c| c.borrow().is_some());
+    if !outer {
+        CACHE.with(|c| {
+            *c.borrow_mut() = Some(Cache {
+                caller: nix::unistd::geteuid().as_raw(),
+                root: None,
+                dirs: HashMap::new(),
+            })
+        });
+    }
+    let out = f();
+    if !outer {
+        CACHE.with(|c| *c.borrow_mut() = None);
+    }
+    out
+}
+
+fn caller() -> u32 {
+    CACHE
+        .with(|c| c.borrow().as_ref().map(|c| c.caller))
+        .unwrap_or_else(|| nix::unistd::geteuid().as_raw())
+}
+
+fn cached_dir(path: &Path) -> Option<Rc<Node>> {
+    CACHE.with(|c| c.borrow().as_ref().and_then(|c| c.dirs.get(path).cloned()))
+}
+
+fn remember(node: &Rc<Node>) {
+    if node.kind() == Kind::Dir {
+        CACHE.with(|c| {
+            if let Some(c) = c.borrow_mut().as_mut() {
+                c.dirs.insert(node.path.clone(), node.clone());
+            }
+        });
+    }
+}
+
 /// Walk `path` (absolute) from `/`. `follow_last`: a symlink at the last component is
 /// followed (under `links`) instead of returned.
-pub fn walk(path: &Path, links: Links, follow_last: bool) -> Result<Node, WalkError> {
-    let caller = nix::unistd::geteuid().as_raw();
-    let root = open_root()?;
-    walk_from(root, path, links, follow_last, caller)
+pub fn walk(path: &Path, links: Links, follow_last: bool) -> Result<Rc<Node>, WalkError> {
+    let root = root()?;
+    walk_from(root, path, links, follow_last, caller())
 }
 
 /// The root directory as a walk's start.
-fn open_root() -> Result<Node, WalkError> {
+fn root() -> Result<Rc<Node>, WalkError> {
+    if let Some(root) = CACHE.with(|c| c.borrow().as_ref().and_then(|c| c.root.clone())) {
+        return Ok(root);
+    }
     let io = |errno| WalkError::Io {
         at: PathBuf::from("/"),
         errno,
@@ -243,47 +302,38 @@ fn open_root() -> Result<Node, WalkError> {
     )
     .map_err(io)?;
     let meta = Meta::of(&fstat(&fd).map_err(io)?);
-    let caller = nix::unistd::geteuid().as_raw();
     let exposed = meta
-        .writable_by_others(caller)
+        .writable_by_others(caller())
         .map(|why| (PathBuf::from("/"), why));
-    Ok(Node {
+    let root = Rc::new(Node {
         path: PathBuf::from("/"),
         fd,
         meta,
         exposed,
-    })
-}
-
-/// Walk `rel` below `base` (a directory found by an earlier walk). `rel` is relative; an
-/// absolute link met on the way restarts at `/`, which only `Links::Trusted` or `Any`
-/// allow.
-pub fn walk_below(
-    base: Node,
-    rel: &Path,
-    links: Links,
-    follow_last: bool,
-) -> Result<Node, WalkError> {
-    let caller = nix::unistd::geteuid().as_raw();
-    walk_from(base, rel, links, follow_last, caller)
+    });
+    CACHE.with(|c| {
+        if let Some(c) = c.borrow_mut().as_mut() {
+            c.root = Some(root.clone());
+        }
+    });
+    Ok(root)
 }
 
 fn walk_from(
-    start: Node,
+    start: Rc<Node>,
     path: &Path,
     links: Links,
     follow_last: bool,
     caller: u32,
-) -> Result<Node, WalkError> {
+) -> Result<Rc<Node>, WalkError> {
     if start.path == Path::new("/") && !path.is_absolute() {
         return Err(WalkError::Relative {
             path: path.to_path_buf(),
         });
     }
-    // The directories walked so far, the start at the bottom; `..` pops but never below it
-    // (a start below `/` is the base of a bound tree, and nothing may leave it).
+    // The directories walked so far, the start at the bottom; `..` pops but never below it.
     let base_depth = 1;
-    let mut stack: Vec<Node> = vec![start];
+    let mut stack: Vec<Rc<Node>> = vec![start];
     let mut todo: std::collections::VecDeque<OsString> = components(path).collect();
     let mut followed = 0;
     while let Some(name) = todo.pop_front() {
@@ -295,10 +345,13 @@ fn walk_from(
         }
         let dir = stack.last().expect("the start stays on the stack");
         let at = dir.path.join(&name);
-        let node = match dir.child(&name) {
-            Ok(Some(node)) => node,
-            Ok(None) => return Err(WalkError::Missing { at }),
-            Err(errno) => return Err(WalkError::Io { at, errno }),
+        let node = match cached_dir(&at) {
+            Some(node) => node,
+            None => match dir.child(&name) {
+                Ok(Some(node)) => Rc::new(node),
+                Ok(None) => return Err(WalkError::Missing { at }),
+                Err(errno) => return Err(WalkError::Io { at, errno }),
+            },
         };
         let last = todo.is_empty();
         if node.kind() == Kind::Symlink && (!last || follow_last) {
@@ -349,20 +402,38 @@ fn walk_from(
         if !last && node.kind() != Kind::Dir {
             return Err(WalkError::NotADirectory { at });
         }
-        let mut node = node;
-        if node.exposed.is_none() {
-            node.exposed = node
-                .meta
-                .writable_by_others(caller)
-                .map(|why| (node.path.clone(), why));
-        }
+        let node = if node.exposed.is_none() {
+            match node.meta.writable_by_others(caller) {
+                Some(why) => {
+                    let mut owned = Node {
+                        path: node.path.clone(),
+                        fd: node.fd.try_clone().map_err(|e| WalkError::Io {
+                            at: at.clone(),
+                            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                        })?,
+                        meta: node.meta,
+                        exposed: None,
+                    };
+                    owned.exposed = Some((owned.path.clone(), why));
+                    Rc::new(owned)
+                }
+                None => node,
+            }
+        } else {
+            node
+        };
+        remember(&node);
         stack.push(node);
     }
     Ok(stack.pop().expect("the start stays on the stack"))
 }
 
 /// The path as far as walked plus what is left, for a hint.
-fn path_of(stack: &[Node], name: &OsStr, todo: &std::collections::VecDeque<OsString>) -> PathBuf {
+fn path_of(
+    stack: &[Rc<Node>],
+    name: &OsStr,
+    todo: &std::collections::VecDeque<OsString>,
+) -> PathBuf {
     let mut p = stack.last().map(|n| n.path.clone()).unwrap_or_default();
     p.push(name);
     for t in todo {
@@ -382,7 +453,11 @@ fn components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
 /// A regular file's content, at most `limit` bytes, read through a walk: refused when the
 /// path names anything but a regular file (a FIFO, a device such as /dev/zero) or when the
 /// file is larger. `links`: which symlinks the walk follows.
-pub fn read_regular(path: &Path, links: Links, limit: u64) -> Result<(Vec<u8>, Node), ReadError> {
+pub fn read_regular(
+    path: &Path,
+    links: Links,
+    limit: u64,
+) -> Result<(Vec<u8>, Rc<Node>), ReadError> {
     use std::io::Read;
     let absolute = if path.is_absolute() {
         path.to_path_buf()

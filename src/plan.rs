@@ -127,6 +127,16 @@ pub fn plan(
     without: &[Layer],
     timeout: Option<std::time::Duration>,
 ) -> Plan {
+    // Every host walk of one plan shares the directories it already checked.
+    crate::hostfs::cached(|| decide(profile, host, without, timeout))
+}
+
+fn decide(
+    profile: &Profile,
+    host: &Host,
+    without: &[Layer],
+    timeout: Option<std::time::Duration>,
+) -> Plan {
     let requested = |layer: Layer| {
         if without.contains(&layer) {
             Requirement::Off

@@ -7,8 +7,9 @@
 //! wrote stays and nothing else is touched.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
@@ -29,7 +30,7 @@ pub struct HostChanges {
 
 #[derive(Debug)]
 struct Made {
-    parent: OwnedFd,
+    parent: Rc<hostfs::Node>,
     name: CString,
     display: String,
     meta: Meta,
@@ -39,6 +40,10 @@ impl HostChanges {
     /// Make every planned entry. `owner`: the payload's host ids, for directories the
     /// payload is meant to use, when the supervisor runs as root.
     pub fn apply(creates: &[Create], owner: Option<(u32, u32)>) -> Result<HostChanges, String> {
+        hostfs::cached(|| Self::make(creates, owner))
+    }
+
+    fn make(creates: &[Create], owner: Option<(u32, u32)>) -> Result<HostChanges, String> {
         let mut changes = HostChanges::default();
         for c in creates {
             let path = c.path();
@@ -113,7 +118,7 @@ impl HostChanges {
                 .map(|st| Meta::of(&st))
                 .map_err(|e| fail("entry", e))?;
             changes.made.push(Made {
-                parent: parent.fd,
+                parent,
                 name,
                 display: path.display().to_string(),
                 meta,
@@ -136,7 +141,7 @@ impl HostChanges {
         let mut kept = Vec::new();
         while let Some(m) = self.made.pop() {
             let now = match fstatat(
-                m.parent.as_fd(),
+                m.parent.fd.as_fd(),
                 m.name.as_c_str(),
                 AtFlags::AT_SYMLINK_NOFOLLOW,
             ) {
@@ -159,7 +164,7 @@ impl HostChanges {
             } else {
                 UnlinkatFlags::NoRemoveDir
             };
-            match unlinkat(m.parent.as_fd(), m.name.as_c_str(), flag) {
+            match unlinkat(m.parent.fd.as_fd(), m.name.as_c_str(), flag) {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(Errno::ENOTEMPTY) | Err(Errno::EEXIST) => kept.push(format!(
                     "{} left in place: the payload wrote into it",

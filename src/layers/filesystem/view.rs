@@ -19,6 +19,7 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::hostfs::{self, Kind, Links, Meta, WalkError};
 use crate::profile::types::SandboxPath;
@@ -170,7 +171,7 @@ pub fn plan(cfg: &Config, fresh_proc: bool) -> FsPlan {
         fresh_proc,
     };
     // Every bind source first: a recreated link is checked against the whole view.
-    let sources: Vec<Option<Result<hostfs::Node, WalkError>>> = cfg
+    let sources: Vec<Option<Result<Rc<hostfs::Node>, WalkError>>> = cfg
         .ops
         .iter()
         .map(|op| match op {
@@ -246,7 +247,7 @@ pub fn plan(cfg: &Config, fresh_proc: bool) -> FsPlan {
 fn bind_source(
     raw: &SandboxPath,
     target: &SandboxPath,
-    source: Result<hostfs::Node, WalkError>,
+    source: Result<Rc<hostfs::Node>, WalkError>,
     optional: bool,
     access: BindAccess,
     bound: &[Bound],
@@ -283,6 +284,12 @@ fn bind_source(
     // The same link inside the sandbox, when it leads to the same object there.
     if let Some(inside) = lexical(target.parent().as_ref(), &text) {
         if let Some(host) = host_of(bound, &inside) {
+            // The usual case, `/bin -> usr/bin` with `/usr` bound at `/usr`: the link names
+            // the same host path inside as outside, so it leads to the same object.
+            let outside = node.path.parent().and_then(|d| lexical_host(d, &text));
+            if outside.as_deref() == Some(host.as_path()) {
+                return Ok(Some(What::Link { to: text }));
+            }
             let there = hostfs::walk(&host, Links::Any, true);
             let here = hostfs::walk(&node.path, Links::Any, true);
             if let (Ok(a), Ok(b)) = (there, here) {
@@ -331,6 +338,12 @@ fn lexical(dir: Option<&SandboxPath>, text: &str) -> Option<SandboxPath> {
         }
     }
     SandboxPath::parse(&format!("/{}", parts.join("/"))).ok()
+}
+
+/// A link's text resolved lexically against its host directory `dir` (canonical).
+fn lexical_host(dir: &Path, text: &str) -> Option<PathBuf> {
+    let dir = SandboxPath::parse(&dir.to_string_lossy()).ok()?;
+    lexical(Some(&dir), text).map(|p| PathBuf::from(p.as_str()))
 }
 
 /// The host path a sandbox path shows, through the binds of the whole view.
@@ -505,7 +518,7 @@ impl FsPlan {
                             path.display()
                         ));
                     }
-                    dir = Some(node);
+                    dir = Some(Rc::new(node));
                 }
                 Some(node) => {
                     let ok = match need {
