@@ -18,6 +18,7 @@ pub fn arm(
     plan: Plan,
     command: &[String],
     timeout: Option<Duration>,
+    pass_fds: &[i32],
 ) -> Result<Armed, String> {
     let clone_flags = plan
         .namespaces
@@ -106,7 +107,29 @@ pub fn arm(
         ),
         None => (None, None),
     };
+    // Fds that stay open in the payload: the profile's and the command line's, each open
+    // now (a closed one would be a silent no-op).
+    let mut pass: Vec<i32> = process_cfg.map(|c| c.pass_fds.clone()).unwrap_or_default();
+    for fd in pass_fds {
+        if !pass.contains(fd) {
+            pass.push(*fd);
+        }
+    }
+    if pass.len() > crate::sandbox::MAX_PASS_FDS {
+        return Err(format!(
+            "{} fds to pass; at most {} can be passed",
+            pass.len(),
+            crate::sandbox::MAX_PASS_FDS
+        ));
+    }
+    for fd in &pass {
+        if !crate::sys::fd_is_open(*fd) {
+            return Err(format!("--pass-fd {fd}: fd {fd} is not open"));
+        }
+    }
     Ok(Armed {
+        reap_by_children: !plan.has(Kind::Pid),
+        pass_fds: pass,
         clone_flags,
         unshare_for_payload,
         hostname,

@@ -13,6 +13,7 @@ pub mod arm;
 pub mod cli;
 pub mod host;
 pub mod hostfs;
+pub mod launch;
 pub mod layers;
 pub mod observe;
 pub mod plan;

@@ -392,8 +392,8 @@ fn decide(
                 (false, _) => Decision::Degrade(format!("rules left out: {}", problems.join("; "))),
             };
             match &decision {
-                Decision::Apply => ll_notes.push("restriction: fully enforced".into()),
-                Decision::Degrade(_) => ll_notes.push("restriction: partially enforced".into()),
+                Decision::Apply => ll_notes.push("planned: fully enforced".into()),
+                Decision::Degrade(_) => ll_notes.push("planned: partially enforced".into()),
                 _ => {}
             }
             if decision.applies() {

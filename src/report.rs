@@ -146,6 +146,10 @@ pub struct LayerReport {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What the kernel showed for this layer after it was applied (Landlock: the ruleset
+    /// status `landlock_restrict_self` returned), beside what the plan expected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +183,34 @@ pub struct Report {
     pub usage: Option<crate::layers::cgroups::Usage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom: Option<String>,
+    /// The launch step a setup failure happened at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<FailedStep>,
+    /// What went wrong around the payload without changing its outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Where in the launch order a setup failure happened (ARCHITECTURE.md's step numbers).
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedStep {
+    pub number: &'static str,
+    pub process: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<Layer>,
+    pub what: &'static str,
+}
+
+impl FailedStep {
+    fn of(at: crate::launch::At) -> FailedStep {
+        let s = at.step();
+        FailedStep {
+            number: s.number,
+            process: s.process.name(),
+            layer: s.layer,
+            what: s.what,
+        }
+    }
 }
 
 fn decision_name(d: &Decision) -> (&'static str, Option<String>) {
@@ -210,6 +242,7 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
                 outcome,
                 reason,
                 notes: l.notes.clone(),
+                observed: None,
             }
         })
         .collect();
@@ -226,6 +259,8 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
         observed: None,
         usage: None,
         oom: None,
+        failed_step: None,
+        warnings: Vec::new(),
     }
 }
 
@@ -233,34 +268,56 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
 pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
     let mut report = from_plan(plan, command);
     if let Some(f) = &outcome.failure {
-        let failed_layer = Layer::from_name(&f.layer);
-        let mut reached = true;
+        // By launch order: a layer whose steps all ran before the failing one was applied;
+        // the one it belongs to failed; any with a step after it was not reached.
         for l in &mut report.layers {
-            let unapplied = if Some(l.layer) == failed_layer {
-                l.outcome = LayerOutcome::Failed;
-                l.reason = Some(f.to_string());
-                reached = false;
-                true
-            } else if !reached
-                && matches!(l.outcome, LayerOutcome::Applied | LayerOutcome::Degraded)
-            {
-                l.outcome = LayerOutcome::NotReached;
-                true
-            } else {
-                false
-            };
-            if unapplied {
+            if !matches!(l.outcome, LayerOutcome::Applied | LayerOutcome::Degraded) {
+                continue;
+            }
+            match crate::launch::reached(l.layer, f.at) {
+                crate::launch::Reached::Done => {}
+                crate::launch::Reached::Failed => {
+                    l.outcome = LayerOutcome::Failed;
+                    l.reason = Some(f.to_string());
+                }
+                crate::launch::Reached::NotReached => l.outcome = LayerOutcome::NotReached,
+            }
+            if l.outcome != LayerOutcome::Applied && l.outcome != LayerOutcome::Degraded {
                 // What the layer would have enforced is not what the sandbox got.
-                l.notes.retain(|n| !n.starts_with("restriction: "));
+                l.notes.retain(|n| !n.starts_with("planned: "));
             }
         }
         report.failure = Some(f.to_string());
+        report.failed_step = Some(FailedStep::of(f.at));
     }
+    if let (Some(seen), Some(l)) = (
+        &outcome.landlock,
+        report
+            .layers
+            .iter_mut()
+            .find(|l| l.layer == Layer::Landlock),
+    ) {
+        let how = match seen.enforcement {
+            crate::layers::landlock::Enforcement::Full => "fully enforced",
+            crate::layers::landlock::Enforcement::Partial => "partially enforced",
+            crate::layers::landlock::Enforcement::None => "NOT enforced",
+        };
+        let mut text = format!(
+            "kernel: {how} (ABI {}; {} path rules, {} port rules",
+            seen.abi, seen.path_rules, seen.port_rules
+        );
+        if seen.skipped_missing > 0 {
+            text.push_str(&format!(", {} optional paths absent", seen.skipped_missing));
+        }
+        text.push(')');
+        l.observed = Some(text);
+    }
+    report.warnings = outcome.warnings.clone();
     report.ending = Some(if outcome.timed_out {
         Ending::TimedOut
     } else {
         match (outcome.ended, &outcome.failure) {
-            (_, Some(f)) if f.layer != "exec" => Ending::SetupFailed,
+            (_, Some(f)) if f.at != crate::launch::At::Exec => Ending::SetupFailed,
             (Some(Ended::Exited(code)), _) => Ending::Exited { code },
             (Some(Ended::Signaled(signal)), _) => Ending::Signaled {
                 signal,
@@ -315,6 +372,9 @@ impl Report {
             for n in &l.notes {
                 out.push_str(&format!("  {:<13} note: {}\n", "", escape(n)));
             }
+            if let Some(o) = &l.observed {
+                out.push_str(&format!("  {:<13} observed: {}\n", "", escape(o)));
+            }
         }
         if let Some(obs) = &self.observed {
             let new: Vec<&str> = obs
@@ -366,6 +426,15 @@ impl Report {
                 parts.push(format!("oom kills {o}"));
             }
             out.push_str(&format!("  usage: {}\n", parts.join(", ")));
+        }
+        if let Some(s) = &self.failed_step {
+            out.push_str(&format!(
+                "  failed at: step {} ({}): {}\n",
+                s.number, s.process, s.what
+            ));
+        }
+        for w in &self.warnings {
+            out.push_str(&format!("  warning: {}\n", escape(w)));
         }
         if let Some(ms) = self.wall_ms {
             out.push_str(&format!("  wall: {ms:.1} ms\n"));

@@ -90,6 +90,9 @@ pub struct RunArgs {
     /// Wall-clock limit, e.g. 30s, 5m (overrides the profile).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
+    /// Keep inherited fd N open in the payload (repeatable); every other fd above 2 is closed.
+    #[arg(long = "pass-fd", value_name = "N")]
+    pub pass_fd: Vec<i32>,
     /// Refused: chroot is not a security boundary.
     #[arg(long, value_name = "DIR", hide = true)]
     pub chroot: Option<String>,

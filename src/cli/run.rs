@@ -83,7 +83,8 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         }
     }
     let timeout = args.timeout;
-    let mut armed = arm::arm(&profile, plan, &command, timeout).map_err(Error::Usage)?;
+    let mut armed =
+        arm::arm(&profile, plan, &command, timeout, &args.pass_fd).map_err(Error::Usage)?;
     armed.observe = args.verbose || sink.is_some();
     let outcome = supervisor::launch(&armed)?;
     // Built only when someone reads it: -v or a report.

@@ -9,11 +9,10 @@ use std::str::FromStr;
 use crate::profile::types::Spanned;
 use serde::Deserialize;
 
+use crate::launch::At;
 use crate::layers::{ChildContext, ChildError};
 use crate::profile::types::{Loc, ProfileError, Requirement};
 use crate::sys;
-
-const LAYER: &str = "capabilities";
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -87,19 +86,19 @@ pub fn prepare(cfg: &Config) -> Prepared {
 pub fn child_apply_bounding(prep: &Prepared) -> Result<(), ChildError<'static>> {
     for cap in 0..=prep.last_cap.min(63) {
         if prep.keep_mask & (1u64 << cap) == 0 {
-            sys::capbset_drop(cap).step(LAYER, "drop bounding set")?;
+            sys::capbset_drop(cap).step(At::CapsBounding, "drop bounding set")?;
         }
     }
-    sys::ambient_clear_all().step(LAYER, "clear ambient set")
+    sys::ambient_clear_all().step(At::CapsBounding, "clear ambient set")
 }
 
 /// Child side (payload), after the uid switch: permitted, effective and inheritable sets
 /// become exactly the kept caps, which are raised as ambient to survive execve.
 pub fn child_apply_sets(prep: &Prepared) -> Result<(), ChildError<'static>> {
-    sys::capset_exact(prep.keep_mask).step(LAYER, "set permitted/effective/inheritable")?;
+    sys::capset_exact(prep.keep_mask).step(At::CapsSets, "set permitted/effective/inheritable")?;
     for cap in 0..64u32 {
         if prep.keep_mask & (1u64 << cap) != 0 {
-            sys::ambient_raise(cap).step(LAYER, "raise ambient")?;
+            sys::ambient_raise(cap).step(At::CapsSets, "raise ambient")?;
         }
     }
     Ok(())

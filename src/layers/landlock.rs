@@ -67,7 +67,7 @@ use serde::{Deserialize, Serialize};
 use crate::layers::{ChildContext, ChildError, Decision};
 use crate::profile::types::{parse_path, Loc, ProfileError, Requirement, SandboxPath};
 
-const LAYER: &str = "landlock";
+const LAYER: crate::launch::At = crate::launch::At::Landlock;
 
 /// The highest Landlock ABI whose rights this module knows how to name and grant.
 pub const MAX_KNOWN_ABI: u32 = 9;
@@ -745,6 +745,44 @@ pub enum Enforcement {
     Full,
     Partial,
     None,
+}
+
+/// `L` record of the status pipe: what the kernel said it enforced, written by the payload
+/// right after `landlock_restrict_self` into a stack buffer (no allocation).
+pub fn encode_status(st: &AppliedStatus, buf: &mut [u8]) -> usize {
+    use std::io::Write;
+    let enforcement = match st.enforcement {
+        Enforcement::Full => 'F',
+        Enforcement::Partial => 'P',
+        Enforcement::None => 'N',
+    };
+    let mut cursor = std::io::Cursor::new(buf);
+    let _ = write!(
+        cursor,
+        "L{enforcement}\t{}\t{}\t{}\t{}\n",
+        st.abi, st.path_rules, st.port_rules, st.skipped_missing
+    );
+    cursor.position() as usize
+}
+
+/// The supervisor's side of [`encode_status`] (without the `L` and the newline).
+pub fn decode_status(body: &[u8]) -> Option<crate::supervisor::LandlockSeen> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut parts = text.split('\t');
+    let enforcement = match parts.next()? {
+        "F" => Enforcement::Full,
+        "P" => Enforcement::Partial,
+        "N" => Enforcement::None,
+        _ => return None,
+    };
+    let mut num = || parts.next()?.parse::<u32>().ok();
+    Some(crate::supervisor::LandlockSeen {
+        enforcement,
+        abi: num()?,
+        path_rules: num()?,
+        port_rules: num()?,
+        skipped_missing: num()?,
+    })
 }
 
 /// What the child enforced.

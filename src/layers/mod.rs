@@ -8,6 +8,8 @@ use std::io::Write;
 use nix::errno::Errno;
 use serde::Serialize;
 
+use crate::launch::At;
+
 pub mod capabilities;
 pub mod cgroups;
 pub mod filesystem;
@@ -91,7 +93,9 @@ impl Decision {
 /// supervisor over the status pipe: no allocation on the child side.
 #[derive(Debug, Clone, Copy)]
 pub struct ChildError<'a> {
-    pub layer: &'static str,
+    /// The launch step that failed (its layer, if any, comes from the launch table).
+    pub at: At,
+    /// What the step was doing.
     pub step: &'static str,
     pub errno: Errno,
     /// The item the step was working on (a path, a name), or empty.
@@ -99,9 +103,9 @@ pub struct ChildError<'a> {
 }
 
 impl<'a> ChildError<'a> {
-    pub fn new(layer: &'static str, step: &'static str, errno: Errno) -> ChildError<'a> {
+    pub fn new(at: At, step: &'static str, errno: Errno) -> ChildError<'a> {
         ChildError {
-            layer,
+            at,
             step,
             errno,
             detail: b"",
@@ -113,41 +117,37 @@ impl<'a> ChildError<'a> {
         self
     }
 
-    /// Encode as `layer\tstep\terrno\tdetail` into `buf`; returns the bytes written.
+    /// Encode as `F` then `at\tstep\terrno\tdetail` into `buf`; returns the bytes written.
     pub fn encode(&self, buf: &mut [u8]) -> usize {
         let mut cursor = std::io::Cursor::new(buf);
         let _ = write!(
             cursor,
-            "{}\t{}\t{}\t",
-            self.layer, self.step, self.errno as i32
+            "F{}\t{}\t{}\t",
+            self.at as u8, self.step, self.errno as i32
         );
         let _ = cursor.write(self.detail);
         cursor.position() as usize
     }
 }
 
-/// Map an `Errno` result into a `ChildError` for a layer step.
+/// Map an `Errno` result into a `ChildError` for a launch step.
 pub trait ChildContext<T> {
-    fn step(self, layer: &'static str, step: &'static str) -> Result<T, ChildError<'static>>;
-    fn step_on<'a>(
-        self,
-        layer: &'static str,
-        step: &'static str,
-        detail: &'a [u8],
-    ) -> Result<T, ChildError<'a>>;
+    fn step(self, at: At, step: &'static str) -> Result<T, ChildError<'static>>;
+    fn step_on<'a>(self, at: At, step: &'static str, detail: &'a [u8])
+        -> Result<T, ChildError<'a>>;
 }
 
 impl<T> ChildContext<T> for Result<T, Errno> {
-    fn step(self, layer: &'static str, step: &'static str) -> Result<T, ChildError<'static>> {
-        self.map_err(|e| ChildError::new(layer, step, e))
+    fn step(self, at: At, step: &'static str) -> Result<T, ChildError<'static>> {
+        self.map_err(|e| ChildError::new(at, step, e))
     }
 
     fn step_on<'a>(
         self,
-        layer: &'static str,
+        at: At,
         step: &'static str,
         detail: &'a [u8],
     ) -> Result<T, ChildError<'a>> {
-        self.map_err(|e| ChildError::new(layer, step, e).with_detail(detail))
+        self.map_err(|e| ChildError::new(at, step, e).with_detail(detail))
     }
 }

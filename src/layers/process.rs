@@ -11,13 +11,12 @@ use std::time::Duration;
 use crate::profile::types::Spanned;
 use serde::Deserialize;
 
+use crate::launch::At;
 use crate::layers::{ChildContext, ChildError};
 use crate::profile::types::{
     parse_duration, parse_path, Loc, ProfileError, Requirement, SandboxPath,
 };
 use crate::sys;
-
-const LAYER: &str = "process";
 
 /// Names kept from the caller's environment when the profile gives no `env.allow`.
 pub const DEFAULT_ENV_ALLOW: &[&str] = &[
@@ -45,7 +44,10 @@ pub struct Section {
     pub no_new_privs: Option<bool>,
     pub new_session: Option<bool>,
     pub die_with_parent: Option<bool>,
-    pub close_fds: Option<bool>,
+    /// Gone: every fd above 2 is always closed. Kept only to say so, with the fix.
+    pub close_fds: Option<Spanned<bool>>,
+    /// Inherited fds that stay open in the payload; every other fd above 2 is closed.
+    pub pass_fds: Option<Vec<Spanned<i64>>>,
     pub env: Option<EnvSection>,
     pub cwd: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
@@ -79,6 +81,13 @@ impl Section {
             new_session: child.new_session.or(parent.new_session),
             die_with_parent: child.die_with_parent.or(parent.die_with_parent),
             close_fds: child.close_fds.or(parent.close_fds),
+            pass_fds: match (parent.pass_fds, child.pass_fds) {
+                (Some(mut p), Some(c)) => {
+                    p.extend(c);
+                    Some(p)
+                }
+                (p, c) => c.or(p),
+            },
             env,
             cwd: child.cwd.or(parent.cwd),
             timeout: child.timeout.or(parent.timeout),
@@ -86,6 +95,40 @@ impl Section {
     }
 
     pub fn validate(self) -> Result<Config, ProfileError> {
+        if let Some(c) = &self.close_fds {
+            return Err(ProfileError::at(
+                Loc::of(c),
+                "close-fds is no longer a setting: every fd above 2 is closed before the payload starts",
+            )
+            .hint("remove it; list fds that must stay open in `pass-fds: [3]` (or `run --pass-fd 3`)"));
+        }
+        let mut pass_fds = Vec::new();
+        for raw in self.pass_fds.unwrap_or_default() {
+            if !(3..=4095).contains(&raw.value) {
+                return Err(ProfileError::at(
+                    Loc::of(&raw),
+                    format!(
+                        "pass-fds: {} is not an fd above stderr (3 to 4095)",
+                        raw.value
+                    ),
+                ));
+            }
+            if !pass_fds.contains(&(raw.value as i32)) {
+                pass_fds.push(raw.value as i32);
+            }
+        }
+        if pass_fds.len() > crate::sandbox::MAX_PASS_FDS {
+            return Err(ProfileError {
+                file: Default::default(),
+                loc: None,
+                message: format!(
+                    "pass-fds lists {} fds; at most {} can be passed",
+                    pass_fds.len(),
+                    crate::sandbox::MAX_PASS_FDS
+                ),
+                hint: None,
+            });
+        }
         let env = self.env.unwrap_or_default();
         let mut allow = Vec::new();
         for raw in env.allow.unwrap_or_default() {
@@ -130,7 +173,7 @@ impl Section {
             no_new_privs: self.no_new_privs.unwrap_or(true),
             new_session: self.new_session.unwrap_or(true),
             die_with_parent: self.die_with_parent.unwrap_or(true),
-            close_fds: self.close_fds.unwrap_or(true),
+            pass_fds,
             env_allow: allow,
             env_set: set,
             cwd,
@@ -145,7 +188,8 @@ pub struct Config {
     pub no_new_privs: bool,
     pub new_session: bool,
     pub die_with_parent: bool,
-    pub close_fds: bool,
+    /// Inherited fds kept open in the payload.
+    pub pass_fds: Vec<i32>,
     pub env_allow: Vec<String>,
     pub env_set: BTreeMap<String, String>,
     pub cwd: Option<SandboxPath>,
@@ -189,7 +233,6 @@ pub struct Prepared {
     pub no_new_privs: bool,
     pub new_session: bool,
     pub die_with_parent: bool,
-    pub close_fds: bool,
 }
 
 pub fn prepare(cfg: &Config) -> Prepared {
@@ -197,7 +240,6 @@ pub fn prepare(cfg: &Config) -> Prepared {
         no_new_privs: cfg.no_new_privs,
         new_session: cfg.new_session,
         die_with_parent: cfg.die_with_parent,
-        close_fds: cfg.close_fds,
     }
 }
 
@@ -205,16 +247,16 @@ pub fn prepare(cfg: &Config) -> Prepared {
 pub fn child_apply_early(prep: &Prepared) -> Result<(), ChildError<'static>> {
     if prep.die_with_parent {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-            .step(LAYER, "set parent-death signal")?;
+            .step(At::ProcessEarly, "set parent-death signal")?;
     }
     if prep.new_session {
-        nix::unistd::setsid().step(LAYER, "setsid")?;
+        nix::unistd::setsid().step(At::ProcessEarly, "setsid")?;
     }
-    if prep.close_fds {
-        // Close-on-exec for everything above stderr: the status pipe still reports a
-        // failure before execve, and execve itself closes them all (CVE-2024-21626 class).
-        sys::cloexec_from(3).step(LAYER, "close fds")?;
-    }
+    // Close-on-exec for everything above stderr: the status pipe still reports a failure
+    // before execve, and execve itself closes them all (CVE-2024-21626 class). Passed fds
+    // are opened again right before execve.
+    sys::cloexec_from(3).step(At::ProcessEarly, "close fds")?;
+    let _ = prep;
     Ok(())
 }
 
@@ -226,7 +268,7 @@ pub fn child_rearm_parent_death(
 ) -> Result<(), ChildError<'static>> {
     if prep.die_with_parent {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-            .step(LAYER, "set parent-death signal")?;
+            .step(At::PayloadParentDeath, "set parent-death signal")?;
         if nix::unistd::getppid() != parent {
             sys::exit_now(crate::sandbox::EXIT_SETUP_FAILED);
         }
@@ -237,7 +279,7 @@ pub fn child_rearm_parent_death(
 /// Child side, after capabilities (payload step 7).
 pub fn child_apply_no_new_privs(prep: &Prepared) -> Result<(), ChildError<'static>> {
     if prep.no_new_privs {
-        nix::sys::prctl::set_no_new_privs().step(LAYER, "set no_new_privs")?;
+        nix::sys::prctl::set_no_new_privs().step(At::NoNewPrivs, "set no_new_privs")?;
     }
     Ok(())
 }
@@ -253,8 +295,14 @@ pub fn explain(cfg: &Config) -> Vec<String> {
     if cfg.die_with_parent {
         out.push("dies with lasagna: no orphan keeps running if the launcher is killed".into());
     }
-    if cfg.close_fds {
+    if cfg.pass_fds.is_empty() {
         out.push("every inherited fd above 2 is closed at execve: no leaked files, sockets or directories".into());
+    } else {
+        let list: Vec<String> = cfg.pass_fds.iter().map(i32::to_string).collect();
+        out.push(format!(
+            "every inherited fd above 2 is closed at execve except {} (pass-fds)",
+            list.join(", ")
+        ));
     }
     out.push(format!(
         "environment cleared; kept from yours: {}; set: {}",

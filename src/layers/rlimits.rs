@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::layers::ChildError;
 use crate::profile::types::{parse_duration, parse_size, Loc, ProfileError, Requirement};
 
-const LAYER: &str = "rlimits";
+const LAYER: crate::launch::At = crate::launch::At::Rlimits;
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

@@ -12,6 +12,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::{fail, payload_main, Armed, ChildFds, EXIT_SETUP_FAILED};
+use crate::launch::At;
 use crate::layers::ChildError;
 use crate::sys;
 
@@ -77,12 +78,12 @@ impl Ended {
     }
 }
 
-pub fn run(armed: &Armed, fds: ChildFds) -> ! {
+pub fn run(armed: &Armed, fds: ChildFds, children: Option<std::os::fd::OwnedFd>) -> ! {
     let waited = waited_signals();
     if let Err(e) = waited.thread_block() {
         fail(
             &fds.status,
-            ChildError::new("init", "block signals", e),
+            ChildError::new(At::InitSignals, "block signals", e),
             EXIT_SETUP_FAILED,
         );
     }
@@ -95,7 +96,7 @@ pub fn run(armed: &Armed, fds: ChildFds) -> ! {
         Ok(Some(pid)) => pid,
         Err(e) => fail(
             &fds.status,
-            ChildError::new("init", "fork payload", e),
+            ChildError::new(At::ForkPayload, "fork payload", e),
             EXIT_SETUP_FAILED,
         ),
     };
@@ -103,8 +104,8 @@ pub fn run(armed: &Armed, fds: ChildFds) -> ! {
     // this comes after the payload's fork.
     if let Some(filter) = &armed.init_seccomp {
         let installed = nix::sys::prctl::set_no_new_privs()
-            .map_err(|e| ChildError::new("seccomp", "init no_new_privs", e))
-            .and_then(|()| crate::layers::seccomp::install(filter));
+            .map_err(|e| ChildError::new(At::InitSeccomp, "init no_new_privs", e))
+            .and_then(|()| crate::layers::seccomp::install_at(filter, At::InitSeccomp));
         if let Err(e) = installed {
             let _ = kill(payload, Signal::SIGKILL);
             fail(&fds.status, e, EXIT_SETUP_FAILED);
@@ -120,27 +121,78 @@ pub fn run(armed: &Armed, fds: ChildFds) -> ! {
     drop(status);
     drop(release);
     let ended = wait_for(payload, &waited);
-    end_the_rest();
+    end_the_rest(children.as_ref());
     let _ = sys::write_all(result.as_fd(), &ended.encode());
     sys::exit_now(ended.exit_code())
 }
 
-/// As pid 1 of the sandbox's pid namespace, kill what the payload left behind and reap it
-/// before reporting: once the supervisor reads the result, no process of the sandbox runs,
-/// and it need not wait for this process's own exit (the namespace teardown that follows).
-/// Without a pid namespace `kill(-1)` would reach every process of the user on the host,
-/// so it is sent only as pid 1; there the cgroup, when there is one, ends the stragglers.
-fn end_the_rest() {
-    if nix::unistd::getpid() != Pid::from_raw(1) {
+/// Kill what the payload left behind and reap it before reporting: once the supervisor
+/// reads the result, no process of the sandbox runs. As pid 1 of the sandbox's pid
+/// namespace, `kill(-1)` reaches every process in it. Without a pid namespace that would
+/// reach every process of the user on the host, so init (a child subreaper: every orphan
+/// of the payload's tree is reparented to it) kills its own children, read from its
+/// `children` file, round after round until none is left.
+fn end_the_rest(children: Option<&std::os::fd::OwnedFd>) {
+    if nix::unistd::getpid() == Pid::from_raw(1) {
+        // init holds CAP_KILL in the sandbox's user namespace (or is real root without
+        // one), so the signal reaches every process here; ESRCH means there was none.
+        if kill(Pid::from_raw(-1), Signal::SIGKILL).is_ok() {
+            // Orphans are reparented to us before their parent is reaped: ECHILD means
+            // none is left.
+            while let Ok(_) | Err(Errno::EINTR) = waitpid(None, None) {}
+        }
         return;
     }
-    // init holds CAP_KILL in the sandbox's user namespace (or is real root without one), so
-    // the signal reaches every process here; ESRCH means there was none.
-    if kill(Pid::from_raw(-1), Signal::SIGKILL).is_err() {
-        return;
+    let Some(children) = children else { return };
+    let mut buf = [0u8; 4096];
+    for _ in 0..10_000 {
+        let n = match nix::sys::uio::pread(children, &mut buf, 0) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        let mut any = false;
+        // Space-separated pids; a pid cut at the end of the buffer is read next round.
+        let complete = buf[..n]
+            .iter()
+            .rposition(|b| *b == b' ')
+            .map_or(0, |i| i + 1);
+        for word in buf[..complete].split(|b| *b == b' ') {
+            let pid = word
+                .iter()
+                .try_fold(0i32, |acc, d| {
+                    d.is_ascii_digit()
+                        .then(|| acc.wrapping_mul(10).wrapping_add((d - b'0') as i32))
+                })
+                .filter(|p| *p > 0);
+            if let Some(pid) = pid {
+                any = true;
+                // Our own unreaped child: its pid cannot have been reused.
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        if !any {
+            // Nothing listed; reap what may still be exiting.
+            while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                if s == WaitStatus::StillAlive {
+                    break;
+                }
+            }
+            return;
+        }
+        // Reap what was killed; its own children are reparented to us meanwhile.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {
+                    // Killed but not yet dead: wait for one.
+                    let _ = waitpid(None, None);
+                    break;
+                }
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
     }
-    // Orphans are reparented to us before their parent is reaped, so ECHILD means none left.
-    while let Ok(_) | Err(Errno::EINTR) = waitpid(None, None) {}
 }
 
 fn wait_for(payload: Pid, waited: &SigSet) -> Ended {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
+use crate::launch::At;
 use crate::layers::rlimits::Limit;
 use crate::layers::{
     capabilities, filesystem, landlock, process, seccomp, ChildContext, ChildError,
@@ -23,6 +24,8 @@ use crate::sys;
 pub const EXIT_SETUP_FAILED: i32 = 125;
 pub const EXIT_NOT_EXECUTABLE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
+/// Most fds a profile or the command line may pass into the sandbox.
+pub const MAX_PASS_FDS: usize = 61;
 
 /// The command to execute, resolved to candidate paths before the clone.
 #[derive(Debug)]
@@ -109,6 +112,11 @@ pub struct Armed {
     pub timeout: Option<Duration>,
     /// Read what the kernel applied after execve (for `-v` and `--report`).
     pub observe: bool,
+    /// No pid namespace: init kills what descends from the payload through its `children`
+    /// file (as pid 1 it would use `kill(-1)`).
+    pub reap_by_children: bool,
+    /// Inherited fds that stay open in the payload (`--pass-fd`, `process.pass-fds`).
+    pub pass_fds: Vec<i32>,
 }
 
 /// The child's ends of the supervisor's pipes.
@@ -133,56 +141,90 @@ pub fn fail(status: &OwnedFd, err: ChildError<'_>, code: i32) -> ! {
     sys::exit_now(code)
 }
 
-/// The child after clone: steps 4 and 5, then init. Never returns.
+/// The child after clone: steps 4 and 5, then init. Never returns, and never unwinds into
+/// the supervisor's code it is a copy of: a panic here ends the child with 125.
 pub fn child_main(armed: &Armed, fds: ChildFds) -> ! {
-    if let Err(e) = setup(armed, &fds) {
-        fail(&fds.status, e, EXIT_SETUP_FAILED);
-    }
-    init::run(armed, fds)
+    let status = fds.status.as_raw_fd();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let children = match setup(armed, &fds) {
+            Ok(children) => children,
+            Err(e) => fail(&fds.status, e, EXIT_SETUP_FAILED),
+        };
+        init::run(armed, fds, children)
+    }));
+    let _ = status;
+    sys::exit_now(EXIT_SETUP_FAILED)
 }
 
-fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<(), ChildError<'a>> {
+/// Close every fd from 3 up except those in `keep` (at most 64, sorted here in place).
+fn close_all_but(keep: &mut [i32]) -> Result<(), Errno> {
+    keep.sort_unstable();
+    let mut next: u32 = 3;
+    for &fd in keep.iter() {
+        if fd < 3 || (fd as u32) < next {
+            continue;
+        }
+        sys::close_range(next, fd as u32 - 1)?;
+        next = fd as u32 + 1;
+    }
+    sys::close_range(next, u32::MAX)
+}
+
+/// Steps 4a–4i. Returns, without a pid namespace, init's own `children` file (opened from
+/// the host's /proc before the filesystem is built): at the end init kills what descends
+/// from the payload through it, since `kill(-1)` would reach the user's host processes.
+fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<Option<OwnedFd>, ChildError<'a>> {
     // 4a. Die with the supervisor: nothing must outlive it.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .step("init", "set parent-death signal")?;
+        .step(At::ParentDeath, "set parent-death signal")?;
     //     Join the v1 cgroups: moving oneself needs no RCU grace period (see
     //     `ActiveCgroup::join_fds`); everything forked later starts inside them.
     for &fd in &fds.cgroup_join {
         // Open until the close_range below: the supervisor opened it before the clone.
         sys::write_all(sys::borrow_raw(fd), b"0")
-            .step("cgroups", "join cgroup (write 0 to tasks)")?;
+            .step(At::CgroupJoin, "join cgroup (write 0 to tasks)")?;
     }
-    // 4b. Keep only our pipes (and stdio): fds inherited by the supervisor stay outside.
-    let mut keep = [
-        fds.release.as_raw_fd(),
-        fds.status.as_raw_fd(),
-        fds.result.as_raw_fd(),
-    ];
-    keep.sort_unstable();
-    let mut next = 3;
-    for fd in keep {
-        sys::close_range(next, fd as u32 - 1).step("init", "close inherited fds")?;
-        next = fd as u32 + 1;
+    // 4b. Keep only our pipes, stdio and the fds the profile passes: everything else the
+    //     supervisor inherited stays outside.
+    let mut keep = [-1i32; MAX_PASS_FDS + 3];
+    keep[0] = fds.release.as_raw_fd();
+    keep[1] = fds.status.as_raw_fd();
+    keep[2] = fds.result.as_raw_fd();
+    for (slot, fd) in keep[3..].iter_mut().zip(&armed.pass_fds) {
+        *slot = *fd;
     }
-    sys::close_range(next, u32::MAX).step("init", "close inherited fds")?;
+    close_all_but(&mut keep).step(At::CloseInherited, "close inherited fds")?;
     // 4c. Wait until the supervisor wrote the uid/gid maps (and attached the cgroup).
     let mut byte = [0u8; 1];
     match nix::unistd::read(fds.release.as_fd(), &mut byte) {
         Ok(1) => {}
         Ok(_) => sys::exit_now(EXIT_SETUP_FAILED),
-        Err(e) => return Err(ChildError::new("init", "wait for release", e)),
+        Err(e) => return Err(ChildError::new(At::WaitRelease, "wait for release", e)),
     }
+    //     Without a pid namespace, init's own list of children, from the host's /proc.
+    let children = if armed.reap_by_children {
+        Some(
+            nix::fcntl::open(
+                c"/proc/thread-self/children",
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .step(At::WaitRelease, "open /proc/thread-self/children")?,
+        )
+    } else {
+        None
+    };
     // 4d. As host root in a user namespace, take the mapped ids now: uid 0 is unmapped
     //     inside, and nothing can be created on a filesystem until the fsuid is mapped.
     if armed.identity.switch == Switch::InInit {
-        switch_identity(&armed.identity)?;
+        switch_identity(&armed.identity, At::IdentityInit)?;
     }
     // 4e. Namespaces: hostname and loopback.
     if let Some(name) = &armed.hostname {
-        nix::unistd::sethostname(name).step("namespaces", "sethostname")?;
+        nix::unistd::sethostname(name).step(At::Hostname, "sethostname")?;
     }
     if armed.loopback {
-        sys::loopback_up().step("namespaces", "bring loopback up")?;
+        sys::loopback_up().step(At::Loopback, "bring loopback up")?;
     }
     // 4f. The filesystem view, ending in pivot_root with the old root detached.
     if let Some(fs) = &armed.filesystem {
@@ -193,31 +235,32 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<(), ChildError<'a>> {
     //     A credential change (the uid switch above) clears the parent-death signal, so
     //     it is armed again first; EOF here then means the supervisor is already gone.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .step("init", "set parent-death signal")?;
+        .step(At::ParentDeathRearm, "set parent-death signal")?;
     match nix::unistd::read(fds.release.as_fd(), &mut byte) {
         Ok(1) => {}
         Ok(_) => sys::exit_now(EXIT_SETUP_FAILED),
-        Err(e) => return Err(ChildError::new("cgroups", "wait for attach", e)),
+        Err(e) => return Err(ChildError::new(At::WaitAttach, "wait for attach", e)),
     }
     // 4h. Time and cgroup namespaces apply to the payload (unshare affects children for
     //     time; cgroup must come after the cgroup attach, which happened before release).
     if !armed.unshare_for_payload.is_empty() {
-        nix::sched::unshare(armed.unshare_for_payload).step("namespaces", "unshare time/cgroup")?;
+        nix::sched::unshare(armed.unshare_for_payload)
+            .step(At::UnshareTimeCgroup, "unshare time/cgroup")?;
     }
     // 4i. init cannot be ptraced or have its memory read by the payload.
-    nix::sys::prctl::set_dumpable(false).step("init", "set non-dumpable")?;
-    Ok(())
+    nix::sys::prctl::set_dumpable(false).step(At::NonDumpable, "set non-dumpable")?;
+    Ok(children)
 }
 
 /// The payload, after fork from init: steps 6–10. Never returns.
 pub fn payload_main(armed: &Armed, status: &OwnedFd) -> ! {
-    match prepare_payload(armed) {
+    match prepare_payload(armed, status) {
         Ok(()) => exec(armed, status),
         Err(e) => fail(status, e, EXIT_SETUP_FAILED),
     }
 }
 
-fn prepare_payload(armed: &Armed) -> Result<(), ChildError<'_>> {
+fn prepare_payload<'a>(armed: &'a Armed, status: &OwnedFd) -> Result<(), ChildError<'a>> {
     let parent = nix::unistd::getppid();
     // 6. Hygiene that needs privileges or must precede the identity switch.
     sys::reset_signal_dispositions();
@@ -226,22 +269,22 @@ fn prepare_payload(armed: &Armed) -> Result<(), ChildError<'_>> {
         Some(&nix::sys::signal::SigSet::empty()),
         None,
     )
-    .step("process", "unblock signals")?;
+    .step(At::PayloadSignals, "unblock signals")?;
     if let Some(p) = &armed.process {
         process::child_apply_early(p)?;
     }
     crate::layers::rlimits::child_apply(&armed.rlimits)?;
-    nix::unistd::chdir(armed.cwd.as_c_str()).step_on("process", "chdir", armed.cwd.to_bytes())?;
+    nix::unistd::chdir(armed.cwd.as_c_str()).step_on(At::Chdir, "chdir", armed.cwd.to_bytes())?;
     // 7. Capabilities: bounding set first, while CAP_SETPCAP is held; then the uid switch;
     //    then the remaining sets (a kept capability survives the switch via keepcaps).
     if let Some(c) = &armed.capabilities {
         capabilities::child_apply_bounding(c)?;
         if c.keep_mask != 0 {
-            nix::sys::prctl::set_keepcaps(true).step("capabilities", "set keepcaps")?;
+            nix::sys::prctl::set_keepcaps(true).step(At::CapsBounding, "set keepcaps")?;
         }
     }
     if armed.identity.switch == Switch::InPayload {
-        switch_identity(&armed.identity)?;
+        switch_identity(&armed.identity, At::IdentityPayload)?;
     }
     if let Some(c) = &armed.capabilities {
         capabilities::child_apply_sets(c)?;
@@ -253,27 +296,35 @@ fn prepare_payload(armed: &Armed) -> Result<(), ChildError<'_>> {
         process::child_rearm_parent_death(p, parent)?;
     }
     // 8. Landlock after the mounts and pivot_root it would otherwise forbid.
+    //    What the kernel enforced goes to the supervisor: the report shows it beside the plan.
     if let Some(l) = &armed.landlock {
-        landlock::child_apply(l)?;
+        let applied = landlock::child_apply(l)?;
+        let mut buf = [0u8; 64];
+        let n = landlock::encode_status(&applied, &mut buf);
+        let _ = sys::write_all(status.as_fd(), &buf[..n]);
+    }
+    // Passed fds stay open across execve (they are the only ones).
+    for fd in &armed.pass_fds {
+        sys::keep_across_exec(*fd).step(At::ProcessEarly, "keep a passed fd open")?;
     }
     // 9. seccomp last: the steps above need prctl, capset, setrlimit, landlock_*.
     //    The kernel requires no_new_privs for a filter without CAP_SYS_ADMIN.
     if let Some(s) = &armed.seccomp {
-        nix::sys::prctl::set_no_new_privs().step("seccomp", "set no_new_privs")?;
+        nix::sys::prctl::set_no_new_privs().step(At::Seccomp, "set no_new_privs")?;
         seccomp::install(s)?;
     }
     Ok(())
 }
 
-fn switch_identity(id: &Identity) -> Result<(), ChildError<'static>> {
+fn switch_identity(id: &Identity, at: At) -> Result<(), ChildError<'static>> {
     if id.maps.is_none() {
         // Real host ids: drop root's supplementary groups too.
-        nix::unistd::setgroups(&[]).step("identity", "setgroups")?;
+        nix::unistd::setgroups(&[]).step(at, "setgroups")?;
     }
     let gid = nix::unistd::Gid::from_raw(id.gid);
     let uid = nix::unistd::Uid::from_raw(id.uid);
-    nix::unistd::setresgid(gid, gid, gid).step("identity", "setresgid")?;
-    nix::unistd::setresuid(uid, uid, uid).step("identity", "setresuid")?;
+    nix::unistd::setresgid(gid, gid, gid).step(at, "setresgid")?;
+    nix::unistd::setresuid(uid, uid, uid).step(at, "setresuid")?;
     Ok(())
 }
 
@@ -292,7 +343,7 @@ fn exec(armed: &Armed, status: &OwnedFd) -> ! {
             other => {
                 fail(
                     status,
-                    ChildError::new("exec", "execve", other).with_detail(path.to_bytes()),
+                    ChildError::new(At::Exec, "execve", other).with_detail(path.to_bytes()),
                     EXIT_NOT_EXECUTABLE,
                 );
             }
@@ -301,12 +352,12 @@ fn exec(armed: &Armed, status: &OwnedFd) -> ! {
     match denied {
         Some((err, path)) => fail(
             status,
-            ChildError::new("exec", "execve", err).with_detail(path.to_bytes()),
+            ChildError::new(At::Exec, "execve", err).with_detail(path.to_bytes()),
             EXIT_NOT_EXECUTABLE,
         ),
         None => fail(
             status,
-            ChildError::new("exec", "execve", last).with_detail(e.program.as_bytes()),
+            ChildError::new(At::Exec, "execve", last).with_detail(e.program.as_bytes()),
             EXIT_NOT_FOUND,
         ),
     }

@@ -16,6 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::launch::At;
 use crate::layers::cgroups::{self, ActiveCgroup, CgroupError, Placement, Usage};
 use crate::layers::{filesystem, namespaces};
 use crate::observe::{self, Observation};
@@ -26,6 +27,9 @@ use crate::sys::{self, Forked};
 /// A failure reported by the child before execve.
 #[derive(Debug, Clone)]
 pub struct ChildFailure {
+    /// The launch step that failed.
+    pub at: At,
+    /// The name it is reported under: its layer's, or `init`, `identity`, `exec`.
     pub layer: String,
     pub step: String,
     pub errno: Errno,
@@ -33,10 +37,15 @@ pub struct ChildFailure {
 }
 
 impl ChildFailure {
+    /// `at\tstep\terrno\tdetail` (after the `F` that starts a failure record).
     fn decode(bytes: &[u8]) -> ChildFailure {
         let text = String::from_utf8_lossy(bytes);
         let mut parts = text.splitn(4, '\t');
-        let layer = parts.next().unwrap_or("child").to_string();
+        let at = parts
+            .next()
+            .and_then(|n| n.parse::<u8>().ok())
+            .and_then(At::from_byte)
+            .unwrap_or(At::WaitRelease);
         let step = parts.next().unwrap_or("setup").to_string();
         let errno = parts
             .next()
@@ -57,7 +66,8 @@ impl ChildFailure {
             raw.to_string()
         };
         ChildFailure {
-            layer,
+            at,
+            layer: at.label().to_string(),
             step,
             errno,
             detail,
@@ -78,6 +88,36 @@ impl std::fmt::Display for ChildFailure {
     }
 }
 
+/// What the payload's Landlock step reported before execve: the kernel's own status of
+/// the ruleset it enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LandlockSeen {
+    pub enforcement: crate::layers::landlock::Enforcement,
+    pub abi: u32,
+    pub path_rules: u32,
+    pub port_rules: u32,
+    pub skipped_missing: u32,
+}
+
+/// The status pipe's records: `L…\n` (Landlock's status, from the payload), then at most
+/// one `F…` failure (the writer exits after it). EOF with no failure: execve succeeded.
+fn decode_status(bytes: &[u8]) -> (Option<LandlockSeen>, Option<ChildFailure>) {
+    let mut landlock = None;
+    let mut rest = bytes;
+    while let Some((&kind, body)) = rest.split_first() {
+        match kind {
+            b'L' => {
+                let end = body.iter().position(|b| *b == b'\n').unwrap_or(body.len());
+                landlock = crate::layers::landlock::decode_status(&body[..end]);
+                rest = body.get(end + 1..).unwrap_or(&[]);
+            }
+            b'F' => return (landlock, Some(ChildFailure::decode(body))),
+            _ => break,
+        }
+    }
+    (landlock, None)
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub struct Outcome {
@@ -86,13 +126,16 @@ pub struct Outcome {
     pub timed_out: bool,
     pub signals_forwarded: Vec<i32>,
     pub observation: Observation,
+    /// What the payload's Landlock step saw the kernel enforce.
+    pub landlock: Option<LandlockSeen>,
     /// Usage of the sandbox's cgroup, when the cgroups layer made one.
     pub usage: Option<Usage>,
     /// `killed: memory limit 256 MiB reached`, when the kernel OOM-killed in the cgroup.
     pub oom: Option<String>,
     /// What the cgroups layer did outside its own cgroup (e.g. subtree_control).
     pub cgroup_notes: Vec<String>,
-    /// What went wrong after the payload ran, without changing its outcome.
+    /// What went wrong around the payload without changing its outcome (a cgroup that
+    /// could not be removed, an entry left in a host directory, init stopped by someone).
     pub warnings: Vec<String>,
     pub wall: Duration,
     pub exit_code: i32,
@@ -112,14 +155,21 @@ pub enum LaunchError {
     Cgroup(#[from] CgroupError),
     #[error("{0}")]
     HostFs(String),
+    #[error("the supervisor has {0} threads before the clone; a clone of a multi-threaded process can deadlock the child")]
+    Threads(u64),
 }
 
 fn sys_err(step: &'static str) -> impl FnOnce(Errno) -> LaunchError {
     move |source| LaunchError::Sys { step, source }
 }
 
+/// How long the supervisor gives init to report once the payload is gone (it may still
+/// be killing what the payload left), or once a timeout killed the payload.
+const INIT_GRACE: Duration = Duration::from_secs(5);
+
 /// Start the sandbox and wait for it. `armed` was fully prepared; nothing is created
-/// before this function.
+/// before this function. It returns when nothing it created is left: init is reaped, its
+/// cgroup and what it made in host directories are removed.
 pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     let start = Instant::now();
     // 1. Mount points a profile entry needs inside a bound host directory, made through
@@ -146,7 +196,8 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     let (status_r, status_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
     let (result_r, result_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
 
-    // Signals to forward are blocked and read from a signalfd; init inherits the mask.
+    // Signals to forward are blocked and read from a signalfd, with SIGCHLD (init stopped
+    // or gone); init inherits the mask.
     let waited = waited_signals();
     let mut previous_mask = SigSet::empty();
     nix::sys::signal::sigprocmask(
@@ -155,11 +206,12 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
         Some(&mut previous_mask),
     )
     .map_err(sys_err("block signals"))?;
-    let mut forwarded = SigSet::empty();
+    let mut watched = SigSet::empty();
     for s in FORWARDED {
-        forwarded.add(s);
+        watched.add(s);
     }
-    let sigfd = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+    watched.add(Signal::SIGCHLD);
+    let sigfd = SignalFd::with_flags(&watched, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(sys_err("create signalfd"))?;
 
     if armed.identity.maps.is_some() && nix::unistd::geteuid().is_root() {
@@ -168,7 +220,12 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
         nix::unistd::setgroups(&[]).map_err(sys_err("drop supplementary groups"))?;
     }
 
-    // 2. Clone with the namespace flags. The process is single-threaded here.
+    // 2. Clone with the namespace flags. The process must be single-threaded here: the
+    //    child is a copy of this one thread, and a lock another thread held stays held.
+    let threads = sys::thread_count().map_err(sys_err("count threads"))?;
+    if threads != 1 {
+        return Err(LaunchError::Threads(threads));
+    }
     let into = cgroup.as_ref().and_then(|c| c.clone_into_fd());
     let placement = if into.is_some() {
         Placement::ClonedInto
@@ -201,13 +258,25 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     drop(release_r);
     drop(status_w);
     drop(result_w);
+    let mut sandbox = Sandbox {
+        init: child,
+        pidfd,
+        reaped: false,
+    };
 
     // 3. Maps (only the parent namespace may write them), then release the child.
     if let Some(maps) = &armed.identity.maps {
         if let Err(e) = namespaces::write_id_maps(child, maps) {
-            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = waitpid(child, None);
-            return Err(LaunchError::Maps(e));
+            let _ = sys::pidfd_send_signal(sandbox.pidfd.as_fd(), libc::SIGKILL);
+            sandbox.reap();
+            // The child may have failed first (the maps then find it gone): its own message
+            // is the cause.
+            let (_, failure) = decode_status(&drain(&status_r));
+            restore_mask(&previous_mask);
+            return match failure {
+                Some(f) => Ok(setup_failed(f, start)),
+                None => Err(LaunchError::Maps(e)),
+            };
         }
     }
     // EPIPE: the child already failed and exited; its message is on the status pipe, which
@@ -225,7 +294,7 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
     if let Some(cg) = &cgroup {
         if let Err(e) = cg.attach(child, placement, v1_joined) {
             // The wait loop still collects a failure the child may have reported first.
-            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::pidfd_send_signal(sandbox.pidfd.as_fd(), libc::SIGKILL);
             attach_error = Some(e);
         }
     }
@@ -239,8 +308,7 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
 
     let mut outcome = wait_loop(
         armed,
-        child,
-        &pidfd,
+        &mut sandbox,
         status_r,
         result_r,
         &sigfd,
@@ -251,28 +319,127 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
         if let Some(cg) = cgroup.take() {
             let _ = cg.teardown();
         }
+        sandbox.reap();
+        restore_mask(&previous_mask);
         return Err(LaunchError::Cgroup(e));
     }
     if let Some(mut cg) = cgroup.take() {
         outcome.usage = Some(cg.observe());
         outcome.oom = cg.oom_killed().map(|o| o.message());
         outcome.cgroup_notes = cg.notes().to_vec();
-        // Ends whatever is left (processes outside the pid namespace, double forks).
-        cg.teardown()?;
+        // Ends whatever is left (processes outside the pid namespace, double forks). The
+        // payload's outcome stands whatever happens here.
+        if let Err(e) = cg.teardown() {
+            outcome.warnings.push(e.to_string());
+        }
     }
+    // Nothing of the run is left to anyone: a caller that is pid 1 of its namespace (a
+    // container's service) would otherwise inherit one zombie per run.
+    sandbox.reap();
     if let Some(changes) = host_changes {
         outcome.warnings.extend(changes.undo());
     }
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous_mask), None);
+    restore_mask(&previous_mask);
     outcome.wall = start.elapsed();
     Ok(outcome)
 }
 
-#[allow(clippy::too_many_arguments)]
+fn restore_mask(previous: &SigSet) {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(previous), None);
+}
+
+/// Everything left on a pipe whose writers are gone.
+fn drain(fd: &OwnedFd) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match nix::unistd::read(fd.as_fd(), &mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(_) => return out,
+        }
+    }
+}
+
+/// The outcome of a run that failed before the payload started.
+fn setup_failed(failure: ChildFailure, start: Instant) -> Outcome {
+    Outcome {
+        ended: None,
+        failure: Some(failure),
+        timed_out: false,
+        signals_forwarded: Vec::new(),
+        observation: Observation::default(),
+        landlock: None,
+        usage: None,
+        oom: None,
+        cgroup_notes: Vec::new(),
+        warnings: Vec::new(),
+        wall: start.elapsed(),
+        exit_code: crate::sandbox::EXIT_SETUP_FAILED,
+    }
+}
+
+/// The child (init) as the supervisor holds it: its pid, its pidfd, whether it is reaped.
+struct Sandbox {
+    init: Pid,
+    pidfd: OwnedFd,
+    reaped: bool,
+}
+
+impl Sandbox {
+    /// Wait for init's exit and collect it (blocking).
+    fn reap(&mut self) -> Option<WaitStatus> {
+        if self.reaped {
+            return None;
+        }
+        loop {
+            match waitpid(self.init, None) {
+                Err(Errno::EINTR) => continue,
+                Ok(WaitStatus::Stopped(..)) | Ok(WaitStatus::Continued(..)) => continue,
+                other => {
+                    self.reaped = true;
+                    return other.ok();
+                }
+            }
+        }
+    }
+
+    fn kill(&self) {
+        let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+    }
+}
+
+impl Drop for Sandbox {
+    /// An error path must not leave init (or a zombie of it) behind.
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill();
+            let _ = self.reap();
+        }
+    }
+}
+
+/// The payload, once execve succeeded: its host pid and a pidfd, so that its end is seen
+/// without init's help (a stopped or killed init must not hang the run) and the timeout
+/// reaches it without a pid that could have been reused.
+struct Payload {
+    pid: i32,
+    pidfd: OwnedFd,
+}
+
+impl Payload {
+    /// init's first child, as a pidfd; checked to still be init's child after the open.
+    fn find(init: Pid) -> Option<Payload> {
+        let pid = observe::payload_of(init)?;
+        let pidfd = sys::pidfd_open(pid).ok()?;
+        (observe::payload_of(init) == Some(pid)).then_some(Payload { pid, pidfd })
+    }
+}
+
 fn wait_loop(
     armed: &Armed,
-    child: Pid,
-    pidfd: &OwnedFd,
+    sandbox: &mut Sandbox,
     status_r: OwnedFd,
     result_r: OwnedFd,
     sigfd: &SignalFd,
@@ -285,29 +452,47 @@ fn wait_loop(
     let mut observation = Observation::default();
     let mut timed_out = false;
     let mut forwarded_list = Vec::new();
-    let mut child_exited = false;
+    let mut warnings = Vec::new();
+    let mut init_exited = false;
     let mut result_r = Some(result_r);
     let mut ended = None;
-    // init reports the payload's status once the sandbox is empty; its own exit (the
-    // namespace teardown) is not waited for then.
-    while !child_exited && ended.is_none() {
+    let mut payload: Option<Payload> = None;
+    // Set when the payload is gone (or was killed) and init has not reported yet.
+    let mut grace_until: Option<Instant> = None;
+    let mut init_unresponsive = false;
+    // init reports the payload's status once the sandbox is empty.
+    while !init_exited && ended.is_none() {
         if let Some(cg) = cgroup.as_deref_mut() {
             cg.sample();
         }
+        let now = Instant::now();
+        if grace_until.is_some_and(|g| now >= g) {
+            // init does not report: stopped for good, or stuck. It is killed, which ends
+            // the pid namespace; the payload's status is not known.
+            init_unresponsive = true;
+            sandbox.kill();
+            if let Some(cg) = cgroup.as_deref() {
+                let _ = cg.kill_all();
+            }
+            break;
+        }
         // With a cgroup, wake up now and then to sample usage that v1 keeps no peak of.
-        let sample_every = cgroup.as_ref().map(|_| Duration::from_millis(100));
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let timeout = match (left, sample_every) {
-            (Some(l), Some(s)) => Some(l.min(s)),
-            (l, s) => l.or(s),
-        };
-        let timeout = match timeout {
-            Some(t) => PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX),
+        let wakeups = [
+            deadline.filter(|_| !timed_out),
+            grace_until,
+            cgroup.as_ref().map(|_| now + Duration::from_millis(100)),
+        ];
+        let timeout = match wakeups.iter().flatten().min() {
+            Some(t) => PollTimeout::try_from(
+                t.saturating_duration_since(now)
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
+            )
+            .unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
         };
         let mut fds = vec![
-            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sandbox.pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
         ];
         let status_at = status_r.as_ref().map(|s| {
@@ -318,24 +503,18 @@ fn wait_loop(
             fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
+        let payload_at = payload.as_ref().filter(|_| grace_until.is_none()).map(|p| {
+            fds.push(PollFd::new(p.pidfd.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
         match poll(&mut fds, timeout) {
             Err(Errno::EINTR) => continue,
             Err(_) => break,
             Ok(0) => {
                 if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
                     timed_out = true;
-                    // Killing init ends the whole pid namespace.
-                    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-                    if let Some(p) = observation.payload_pid {
-                        // Without a pid namespace, the payload's process group too (it is
-                        // its own session leader when the process layer is on).
-                        let _ = nix::sys::signal::kill(Pid::from_raw(-p), Signal::SIGKILL);
-                        let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
-                    }
-                    // Every process in the cgroup, double forks outside the pid ns included.
-                    if let Some(cg) = cgroup.as_deref() {
-                        let _ = cg.kill_all();
-                    }
+                    kill_at_timeout(armed, sandbox, payload.as_ref(), cgroup.as_deref());
+                    grace_until = Some(Instant::now() + INIT_GRACE);
                 }
                 continue;
             }
@@ -346,15 +525,32 @@ fn wait_loop(
                 .and_then(|f| f.revents())
                 .is_some_and(|r| !r.is_empty())
         };
-        let (pid_ready, sig_ready) = (ready(0), ready(1));
+        let (init_ready, sig_ready) = (ready(0), ready(1));
         let status_ready = status_at.is_some_and(ready);
         let result_ready = result_at.is_some_and(ready);
+        let payload_ready = payload_at.is_some_and(ready);
         drop(fds);
         if sig_ready {
             while let Ok(Some(info)) = sigfd.read_signal() {
                 let sig = info.ssi_signo as i32;
+                if sig == libc::SIGCHLD {
+                    // Someone stopped init (a host process of the same uid can): it is
+                    // resumed, so that it reaps and reports.
+                    // WSTOPPED alone: an exit is left for `reap`.
+                    if let Ok(WaitStatus::Stopped(..)) = nix::sys::wait::waitid(
+                        nix::sys::wait::Id::Pid(sandbox.init),
+                        WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG,
+                    ) {
+                        let _ = sys::pidfd_send_signal(sandbox.pidfd.as_fd(), libc::SIGCONT);
+                        let w = "init was stopped by another process and resumed".to_string();
+                        if !warnings.contains(&w) {
+                            warnings.push(w);
+                        }
+                    }
+                    continue;
+                }
                 forwarded_list.push(sig);
-                let _ = sys::pidfd_send_signal(pidfd.as_fd(), sig);
+                let _ = sys::pidfd_send_signal(sandbox.pidfd.as_fd(), sig);
             }
         }
         if status_ready {
@@ -363,19 +559,13 @@ fn wait_loop(
             match nix::unistd::read(fd.as_fd(), &mut buf) {
                 Ok(0) => {
                     status_r = None;
-                    if message.is_empty() {
-                        // EOF without a message: execve succeeded.
-                        observation = if armed.observe {
-                            observe::observe(child, &armed.plan)
-                        } else if armed.timeout.is_some() {
-                            // Only the pid, which the timeout needs.
-                            Observation {
-                                payload_pid: observe::payload_of(child),
-                                ..Observation::default()
-                            }
-                        } else {
-                            Observation::default()
-                        };
+                    if decode_status(&message).1.is_none() {
+                        // EOF without a failure: execve succeeded.
+                        payload = Payload::find(sandbox.init);
+                        if armed.observe {
+                            observation = observe::observe(sandbox.init, &armed.plan);
+                        }
+                        observation.payload_pid = payload.as_ref().map(|p| p.pid);
                     }
                 }
                 Ok(n) => message.extend_from_slice(&buf[..n]),
@@ -387,45 +577,48 @@ fn wait_loop(
             let fd = result_r.take().expect("polled result pipe is open");
             ended = read_result(&fd);
         }
-        if pid_ready {
-            child_exited = true;
+        if payload_ready {
+            // The payload is gone; init reaps it and reports, or is given a grace to.
+            grace_until = Some(Instant::now() + INIT_GRACE);
+        }
+        if init_ready {
+            init_exited = true;
         }
     }
-    // With a cgroup, its teardown needs init gone anyway: waiting for the exit here is
-    // quicker than polling the cgroup until it empties.
-    let wait = if child_exited || cgroup.is_some() {
-        loop {
-            match waitpid(child, None) {
-                Err(Errno::EINTR) => continue,
-                other => break other,
-            }
-        }
-    } else {
-        // init is exiting; a zombie left here is reaped by whoever inherits it.
-        waitpid(child, Some(WaitPidFlag::WNOHANG))
-    };
     // Drain whatever the status pipe still holds (the payload may have failed fast).
     if let Some(fd) = status_r.take() {
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = nix::unistd::read(fd.as_fd(), &mut buf) {
-            if n == 0 {
-                break;
-            }
-            message.extend_from_slice(&buf[..n]);
+        if init_exited || init_unresponsive {
+            message.extend(drain(&fd));
         }
     }
     if let Some(fd) = result_r.take() {
-        ended = read_result(&fd);
+        if init_exited {
+            ended = read_result(&fd);
+        }
     }
-    let mut failure = (!message.is_empty()).then(|| ChildFailure::decode(&message));
+    // With a cgroup, or when init already exited or was killed, its exit is collected now
+    // (teardown needs the cgroup empty); otherwise at the end of `launch`.
+    let wait = if init_exited || init_unresponsive || cgroup.is_some() {
+        sandbox.reap()
+    } else {
+        None
+    };
+    let (landlock, mut failure) = decode_status(&message);
     if failure.is_none() && ended.is_none() && !timed_out {
-        // init died before reporting the payload's status, without a message.
-        let what = match wait {
-            Ok(WaitStatus::Exited(_, c)) => format!("exited with {c}"),
-            Ok(WaitStatus::Signaled(_, s, _)) => format!("was killed by {s:?}"),
-            _ => "vanished".to_string(),
+        let what = if init_unresponsive {
+            format!(
+                "did not report the payload's status within {} s after the payload ended, and was killed (stopped or stuck)",
+                INIT_GRACE.as_secs()
+            )
+        } else {
+            match wait {
+                Some(WaitStatus::Exited(_, c)) => format!("exited with {c}"),
+                Some(WaitStatus::Signaled(_, s, _)) => format!("was killed by {s:?}"),
+                _ => "vanished".to_string(),
+            }
         };
         failure = Some(ChildFailure {
+            at: At::ForkPayload,
             layer: "init".into(),
             step: format!("sandbox init {what} before the payload's status was known"),
             errno: Errno::UnknownErrno,
@@ -435,15 +628,15 @@ fn wait_loop(
     // init exits with the code it reports; its own status counts when it reported none.
     let init_code = match (ended, wait) {
         (Some(e), _) => e.exit_code(),
-        (None, Ok(WaitStatus::Exited(_, c))) => c,
-        (None, Ok(WaitStatus::Signaled(_, s, _))) => 128 + s as i32,
+        (None, Some(WaitStatus::Exited(_, c))) => c,
+        (None, Some(WaitStatus::Signaled(_, s, _))) => 128 + s as i32,
         _ => crate::sandbox::EXIT_SETUP_FAILED,
     };
     let exit_code = if timed_out {
         124
     } else if let Some(f) = &failure {
-        match f.layer.as_str() {
-            "exec" => init_code,
+        match f.at {
+            At::Exec => init_code,
             _ => crate::sandbox::EXIT_SETUP_FAILED,
         }
     } else if let Some(e) = ended {
@@ -457,12 +650,35 @@ fn wait_loop(
         timed_out,
         signals_forwarded: forwarded_list,
         observation,
+        landlock,
         usage: None,
         oom: None,
         cgroup_notes: Vec::new(),
-        warnings: Vec::new(),
+        warnings,
         wall: Duration::ZERO,
         exit_code,
+    }
+}
+
+/// The timeout: with a pid namespace, killing init ends every process in it; without one
+/// the payload is killed through its pidfd and init, a child subreaper, kills and reaps
+/// what descends from it before it reports. The cgroup, when there is one, ends every
+/// process in it. No raw pid is signalled.
+fn kill_at_timeout(
+    armed: &Armed,
+    sandbox: &Sandbox,
+    payload: Option<&Payload>,
+    cgroup: Option<&ActiveCgroup>,
+) {
+    if armed.plan.has(crate::layers::namespaces::Kind::Pid) {
+        sandbox.kill();
+    } else if let Some(p) = payload {
+        let _ = sys::pidfd_send_signal(p.pidfd.as_fd(), libc::SIGKILL);
+    } else {
+        sandbox.kill();
+    }
+    if let Some(cg) = cgroup {
+        let _ = cg.kill_all();
     }
 }
 

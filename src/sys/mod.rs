@@ -84,6 +84,21 @@ pub fn fork() -> Result<Option<Pid>, Errno> {
     }
 }
 
+/// A pidfd for `pid` (`pidfd_open`, Linux 5.3), close-on-exec.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with integer arguments; returns a new fd or an error.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative return is a new fd that nothing else owns.
+    Errno::result(fd).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The number of threads of this process: procfs counts them in the link count of
+/// `/proc/self/task` (two plus one per thread).
+pub fn thread_count() -> Result<u64, Errno> {
+    let st = nix::sys::stat::stat(c"/proc/self/task")?;
+    Ok((st.st_nlink as u64).saturating_sub(2))
+}
+
 /// Send a signal through a pidfd (no pid-reuse race).
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> Result<(), Errno> {
     // SAFETY: plain syscall with an fd we borrow, a signal number and null info.
@@ -289,9 +304,17 @@ pub fn loopback_up() -> Result<(), Errno> {
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write a struct ifreq; IfReqFlags has its
     // layout (16-byte name, then the flags union member, padded to 40 bytes).
     unsafe {
-        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
+        Errno::result(libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as _,
+            &mut req,
+        ))?;
         req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        Errno::result(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req))?;
+        Errno::result(libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS as _,
+            &mut req,
+        ))?;
     }
     Ok(())
 }
@@ -325,6 +348,29 @@ pub fn dup_inherited(n: RawFd) -> Result<(OwnedFd, i32), Errno> {
     let fd = Errno::result(unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) })?;
     // SAFETY: `fd` was just created by fcntl and is owned by nothing else.
     Ok((unsafe { OwnedFd::from_raw_fd(fd) }, flags & libc::O_ACCMODE))
+}
+
+/// `flock(fd, op)` (`LOCK_SH`/`LOCK_EX`, optionally `| LOCK_NB`), retried on EINTR.
+pub fn flock(fd: BorrowedFd<'_>, op: i32) -> Result<(), Errno> {
+    loop {
+        // SAFETY: flock on an open fd with integer flags; no memory is involved.
+        match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), op) }) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(drop),
+        }
+    }
+}
+
+/// Whether fd `n` is open in this process.
+pub fn fd_is_open(n: RawFd) -> bool {
+    // SAFETY: F_GETFD reads the fd's flags; an fd that is not open gives EBADF.
+    unsafe { libc::fcntl(n, libc::F_GETFD) >= 0 }
+}
+
+/// Clear close-on-exec on fd `n`, so that it stays open across execve.
+pub fn keep_across_exec(n: RawFd) -> Result<(), Errno> {
+    // SAFETY: F_SETFD with 0 changes only the fd's flags.
+    Errno::result(unsafe { libc::fcntl(n, libc::F_SETFD, 0) }).map(drop)
 }
 
 /// Make `fd` the process's stdin/stdout/stderr-compatible duplicate at `target`.

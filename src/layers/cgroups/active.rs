@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
-use nix::sys::signal::kill;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
@@ -81,6 +80,10 @@ pub struct ActiveCgroup {
     dirs: Dirs,
     /// Every directory made, in creation order.
     made: Vec<PathBuf>,
+    /// Each directory made, open and `flock`ed for as long as this supervisor lives: the
+    /// sweep of a later run knows a cgroup is live by its lock, which holds across pid
+    /// namespaces (a pid does not).
+    locks: Vec<OwnedFd>,
     notes: Vec<String>,
     memory_max: Option<u64>,
     pids_seen: u64,
@@ -104,6 +107,7 @@ impl ActiveCgroup {
                 join: Vec::new(),
             },
             made: Vec::new(),
+            locks: Vec::new(),
             notes: Vec::new(),
             memory_max: plan.limits.memory_max,
             pids_seen: 0,
@@ -188,12 +192,22 @@ impl ActiveCgroup {
 
     fn mkdir(&mut self, parent: &Path) -> Result<PathBuf, CgroupError> {
         let dir = parent.join(&self.name);
+        // A sweep holds the parent's lock exclusively: it cannot see this directory
+        // between its creation and its own lock.
+        let parent_lock = lock_dir(parent, LockKind::Shared, true).ok();
         fs::create_dir(&dir).map_err(|source| CgroupError::Io {
             step: "create",
             what: format!("cannot create cgroup {}", dir.display()),
             source,
         })?;
         self.made.push(dir.clone());
+        let lock = lock_dir(&dir, LockKind::Exclusive, false).map_err(|e| CgroupError::Io {
+            step: "create",
+            what: format!("cannot lock cgroup {}", dir.display()),
+            source: e.into(),
+        })?;
+        self.locks.push(lock);
+        drop(parent_lock);
         Ok(dir)
     }
 
@@ -405,14 +419,16 @@ impl ActiveCgroup {
         killed.and(removed)
     }
 
-    /// rmdir in reverse creation order; EBUSY right after the last exit is retried briefly.
+    /// rmdir in reverse creation order, each directory's own sub-cgroups (which a payload
+    /// may have made) first; EBUSY right after the last exit is retried briefly.
     fn remove_made(&mut self) -> Result<(), CgroupError> {
         let mut first_err = None;
         while let Some(dir) = self.made.pop() {
-            if let Err(e) = rmdir_retry(&dir) {
+            if let Err(e) = remove_tree(&dir) {
                 first_err.get_or_insert(e);
             }
         }
+        self.locks.clear();
         first_err.map_or(Ok(()), Err)
     }
 }
@@ -422,6 +438,38 @@ impl Drop for ActiveCgroup {
     fn drop(&mut self) {
         let _ = self.teardown_inner();
     }
+}
+
+/// Remove `dir` and every cgroup below it, deepest first.
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    for child in super::child_cgroups(dir) {
+        remove_tree(&child)?;
+    }
+    rmdir_retry(dir)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+/// Open `dir` and take an advisory lock on it; `wait`: block until it is granted.
+fn lock_dir(dir: &Path, kind: LockKind, wait: bool) -> Result<OwnedFd, Errno> {
+    let fd = open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut op = match kind {
+        LockKind::Shared => libc::LOCK_SH,
+        LockKind::Exclusive => libc::LOCK_EX,
+    };
+    if !wait {
+        op |= libc::LOCK_NB;
+    }
+    crate::sys::flock(fd.as_fd(), op)?;
+    Ok(fd)
 }
 
 fn rmdir_retry(dir: &Path) -> Result<(), CgroupError> {
@@ -481,27 +529,38 @@ pub(crate) fn owner_pid(name: &str) -> Option<i32> {
     pid.parse().ok().filter(|p| *p > 0)
 }
 
-/// At start: remove `lasagna-<pid>-*` cgroups under `parents` whose supervisor is gone,
-/// killing what is left inside first. Returns the directories removed.
+/// At start: remove `lasagna-*` cgroups under `parents` that no live supervisor holds,
+/// killing what is left inside first. A live supervisor holds an exclusive lock on each of
+/// its directories; the pid in the name is not used (it means nothing in another pid
+/// namespace). Returns the directories removed.
 pub fn sweep_stale(parents: &[PathBuf]) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for parent in parents {
         let Ok(entries) = fs::read_dir(parent) else {
             continue;
         };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = owner_pid(&name) else {
-                continue;
-            };
-            if pid == std::process::id() as i32
-                || kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH)
-            {
-                continue;
-            }
-            let dir = e.path();
-            if dir.is_dir() && sweep_one(&dir).is_ok() {
-                removed.push(dir);
+        let stale: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| owner_pid(&e.file_name().to_string_lossy()).is_some())
+            .map(|e| e.path())
+            .collect();
+        if stale.is_empty() {
+            continue;
+        }
+        // No new cgroup appears between its mkdir and its lock while this is held.
+        let Ok(_parent) = lock_dir(parent, LockKind::Exclusive, true) else {
+            continue;
+        };
+        for dir in stale {
+            match lock_dir(&dir, LockKind::Exclusive, false) {
+                // Nobody holds it: its supervisor is gone.
+                Ok(_lock) => {
+                    if sweep_one(&dir).is_ok() {
+                        removed.push(dir);
+                    }
+                }
+                // EWOULDBLOCK: alive; ENOENT: removed meanwhile.
+                Err(_) => continue,
             }
         }
     }

@@ -893,12 +893,28 @@ impl CgroupError {
     }
 }
 
-/// Pids listed in `dir/cgroup.procs` (empty when unreadable).
+/// Pids listed in `dir/cgroup.procs` and in every cgroup below it (a payload that may write
+/// its cgroupfs can make sub-cgroups); empty when unreadable.
 pub(crate) fn read_procs(dir: &Path) -> Vec<i32> {
-    fs::read_to_string(dir.join("cgroup.procs"))
+    let mut out: Vec<i32> = fs::read_to_string(dir.join("cgroup.procs"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for child in child_cgroups(dir) {
+        out.extend(read_procs(&child));
+    }
+    out
+}
+
+/// The cgroups directly below `dir`.
+pub(crate) fn child_cgroups(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
         .collect()
 }
 

@@ -608,15 +608,19 @@ fn kernel_sweep_removes_a_dead_supervisors_cgroup() {
     for d in &made {
         fs::write(d.join("cgroup.procs"), left.id().to_string()).unwrap();
     }
-    // A live supervisor's cgroup must survive.
-    let live = parents[0].join(format!("lasagna-{}-11ve", std::process::id()));
+    // A live supervisor's cgroup must survive, even when the pid in its name means nothing
+    // here (a supervisor in another pid namespace): it holds the directory's lock.
+    let live = parents[0].join(format!("lasagna-{dead_pid}-11ve"));
     fs::create_dir(&live).unwrap();
+    let held = fs::File::open(&live).unwrap();
+    crate::sys::flock(std::os::fd::AsFd::as_fd(&held), libc::LOCK_EX | libc::LOCK_NB).unwrap();
 
     let removed = sweep_stale(&parents);
     for d in &made {
         assert!(removed.contains(d) && !d.exists(), "{} swept", d.display());
     }
-    assert!(live.exists());
+    assert!(live.exists(), "a locked cgroup is live whatever its name says");
+    drop(held);
     fs::remove_dir(&live).unwrap();
     use std::os::unix::process::ExitStatusExt;
     let st = wait_timeout(&mut left, Duration::from_secs(5)).expect("leftover killed");

@@ -20,8 +20,11 @@ use crate::layers::{ChildContext, ChildError};
 use crate::profile::types::SandboxPath;
 use crate::sys;
 
-use super::view::{At, FsPlan, What};
-use super::{BindAccess, LAYER};
+use super::view::{FsPlan, Site, What};
+use super::BindAccess;
+use crate::launch::At;
+
+const LAYER: At = At::Filesystem;
 
 /// /proc entries remounted read-only (writes would reach the host kernel).
 pub const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
@@ -233,7 +236,7 @@ pub fn prepare(plan: &FsPlan, required: bool, dev_shm_size: u64) -> Prepared {
         let target = c(&under(NEW_ROOT, &entry.target));
         // On a tmpfs of this run the child makes the parents and the mount point; inside a
         // bound host directory the supervisor made them, through descriptors.
-        let own = !matches!(entry.at, At::Host { .. });
+        let own = !matches!(entry.at, Site::Host { .. });
         if own {
             for p in parents_of(&entry.target) {
                 steps.push(Step::Mkdir {

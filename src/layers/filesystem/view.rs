@@ -9,9 +9,9 @@
 //! it leads to on the host (`/bin -> usr/bin` with `/usr` bound); otherwise it is followed
 //! under the same rule, or refused.
 //!
-//! Every mount point is placed: on a tmpfs of this run ([`At::Own`], where the child
-//! creates what is missing), in lasagna's `/proc` or `/dev` ([`At::Builtin`]), or inside a
-//! bound host directory ([`At::Host`]), where a payload may have planted links between runs.
+//! Every mount point is placed: on a tmpfs of this run ([`Site::Own`], where the child
+//! creates what is missing), in lasagna's `/proc` or `/dev` ([`Site::Builtin`]), or inside a
+//! bound host directory ([`Site::Host`]), where a payload may have planted links between runs.
 //! There nothing is followed: a link on the way refuses the run; what is missing is created
 //! by the supervisor before the clone, relative to directory descriptors, and removed after
 //! the run ([`super::host`]), and never inside a read-only bind.
@@ -48,7 +48,7 @@ pub struct FsPlan {
 pub struct Entry {
     pub target: SandboxPath,
     pub what: What,
-    pub at: At,
+    pub at: Site,
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ pub enum What {
 
 /// Where an entry's mount point (or the entry itself) lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum At {
+pub enum Site {
     /// On the sandbox root or a tmpfs of this run: nothing outside can reach it, and the
     /// child creates what is missing by path.
     Own,
@@ -411,7 +411,7 @@ impl FsPlan {
         target: &SandboxPath,
         what: &What,
         planned: &mut HashSet<PathBuf>,
-    ) -> Result<At, String> {
+    ) -> Result<Site, String> {
         let need = match what {
             What::Bind { dir: true, .. } | What::Tmpfs { .. } | What::Dir { .. } => Need::Dir,
             What::Bind { dir: false, .. } | What::File { .. } => Need::File,
@@ -421,12 +421,12 @@ impl FsPlan {
         let container = self.container(target).cloned();
         let Some(container) = container else {
             if self.builtin(target) {
-                return Ok(At::Builtin);
+                return Ok(Site::Builtin);
             }
             if need == Need::Existing && !self.created(target) {
                 return Err(missing_mask(target, "nothing in the sandbox is there"));
             }
-            return Ok(At::Own);
+            return Ok(Site::Own);
         };
         match &container.what {
             What::Link { to } => Err(format!(
@@ -443,7 +443,7 @@ impl FsPlan {
                 if need == Need::Existing && !self.created(target) {
                     return Err(missing_mask(target, "nothing in the sandbox is there"));
                 }
-                Ok(At::Own)
+                Ok(Site::Own)
             }
             What::Bind { source, access, .. } => {
                 let rel = rel(target, &container.target);
@@ -471,7 +471,7 @@ impl FsPlan {
                     },
                     planned,
                 )?;
-                Ok(At::Host { path: host })
+                Ok(Site::Host { path: host })
             }
         }
     }

@@ -179,7 +179,6 @@ pub struct Policy {
     imported_skipped: usize,
 }
 
-const LAYER: &str = "seccomp";
 /// Largest OCI/Docker seccomp profile `import` reads (the containers' default is ~20 KiB).
 const MAX_IMPORT_BYTES: u64 = 4 << 20;
 const TIOCSTI: u64 = 0x5412;
@@ -935,10 +934,15 @@ pub fn prepare_init() -> Result<Prepared, String> {
 /// Child side, the last step before execve: add the filter. Allocates nothing.
 /// no_new_privs must already be set (or CAP_SYS_ADMIN held): otherwise the kernel says EACCES.
 pub fn install(prepared: &Prepared) -> Result<(), ChildError<'static>> {
+    install_at(prepared, crate::launch::At::Seccomp)
+}
+
+/// Install a filter as launch step `at` (init's own filter, or the payload's).
+pub fn install_at(prepared: &Prepared, at: crate::launch::At) -> Result<(), ChildError<'static>> {
     match sys::set_mode_filter(&prepared.program) {
-        Err(Errno::EACCES) => Err(ChildError::new(LAYER, "install", Errno::EACCES)
+        Err(Errno::EACCES) => Err(ChildError::new(at, "install", Errno::EACCES)
             .with_detail(b"no_new_privs is not set and CAP_SYS_ADMIN is not held")),
-        other => other.step(LAYER, "install"),
+        other => other.step(at, "install"),
     }
 }
 

@@ -362,6 +362,7 @@ fn base() -> ProfileFile {
                 new_session: None,
                 die_with_parent: None,
                 close_fds: None,
+                pass_fds: None,
                 env: Some(process::EnvSection {
                     allow: None,
                     set: Some([
@@ -461,11 +462,12 @@ fn strict() -> ProfileFile {
                 no_new_privs: Some(true),
                 new_session: Some(true),
                 die_with_parent: Some(true),
-                close_fds: Some(true),
+                close_fds: None,
+                pass_fds: None,
                 env: None,
                 cwd: Some(Spanned {
                     value: "/work".into(),
-                    loc: Loc { line: 25u64, column: 10u64 },
+                    loc: Loc { line: 24u64, column: 10u64 },
                 }),
                 timeout: None,
             }),
@@ -476,67 +478,67 @@ fn strict() -> ProfileFile {
                 read: vec![
                     Spanned {
                         value: "/usr".into(),
-                        loc: Loc { line: 28u64, column: 12u64 },
+                        loc: Loc { line: 27u64, column: 12u64 },
                     },
                     Spanned {
                         value: "/etc".into(),
-                        loc: Loc { line: 28u64, column: 18u64 },
+                        loc: Loc { line: 27u64, column: 18u64 },
                     },
                     Spanned {
                         value: "/proc".into(),
-                        loc: Loc { line: 28u64, column: 24u64 },
+                        loc: Loc { line: 27u64, column: 24u64 },
                     },
                     Spanned {
                         value: "/dev".into(),
-                        loc: Loc { line: 28u64, column: 31u64 },
+                        loc: Loc { line: 27u64, column: 31u64 },
                     },
                 ],
                 write: vec![
                     Spanned {
                         value: "/work".into(),
-                        loc: Loc { line: 29u64, column: 13u64 },
+                        loc: Loc { line: 28u64, column: 13u64 },
                     },
                     Spanned {
                         value: "/tmp".into(),
-                        loc: Loc { line: 29u64, column: 20u64 },
+                        loc: Loc { line: 28u64, column: 20u64 },
                     },
                     Spanned {
                         value: "/dev/null".into(),
-                        loc: Loc { line: 29u64, column: 26u64 },
+                        loc: Loc { line: 28u64, column: 26u64 },
                     },
                     Spanned {
                         value: "/dev/zero".into(),
-                        loc: Loc { line: 29u64, column: 37u64 },
+                        loc: Loc { line: 28u64, column: 37u64 },
                     },
                     Spanned {
                         value: "/dev/full".into(),
-                        loc: Loc { line: 29u64, column: 48u64 },
+                        loc: Loc { line: 28u64, column: 48u64 },
                     },
                     Spanned {
                         value: "/dev/pts".into(),
-                        loc: Loc { line: 29u64, column: 59u64 },
+                        loc: Loc { line: 28u64, column: 59u64 },
                     },
                     Spanned {
                         value: "/dev/shm".into(),
-                        loc: Loc { line: 29u64, column: 69u64 },
+                        loc: Loc { line: 28u64, column: 69u64 },
                     },
                 ],
                 exec: vec![
                     Spanned {
                         value: "/usr".into(),
-                        loc: Loc { line: 30u64, column: 12u64 },
+                        loc: Loc { line: 29u64, column: 12u64 },
                     },
                 ],
                 rules: vec![
                     landlock::RuleSection {
                         path: Spanned {
                             value: "/".into(),
-                            loc: Loc { line: 32u64, column: 15u64 },
+                            loc: Loc { line: 31u64, column: 15u64 },
                         },
                         access: vec![
                             Spanned {
                                 value: "read-dir".into(),
-                                loc: Loc { line: 33u64, column: 18u64 },
+                                loc: Loc { line: 32u64, column: 18u64 },
                             },
                         ],
                         optional: false,
@@ -544,12 +546,12 @@ fn strict() -> ProfileFile {
                     landlock::RuleSection {
                         path: Spanned {
                             value: "/bin".into(),
-                            loc: Loc { line: 34u64, column: 15u64 },
+                            loc: Loc { line: 33u64, column: 15u64 },
                         },
                         access: vec![
                             Spanned {
                                 value: "exec".into(),
-                                loc: Loc { line: 35u64, column: 18u64 },
+                                loc: Loc { line: 34u64, column: 18u64 },
                             },
                         ],
                         optional: true,
@@ -557,12 +559,12 @@ fn strict() -> ProfileFile {
                     landlock::RuleSection {
                         path: Spanned {
                             value: "/lib".into(),
-                            loc: Loc { line: 37u64, column: 15u64 },
+                            loc: Loc { line: 36u64, column: 15u64 },
                         },
                         access: vec![
                             Spanned {
                                 value: "exec".into(),
-                                loc: Loc { line: 38u64, column: 18u64 },
+                                loc: Loc { line: 37u64, column: 18u64 },
                             },
                         ],
                         optional: true,
@@ -570,12 +572,12 @@ fn strict() -> ProfileFile {
                     landlock::RuleSection {
                         path: Spanned {
                             value: "/lib64".into(),
-                            loc: Loc { line: 40u64, column: 15u64 },
+                            loc: Loc { line: 39u64, column: 15u64 },
                         },
                         access: vec![
                             Spanned {
                                 value: "exec".into(),
-                                loc: Loc { line: 41u64, column: 18u64 },
+                                loc: Loc { line: 40u64, column: 18u64 },
                             },
                         ],
                         optional: true,
@@ -585,11 +587,11 @@ fn strict() -> ProfileFile {
                 scope: Some(vec![
                     Spanned {
                         value: "abstract-unix-socket".into(),
-                        loc: Loc { line: 46u64, column: 13u64 },
+                        loc: Loc { line: 45u64, column: 13u64 },
                     },
                     Spanned {
                         value: "signal".into(),
-                        loc: Loc { line: 46u64, column: 35u64 },
+                        loc: Loc { line: 45u64, column: 35u64 },
                     },
                 ]),
             }),

@@ -1,0 +1,288 @@
+//! The launch order as data: every step between `lasagna run` and the payload's `execve`,
+//! in the order it runs, with its process, the layer it belongs to (if any) and why it is
+//! there. The step comments in `supervisor`, `sandbox` and `sandbox::init`, a child's error
+//! messages (each names its [`At`]), the report's failed / not-reached attribution and
+//! ARCHITECTURE.md's launch table all come from [`STEPS`]; a test holds the document to it.
+
+use crate::layers::Layer;
+
+/// Which process runs a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Supervisor,
+    /// The child after the clone, before it becomes init.
+    Child,
+    Init,
+    Payload,
+}
+
+impl Process {
+    pub fn name(self) -> &'static str {
+        match self {
+            Process::Supervisor => "supervisor",
+            Process::Child => "child",
+            Process::Init => "init",
+            Process::Payload => "payload",
+        }
+    }
+}
+
+/// One step of the launch. The discriminant is its place in [`STEPS`] and travels over
+/// the status pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum At {
+    HostEntries,
+    CgroupCreate,
+    Clone,
+    IdMaps,
+    Release,
+    ParentDeath,
+    CgroupJoin,
+    CloseInherited,
+    WaitRelease,
+    IdentityInit,
+    Hostname,
+    Loopback,
+    Filesystem,
+    CgroupAttach,
+    ParentDeathRearm,
+    WaitAttach,
+    UnshareTimeCgroup,
+    NonDumpable,
+    InitSignals,
+    ForkPayload,
+    InitSeccomp,
+    PayloadSignals,
+    ProcessEarly,
+    Rlimits,
+    Chdir,
+    CapsBounding,
+    IdentityPayload,
+    CapsSets,
+    NoNewPrivs,
+    PayloadParentDeath,
+    Landlock,
+    Seccomp,
+    Exec,
+}
+
+/// A step: where it is in ARCHITECTURE.md's numbering, who runs it, what it belongs to,
+/// what it does and why it is there.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    pub at: At,
+    pub number: &'static str,
+    pub process: Process,
+    /// The layer whose defense this step applies; `None` for lasagna's own steps.
+    pub layer: Option<Layer>,
+    /// The name a failure is reported under: the layer's, or `init`, `identity`, `exec`.
+    pub label: &'static str,
+    pub what: &'static str,
+    pub why: &'static str,
+}
+
+const fn step(
+    at: At,
+    number: &'static str,
+    process: Process,
+    layer: Option<Layer>,
+    label: &'static str,
+    what: &'static str,
+    why: &'static str,
+) -> Step {
+    Step {
+        at,
+        number,
+        process,
+        layer,
+        label,
+        what,
+        why,
+    }
+}
+
+use Process::{Child, Init, Payload, Supervisor};
+
+/// Every step, in launch order. Step 0 (load, probe, plan, prepare) has no side effect and
+/// is not listed.
+pub const STEPS: [Step; 33] = [
+    step(At::HostEntries, "1", Supervisor, Some(Layer::Filesystem), "filesystem",
+        "make the mount points and entries a profile needs inside a bound host directory, through directory descriptors",
+        "the plan walked there without following links; the child only attaches"),
+    step(At::CgroupCreate, "1", Supervisor, Some(Layer::Cgroups), "cgroups",
+        "sweep lasagna's stale cgroups, create this run's with its limits, open v1 `tasks` files",
+        "limits hold before the payload's first instruction"),
+    step(At::Clone, "2", Supervisor, Some(Layer::Namespaces), "namespaces",
+        "clone3 with the CLONE_NEW* flags, CLONE_PIDFD, and CLONE_INTO_CGROUP on v2",
+        "the supervisor is single-threaded here; the child starts inside the cgroup"),
+    step(At::IdMaps, "3", Supervisor, Some(Layer::Namespaces), "namespaces",
+        "setgroups deny, one-line uid_map and gid_map",
+        "only the parent namespace may write the maps"),
+    step(At::Release, "3", Supervisor, None, "init",
+        "first release byte",
+        "the child waits for its maps"),
+    step(At::ParentDeath, "4a", Child, None, "init",
+        "parent-death signal SIGKILL",
+        "nothing outlives the supervisor"),
+    step(At::CgroupJoin, "4a", Child, Some(Layer::Cgroups), "cgroups",
+        "v1: join each hierarchy by writing 0 into the `tasks` fd the supervisor opened",
+        "moving oneself needs no RCU grace period; the kernel checks the opener's credentials"),
+    step(At::CloseInherited, "4b", Child, None, "init",
+        "close every inherited fd except stdio, the pipes and passed fds",
+        "host fds stay outside"),
+    step(At::WaitRelease, "4c", Child, None, "init",
+        "read the release byte; EOF means the supervisor is gone",
+        "the maps must exist first"),
+    step(At::IdentityInit, "4d", Child, None, "identity",
+        "as host root in a user namespace: setresgid/setresuid to the mapped ids",
+        "uid 0 is unmapped inside: nothing can be created until the fsuid is mapped"),
+    step(At::Hostname, "4e", Child, Some(Layer::Namespaces), "namespaces",
+        "sethostname",
+        "the uts namespace is the child's"),
+    step(At::Loopback, "4e", Child, Some(Layer::Namespaces), "namespaces",
+        "bring lo up",
+        "the network namespace has only its loopback"),
+    step(At::Filesystem, "4f", Child, Some(Layer::Filesystem), "filesystem",
+        "staging root, the profile's mounts attached onto descriptors, /proc, /dev, pivot_root, old root detached",
+        "needs CAP_SYS_ADMIN in the user namespace; Landlock would forbid mounts"),
+    step(At::CgroupAttach, "3", Supervisor, Some(Layer::Cgroups), "cgroups",
+        "v1 without writable `tasks`: attach the child through cgroup.procs; second release byte",
+        "an attach of another process waits for an RCU grace period: it overlaps 4f"),
+    step(At::ParentDeathRearm, "4g", Child, None, "init",
+        "arm the parent-death signal again",
+        "the uid switch of 4d cleared it"),
+    step(At::WaitAttach, "4g", Child, Some(Layer::Cgroups), "cgroups",
+        "read the second release byte: the cgroup placement is done",
+        "the payload must start inside the cgroup"),
+    step(At::UnshareTimeCgroup, "4h", Child, Some(Layer::Namespaces), "namespaces",
+        "unshare the time and cgroup namespaces",
+        "time applies to children only; the cgroup namespace comes after the placement"),
+    step(At::NonDumpable, "4i", Child, None, "init",
+        "non-dumpable",
+        "the payload cannot ptrace init or read its memory"),
+    step(At::InitSignals, "5", Init, None, "init",
+        "block the forwarded signals and SIGCHLD; setsid; child subreaper",
+        "init waits with sigwait and reaps everything"),
+    step(At::ForkPayload, "5", Init, None, "init",
+        "fork the payload",
+        "a pid namespace needs an init, and the payload is never pid 1"),
+    step(At::InitSeccomp, "5", Init, Some(Layer::Seccomp), "seccomp",
+        "init's own small filter",
+        "after the fork: filters are inherited"),
+    step(At::PayloadSignals, "6", Payload, None, "init",
+        "signal dispositions to default, empty signal mask",
+        "the payload must not inherit init's blocked signals"),
+    step(At::ProcessEarly, "6", Payload, Some(Layer::Process), "process",
+        "parent-death signal, setsid, every fd >= 3 close-on-exec except passed fds",
+        "before the identity switch, while privileged"),
+    step(At::Rlimits, "6", Payload, Some(Layer::Rlimits), "rlimits",
+        "setrlimit, soft = hard",
+        "before the identity switch, while raising is still allowed"),
+    step(At::Chdir, "6", Payload, Some(Layer::Process), "process",
+        "chdir to the working directory",
+        "inside the new root"),
+    step(At::CapsBounding, "7", Payload, Some(Layer::Capabilities), "capabilities",
+        "drop the bounding set, clear ambient; keepcaps if caps are kept",
+        "needs CAP_SETPCAP, which the next steps remove"),
+    step(At::IdentityPayload, "7", Payload, None, "identity",
+        "real root without a user namespace: setgroups([]), setresgid/setresuid to the unprivileged host ids",
+        "after the bounding set is gone"),
+    step(At::CapsSets, "7", Payload, Some(Layer::Capabilities), "capabilities",
+        "permitted, effective, inheritable = the kept caps; raise them ambient",
+        "after the uid switch"),
+    step(At::NoNewPrivs, "7", Payload, Some(Layer::Process), "process",
+        "no_new_privs",
+        "setuid and file capabilities grant nothing from here"),
+    step(At::PayloadParentDeath, "7", Payload, Some(Layer::Process), "process",
+        "arm the parent-death signal again; exit if init is gone",
+        "the uid switch and capset cleared it"),
+    step(At::Landlock, "8", Payload, Some(Layer::Landlock), "landlock",
+        "ruleset, rules (paths opened without following links), landlock_restrict_self",
+        "after the mounts and pivot_root it would forbid"),
+    step(At::Seccomp, "9", Payload, Some(Layer::Seccomp), "seccomp",
+        "no_new_privs, then the filter",
+        "last: the steps before need prctl, capset, setrlimit and landlock calls"),
+    step(At::Exec, "10", Payload, None, "exec",
+        "execve each PATH candidate in turn",
+        "EOF on the status pipe tells the supervisor it succeeded"),
+];
+
+impl At {
+    pub fn step(self) -> &'static Step {
+        &STEPS[self as usize]
+    }
+
+    /// The step sent as this byte over the status pipe.
+    pub fn from_byte(b: u8) -> Option<At> {
+        STEPS.get(b as usize).map(|s| s.at)
+    }
+
+    pub fn label(self) -> &'static str {
+        self.step().label
+    }
+}
+
+/// What a failure at `failed` means for `layer`: its steps all ran before it (applied),
+/// one of them failed, or at least one had not run yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    Done,
+    Failed,
+    NotReached,
+}
+
+pub fn reached(layer: Layer, failed: At) -> Reached {
+    let mut out = Reached::Done;
+    for s in STEPS.iter().filter(|s| s.layer == Some(layer)) {
+        if s.at == failed {
+            return Reached::Failed;
+        }
+        if s.at > failed {
+            out = Reached::NotReached;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_order_and_indexed_by_its_steps() {
+        for (i, s) in STEPS.iter().enumerate() {
+            assert_eq!(s.at as usize, i, "{:?} is not at its place", s.at);
+            assert_eq!(At::from_byte(i as u8), Some(s.at));
+        }
+        assert_eq!(At::from_byte(STEPS.len() as u8), None);
+        // Each process runs after the one that starts it.
+        let first = |p: Process| STEPS.iter().position(|s| s.process == p).unwrap();
+        assert!(first(Supervisor) < first(Child));
+        assert!(first(Child) < first(Init));
+        assert!(first(Init) < first(Payload));
+        // seccomp is the last layer, Landlock the one before.
+        let last_layer = STEPS.iter().rev().find_map(|s| s.layer).unwrap();
+        assert_eq!(last_layer, Layer::Seccomp);
+    }
+
+    #[test]
+    fn failures_mark_layers_by_launch_order() {
+        // A chdir failure (step 6) comes after the filesystem and before capabilities.
+        assert_eq!(reached(Layer::Filesystem, At::Chdir), Reached::Done);
+        assert_eq!(reached(Layer::Process, At::Chdir), Reached::Failed);
+        assert_eq!(reached(Layer::Capabilities, At::Chdir), Reached::NotReached);
+        assert_eq!(reached(Layer::Rlimits, At::Chdir), Reached::Done);
+        // A failure before every layer's child steps (the release) leaves them not reached.
+        assert_eq!(
+            reached(Layer::Filesystem, At::WaitRelease),
+            Reached::NotReached
+        );
+        assert_eq!(
+            reached(Layer::Landlock, At::WaitRelease),
+            Reached::NotReached
+        );
+        // init's filter ran, the payload's did not: seccomp is not reached.
+        assert_eq!(reached(Layer::Seccomp, At::Landlock), Reached::NotReached);
+    }
+}
