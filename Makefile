@@ -33,8 +33,8 @@ demo: build
 	$(LASAGNA) run -v -p strict -- /bin/sh -c \
 	  'id; hostname; ls /; grep -E "^(Cap|NoNewPrivs|Seccomp)" /proc/self/status'
 
-# After editing profiles/*.yaml: regenerate src/profile/shipped/compiled.rs, the shipped
-# profiles as Rust values (a test fails while the two disagree).
+# After editing profiles/*.yaml: regenerate src/profile/shipped/json/*.json, the shipped
+# profiles as embedded JSON (a test fails while the two disagree).
 shipped:
 	LASAGNA_REGENERATE=1 $(CARGO) test --release --lib profile::shipped
 

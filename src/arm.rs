@@ -42,7 +42,7 @@ pub fn arm(
     let filesystem = plan
         .filesystem
         .as_ref()
-        .map(|fs| filesystem::prepare(fs, fs_required, filesystem::DEV_SHM_SIZE));
+        .map(|fs| filesystem::prepare(fs, fs_required));
     let host_creates = plan
         .filesystem
         .as_ref()

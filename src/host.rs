@@ -48,7 +48,7 @@ fn read_trim(root: &Path, rel: &str) -> Option<String> {
 /// A whole /proc or /sys file as text. Such files report size 0, so `fs::read_to_string`
 /// stats them and then reads in 32-byte steps that double; a 4 KiB buffer takes the usual
 /// file in one read, plus the read that sees EOF (`Take` hides the size hint, so no stat).
-pub(crate) fn read_proc_file(path: &Path) -> std::io::Result<String> {
+pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
     let mut buf = Vec::with_capacity(4096);
@@ -158,6 +158,17 @@ impl Host {
         }
         None
     }
+}
+
+/// The user name of `uid` in /etc/passwd, if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
 }
 
 /// Whether a kernel release string (`6.1.0-26-amd64`) is at least `major.minor`.

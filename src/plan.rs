@@ -30,9 +30,26 @@ pub struct Identity {
     pub gid: u32,
     /// Where the ids are switched with setresgid/setresuid, if anywhere.
     pub switch: Switch,
+    /// `host-uid: auto` as root: the supervisor picks a host uid (and the same gid) from
+    /// this range at launch, locked for the run; the host ids above are filled in then.
+    pub pick_host_ids: Option<(u32, u32)>,
 }
 
 impl Identity {
+    /// Put the host ids picked for this run in place.
+    pub fn set_host_ids(&mut self, uid: u32, gid: u32) {
+        match (&mut self.maps, self.switch) {
+            (Some(m), _) => {
+                m.host_uid = uid;
+                m.host_gid = gid;
+            }
+            (None, _) => {
+                self.uid = uid;
+                self.gid = gid;
+            }
+        }
+    }
+
     /// The payload's ids on the host, when lasagna runs as root and they differ from its
     /// own (what the supervisor chowns a directory it makes for the payload to).
     pub fn host_ids_if_root(&self) -> Option<(u32, u32)> {
@@ -446,6 +463,36 @@ fn decide(
     });
 
     let identity = identity(profile, host, kinds.contains(&Kind::User));
+    if host.is_root {
+        let ns = layers
+            .iter_mut()
+            .find(|l| l.layer == Layer::Namespaces)
+            .expect("namespaces is planned");
+        let cfg = profile.namespaces.as_ref();
+        if cfg.is_some_and(|c| c.run_as_host_root) && identity.host_ids_if_root().is_none() {
+            ns.notes.push("WARNING: the payload runs as host root (run-as-host-root: true): it can write host /proc/sys and own any file it is given".into());
+        }
+        if let Some((first, last)) = identity.pick_host_ids {
+            ns.notes.push(format!(
+                "host ids: a uid and gid of its own for this run, from {first}-{last}"
+            ));
+        }
+    } else if profile.namespaces.as_ref().is_some_and(|c| {
+        !matches!(
+            c.host_ids,
+            crate::layers::namespaces::HostIds::Fixed {
+                uid: 65534,
+                gid: 65534
+            }
+        )
+    }) {
+        layers
+            .iter_mut()
+            .find(|l| l.layer == Layer::Namespaces)
+            .expect("namespaces is planned")
+            .notes
+            .push("host-uid/host-gid apply only when lasagna runs as root; here the payload maps to your own uid".into());
+    }
     Plan {
         profile: profile.name.clone(),
         layers,
@@ -496,11 +543,19 @@ impl ProcDecision for Decision {
 }
 
 fn identity(profile: &Profile, host: &Host, userns: bool) -> Identity {
+    use crate::layers::namespaces::HostIds;
     let cfg = profile.namespaces.as_ref();
     let inside_uid = cfg.map(|c| c.uid).unwrap_or(host.euid);
     let inside_gid = cfg.map(|c| c.gid).unwrap_or(host.egid);
-    let host_uid = cfg.and_then(|c| c.host_uid).unwrap_or(65534);
-    let host_gid = cfg.and_then(|c| c.host_gid).unwrap_or(65534);
+    let host_ids = cfg.map(|c| c.host_ids).unwrap_or(HostIds::Fixed {
+        uid: 65534,
+        gid: 65534,
+    });
+    let (host_uid, host_gid, pick) = match host_ids {
+        HostIds::Fixed { uid, gid } => (uid, gid, None),
+        // Filled in by the supervisor when it picks; never 0.
+        HostIds::Auto { first, last } => (first, first, Some((first, last))),
+    };
     match (userns, host.is_root) {
         (true, true) => Identity {
             maps: Some(IdMaps {
@@ -512,6 +567,7 @@ fn identity(profile: &Profile, host: &Host, userns: bool) -> Identity {
             uid: inside_uid,
             gid: inside_gid,
             switch: Switch::InInit,
+            pick_host_ids: pick,
         },
         (true, false) => Identity {
             maps: Some(IdMaps {
@@ -523,23 +579,26 @@ fn identity(profile: &Profile, host: &Host, userns: bool) -> Identity {
             uid: inside_uid,
             gid: inside_gid,
             switch: Switch::None,
+            pick_host_ids: None,
         },
         // Real root without a user namespace still hands the payload an unprivileged uid.
         (false, true) => Identity {
             maps: None,
             uid: host_uid,
             gid: host_gid,
-            switch: if host_uid != 0 {
+            switch: if host_uid != 0 || pick.is_some() {
                 Switch::InPayload
             } else {
                 Switch::None
             },
+            pick_host_ids: pick,
         },
         (false, false) => Identity {
             maps: None,
             uid: host.euid,
             gid: host.egid,
             switch: Switch::None,
+            pick_host_ids: None,
         },
     }
 }

@@ -313,6 +313,15 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
         l.observed = Some(text);
     }
     report.warnings = outcome.warnings.clone();
+    if let (Some(id), Some(l)) = (
+        outcome.host_ids,
+        report
+            .layers
+            .iter_mut()
+            .find(|l| l.layer == Layer::Namespaces),
+    ) {
+        l.observed = Some(format!("host uid and gid {id}, picked for this run"));
+    }
     report.ending = Some(if outcome.timed_out {
         Ending::TimedOut
     } else {

@@ -829,10 +829,15 @@ both!(double_fork_is_killed_at_timeout, |who| {
         !escape_at_timeout(&ctx, &profile, &no_ns),
         "without the pid namespace the cgroup must kill it"
     );
-    // Control: without the cgroups layer (nor the pid namespace) it survives the run.
+    // Without the cgroups layer and the pid namespace, lasagna's init (a child subreaper:
+    // the double fork is reparented to it) kills it as it ends the run. No run exists in
+    // which the escaped process survives: init's cleanup and the cgroup's kill are two
+    // independent mechanisms, and each is shown alone here and above (`escape_at_timeout`
+    // asserts the process was running on the host, outside the payload's tree, during the
+    // run).
     assert!(
-        escape_at_timeout(&ctx, "strict", &no_ns),
-        "control: nothing else kills an escaped process"
+        !escape_at_timeout(&ctx, "strict", &no_ns),
+        "without the cgroup, init's cleanup must kill it"
     );
     drop(ctx);
     // The v1 mechanism: no v2 tracker cgroup, the freezer stops the tree before the kill.
@@ -896,8 +901,10 @@ both!(ctrl_c_ends_every_process_in_the_cgroup, |who| {
     };
     let profile = ctx.profile("required", "    pids:\n      max: 64\n");
     assert!(!escape_at_sigint(&ctx, &profile));
-    // Control: without the cgroups layer the escaped process outlives the Ctrl-C.
-    assert!(escape_at_sigint(&ctx, "strict"));
+    // Without the cgroups layer, init's cleanup ends it too: the two mechanisms are
+    // independent, and no run lets the escaped process survive (see
+    // `double_fork_is_killed_at_timeout`).
+    assert!(!escape_at_sigint(&ctx, "strict"));
 });
 
 // ---------------------------------------------------------------------------------------
@@ -974,6 +981,119 @@ both!(
         );
     }
 );
+
+both!(a_cgroup_that_gained_child_cgroups_is_torn_down, |who| {
+    // A payload that can write its cgroupfs can make sub-cgroups; teardown removes the
+    // tree depth first, and the payload's own status stands.
+    let _serial = serial();
+    let Some(ctx) = Ctx::new("a_cgroup_that_gained_child_cgroups_is_torn_down", who, true) else {
+        return;
+    };
+    let profile = ctx.profile("required", "    pids:\n      max: 64\n");
+    let rep = ctx.report_path("children");
+    let child = ctx
+        .command(&[
+            "run",
+            "-p",
+            &profile,
+            "--report",
+            &rep,
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 1; exit 3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = ctx.sandbox_dir("pids", child.id());
+    // As the payload would (as its own user): a child cgroup inside the sandbox's, and
+    // one below it.
+    let mkdir = match who {
+        As::Root => Command::new("mkdir")
+            .arg("-p")
+            .arg(dir.join("made-inside/deeper"))
+            .status(),
+        As::User => {
+            let (uid, gid) = test_user().unwrap();
+            Command::new("setpriv")
+                .arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .arg("--clear-groups")
+                .arg("--")
+                .arg("mkdir")
+                .arg("-p")
+                .arg(dir.join("made-inside/deeper"))
+                .status()
+        }
+    };
+    assert!(mkdir.unwrap().success());
+    let o = output_within(child, Duration::from_secs(20));
+    assert_code(&o, 3);
+    assert!(!dir.exists(), "{} is left", dir.display());
+    let r = report(&rep);
+    assert_eq!(r["exit_code"], 3, "{r:#}");
+    assert!(r["warnings"].is_null(), "{r:#}");
+});
+
+#[test]
+fn the_sweep_spares_a_live_run_in_another_pid_namespace() {
+    // A supervisor in another pid namespace names its cgroup after a pid that does not
+    // exist here; a run in this namespace must not take that for a dead supervisor.
+    let test = "the_sweep_spares_a_live_run_in_another_pid_namespace";
+    if !can_run(test, As::Root) {
+        return;
+    }
+    let _serial = serial();
+    let Some(ctx) = Ctx::new(test, As::Root, true) else {
+        return;
+    };
+    let profile = ctx.profile("required", "    pids:\n      max: 64\n");
+    // Inside a new pid namespace, the next pid is set high: the supervisor gets a pid the
+    // host does not have.
+    let pid_max: u32 = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid_there: u32 = (pid_max - 2000..pid_max - 10)
+        .rev()
+        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .expect("a pid the host does not use");
+    let script = format!(
+        "echo {} > /proc/sys/kernel/ns_last_pid && \"$0\" run -p {profile} -- /bin/sh -c 'sleep 1.5; exit 7'; exit $?",
+        pid_there - 1
+    );
+    let far = Command::new("unshare")
+        .args(["-fp", "--mount-proc", "/bin/sh", "-c", &script, &bin()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its cgroup exists, named after a pid that is no process here.
+    let name = format!("lasagna-{pid_there}-");
+    let until = Instant::now() + Duration::from_secs(5);
+    let parents = ctx.parent_dirs();
+    while !parents.iter().any(|parent| {
+        fs::read_dir(parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(&name))
+    }) {
+        assert!(
+            Instant::now() < until,
+            "no {name}* cgroup under {parents:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A run here sweeps the same parent.
+    let o = ctx.run(&["run", "-p", &profile, "--", "/bin/true"]);
+    assert_code(&o, 0);
+    let far = output_within(far, Duration::from_secs(20));
+    assert_code(&far, 7);
+}
 
 // ---------------------------------------------------------------------------------------
 // Refusal and fallback without delegation

@@ -87,7 +87,9 @@ fn run_alone(who: As, profile: &str, seccomp: Seccomp, cmd: &[&str]) -> Output {
 /// uid 0 and all its capabilities once namespaces and capabilities are off.
 fn profile_for(who: As, dir: &Scratch) -> String {
     let ids = match who {
-        As::Root => "layers:\n  namespaces:\n    host-uid: 0\n    host-gid: 0\n",
+        As::Root => {
+            "layers:\n  namespaces:\n    host-uid: 0\n    host-gid: 0\n    run-as-host-root: true\n"
+        }
         As::User => "",
     };
     dir.write("p.yaml", &format!("extends: strict\n{ids}"))

@@ -41,13 +41,16 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
 }
 
 /// The plain-words lines for one layer of a profile.
-pub fn explain_layer(p: &Profile, host: &Host, layer: Layer) -> Vec<String> {
+pub fn explain_layer(p: &Profile, host: &Host, plan: &plan::Plan, layer: Layer) -> Vec<String> {
     match layer {
         Layer::Namespaces => p
             .namespaces
             .as_ref()
             .map(|c| layers::namespaces::explain(c, host.is_root)),
-        Layer::Filesystem => p.filesystem.as_ref().map(layers::filesystem::explain),
+        Layer::Filesystem => p
+            .filesystem
+            .as_ref()
+            .map(|c| layers::filesystem::explain(c, plan.fresh_proc)),
         Layer::Capabilities => p.capabilities.as_ref().map(layers::capabilities::explain),
         Layer::Rlimits => p.rlimits.as_ref().map(layers::rlimits::explain),
         Layer::Process => p.process.as_ref().map(layers::process::explain),
@@ -92,7 +95,7 @@ pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
             None => println!("{} ({}): {word}", l.layer, l.requested),
         }
         if l.decision.applies() {
-            for line in explain_layer(&p, &host, l.layer) {
+            for line in explain_layer(&p, &host, &plan, l.layer) {
                 println!("  - {}", escape(&line));
             }
         }

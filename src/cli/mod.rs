@@ -18,9 +18,9 @@ use crate::profile::ProfileError;
     version,
     about = "Run one command inside a stack of independent defense layers",
     long_about = "Run one command inside a stack of independent defense layers described by a \
-YAML profile: namespaces, a pivot_root filesystem view, capabilities, rlimits and process \
-hygiene. Each layer is switched on or off alone and reported as applied, degraded, skipped \
-or refused."
+YAML profile: namespaces, a pivot_root filesystem view, cgroups, capabilities, rlimits, \
+process hygiene, Landlock and seccomp. Each layer is switched on or off alone and reported \
+as applied, degraded, skipped or refused."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -110,7 +110,11 @@ fn parse_layer(s: &str) -> Result<Layer, String> {
     }
     Layer::from_name(s).ok_or_else(|| {
         let names: Vec<&str> = Layer::ALL.iter().map(|l| l.name()).collect();
-        format!("unknown layer {s:?}; layers: {}", names.join(", "))
+        format!(
+            "unknown layer {s:?}{}; layers: {}",
+            crate::text::did_you_mean(s, names.iter().copied()),
+            names.join(", ")
+        )
     })
 }
 

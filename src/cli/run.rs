@@ -50,7 +50,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         print!("{}", r.to_table());
         for layer in Layer::ALL {
             if plan.applies(layer) {
-                for line in crate::cli::inspect::explain_layer(&profile, &host, layer) {
+                for line in crate::cli::inspect::explain_layer(&profile, &host, &plan, layer) {
                     println!("  {:<13} {}", layer.name(), crate::text::escape(&line));
                 }
             }
@@ -86,7 +86,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     let mut armed =
         arm::arm(&profile, plan, &command, timeout, &args.pass_fd).map_err(Error::Usage)?;
     armed.observe = args.verbose || sink.is_some();
-    let outcome = supervisor::launch(&armed)?;
+    let outcome = supervisor::launch(&mut armed)?;
     // Built only when someone reads it: -v or a report.
     if args.verbose || sink.is_some() {
         let r = report::from_run(&armed.plan, &command, &outcome);

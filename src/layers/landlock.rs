@@ -757,9 +757,9 @@ pub fn encode_status(st: &AppliedStatus, buf: &mut [u8]) -> usize {
         Enforcement::None => 'N',
     };
     let mut cursor = std::io::Cursor::new(buf);
-    let _ = write!(
+    let _ = writeln!(
         cursor,
-        "L{enforcement}\t{}\t{}\t{}\t{}\n",
+        "L{enforcement}\t{}\t{}\t{}\t{}",
         st.abi, st.path_rules, st.port_rules, st.skipped_missing
     );
     cursor.position() as usize

@@ -27,9 +27,38 @@ pub struct Section {
     pub hostname: Option<Spanned<String>>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-    pub host_uid: Option<u32>,
-    pub host_gid: Option<u32>,
+    /// The host uid the payload maps to as root: a number, or `auto` (one of its own per
+    /// run, from `host-id-range`).
+    pub host_uid: Option<Spanned<HostIdRaw>>,
+    pub host_gid: Option<Spanned<HostIdRaw>>,
+    /// `FIRST-LAST`: where `host-uid: auto` picks from.
+    pub host_id_range: Option<Spanned<String>>,
+    /// Host uid or gid 0 is refused unless this says so: the payload would be real root.
+    pub run_as_host_root: Option<bool>,
 }
+
+/// `host-uid:` as written: a number or the word `auto`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum HostIdRaw {
+    Id(u32),
+    Word(String),
+}
+
+/// The host ids the payload runs as, when lasagna runs as root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostIds {
+    /// The same uid and gid for every run (default 65534, nobody): files written into a
+    /// reused directory stay writable by the next run.
+    Fixed { uid: u32, gid: u32 },
+    /// A uid of its own per run (gid the same number), locked for the run's lifetime so
+    /// that concurrent runs never share one.
+    Auto { first: u32, last: u32 },
+}
+
+/// Where `host-uid: auto` picks by default: 65536 ids in a block no distribution assigns
+/// (systemd leaves 0x70000000–0x7FFEFFFF unused).
+pub const DEFAULT_HOST_ID_RANGE: (u32, u32) = (0x7000_0000, 0x7000_FFFF);
 
 impl Section {
     pub fn merge(parent: Section, child: Section) -> Section {
@@ -47,6 +76,8 @@ impl Section {
             gid: child.gid.or(parent.gid),
             host_uid: child.host_uid.or(parent.host_uid),
             host_gid: child.host_gid.or(parent.host_gid),
+            host_id_range: child.host_id_range.or(parent.host_id_range),
+            run_as_host_root: child.run_as_host_root.or(parent.run_as_host_root),
         }
     }
 
@@ -76,6 +107,52 @@ impl Section {
             }
             None => None,
         };
+        let host_root = self.run_as_host_root.unwrap_or(false);
+        let id = |raw: &Option<Spanned<HostIdRaw>>,
+                  what: &str|
+         -> Result<Option<Option<u32>>, ProfileError> {
+            match raw {
+                None => Ok(None),
+                Some(r) => match &r.value {
+                    HostIdRaw::Id(0) if !host_root => Err(ProfileError::at(
+                        Loc::of(r),
+                        format!("{what} 0 would make the payload real root on the host"),
+                    )
+                    .hint("as host root a sandbox can write host /proc/sys and own any file it sees; if that is what you want, say `run-as-host-root: true`")),
+                    HostIdRaw::Id(n) => Ok(Some(Some(*n))),
+                    HostIdRaw::Word(w) if w == "auto" => Ok(Some(None)),
+                    HostIdRaw::Word(w) => Err(ProfileError::at(
+                        Loc::of(r),
+                        format!("{what} {} is neither a number nor `auto`", crate::text::quote(w)),
+                    )),
+                },
+            }
+        };
+        let range = match &self.host_id_range {
+            None => DEFAULT_HOST_ID_RANGE,
+            Some(r) => parse_range(&r.value).ok_or_else(|| {
+                ProfileError::at(Loc::of(r), format!("host-id-range {} is not FIRST-LAST", crate::text::quote(&r.value)))
+                    .hint("e.g. \"1879048192-1879113727\": two uids, the first at least 1000 and not above the last")
+            })?,
+        };
+        let uid = id(&self.host_uid, "host-uid")?;
+        let gid = id(&self.host_gid, "host-gid")?;
+        let host_ids = match (uid, gid) {
+            (Some(None), Some(Some(_))) | (Some(Some(_)), Some(None)) => {
+                return Err(ProfileError::at(
+                    Loc::of(self.host_gid.as_ref().expect("gid given")),
+                    "host-uid and host-gid are both `auto` or both numbers",
+                ))
+            }
+            (Some(None), _) | (None, Some(None)) => HostIds::Auto {
+                first: range.0,
+                last: range.1,
+            },
+            (u, g) => HostIds::Fixed {
+                uid: u.flatten().unwrap_or(65534),
+                gid: g.flatten().unwrap_or(65534),
+            },
+        };
         Ok(Config {
             mode: self.mode.unwrap_or_default(),
             user: self.user.unwrap_or(true),
@@ -88,10 +165,16 @@ impl Section {
             hostname: hostname.unwrap_or_else(|| "sandbox".into()),
             uid: self.uid.unwrap_or(1000),
             gid: self.gid.unwrap_or(1000),
-            host_uid: self.host_uid,
-            host_gid: self.host_gid,
+            host_ids,
+            run_as_host_root: host_root,
         })
     }
+}
+
+fn parse_range(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.trim().split_once('-')?;
+    let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a >= 1000 && a <= b && b < u32::MAX).then_some((a, b))
 }
 
 /// The checked `namespaces` section.
@@ -110,8 +193,9 @@ pub struct Config {
     pub uid: u32,
     pub gid: u32,
     /// The host ids the payload maps to when lasagna runs as host root.
-    pub host_uid: Option<u32>,
-    pub host_gid: Option<u32>,
+    pub host_ids: HostIds,
+    /// The profile allowed host uid or gid 0.
+    pub run_as_host_root: bool,
 }
 
 /// Namespace kinds, for flags, reporting and observation.
@@ -243,10 +327,12 @@ pub fn explain(cfg: &Config, as_root: bool) -> Vec<String> {
     let names: Vec<&str> = cfg.kinds().iter().map(|k| k.name()).collect();
     out.push(format!("new namespaces: {}", names.join(", ")));
     if cfg.user {
-        let host = if as_root {
-            format!("host uid {}", cfg.host_uid.unwrap_or(65534))
-        } else {
-            "your own uid".to_string()
+        let host = match (as_root, cfg.host_ids) {
+            (false, _) => "your own uid".to_string(),
+            (true, HostIds::Fixed { uid, .. }) => format!("host uid {uid}"),
+            (true, HostIds::Auto { first, last }) => {
+                format!("a host uid of its own for each run, from {first}-{last}")
+            }
         };
         out.push(format!(
             "the payload runs as uid {} / gid {} inside a user namespace, mapped to {host}; no other host id is mapped",
@@ -268,6 +354,61 @@ pub fn explain(cfg: &Config, as_root: bool) -> Vec<String> {
     if cfg.ipc {
         out.push("stops: host SysV IPC and POSIX message queues".into());
     }
+    if as_root {
+        if let HostIds::Fixed { uid, .. } = cfg.host_ids {
+            out.push(shared_uid(uid));
+        }
+    }
     out.push("does not stop: kernel attack surface (that is seccomp's job), file access (filesystem, landlock)".into());
     out
+}
+
+/// Who else runs as host uid `uid` now, and what they can do to a sandbox that does too.
+pub fn shared_uid(uid: u32) -> String {
+    let name = crate::host::user_name(uid)
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let mut comms = Vec::new();
+    let mut count = 0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = e.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(status) = crate::host::read_proc_file(&e.path().join("status")) else {
+            continue;
+        };
+        let runs_as = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u32>().ok());
+        if runs_as == Some(uid) {
+            count += 1;
+            let comm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Name:"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_else(|| pid.to_string());
+            if comms.len() < 5 && !comms.contains(&comm) {
+                comms.push(comm);
+            }
+        }
+    }
+    let who = if count == 0 {
+        format!("no host process runs as uid {uid}{name} now, but any that does later")
+    } else {
+        format!(
+            "{count} host process{} run{} as uid {uid}{name} now ({}); each",
+            if count == 1 { "" } else { "es" },
+            if count == 1 { "s" } else { "" },
+            comms.join(", ")
+        )
+    };
+    format!(
+        "host uid {uid}{name} is shared: {who} can signal or stop the sandbox's processes, and without a user namespace ptrace the payload and read its /proc files; `host-uid: auto` gives each run a uid of its own"
+    )
 }

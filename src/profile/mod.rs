@@ -171,7 +171,10 @@ pub fn resolve(name_or_path: &str) -> Result<Source, ProfileError> {
         return Err(ProfileError {
             file: PathBuf::from(name_or_path),
             loc: None,
-            message: format!("no profile named {name_or_path:?}"),
+            message: format!(
+                "no profile named {name_or_path:?}{}",
+                crate::text::did_you_mean(name_or_path, known.iter().copied())
+            ),
             hint: Some(format!(
                 "shipped profiles: {}; or give a path to a .yaml file",
                 known.join(", ")
@@ -262,8 +265,25 @@ fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ProfileError {
     if message.contains("unknown field `chroot`") {
         error.message = format!("chroot refused: {CHROOT_REFUSAL}");
         error.hint = Some(CHROOT_HINT.into());
-    } else if message.starts_with("unknown field") {
-        error.hint = Some("unknown keys are errors; see 'lasagna schema' for the format".into());
+    } else if let Some(rest) = message.strip_prefix("unknown field `") {
+        // serde: "unknown field `X`, expected one of `a`, `b`" (or "expected `a`").
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected
+            .split_once("expected one of ")
+            .or_else(|| expected.split_once("expected "))
+            .map(|(_, e)| e)
+            .unwrap_or("");
+        let known: Vec<&str> = expected
+            .split(", ")
+            .map(|k| k.trim().trim_matches('`'))
+            .collect();
+        let hint = match crate::text::suggest(field, known.iter().copied()) {
+            Some(k) => format!(
+                "did you mean `{k}`? unknown keys are errors; see 'lasagna schema' for the format"
+            ),
+            None => "unknown keys are errors; see 'lasagna schema' for the format".into(),
+        };
+        error.hint = Some(hint);
     }
     error
 }

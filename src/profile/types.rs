@@ -32,7 +32,7 @@ impl fmt::Display for Requirement {
 }
 
 /// A place in a profile file: 1-based line and column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Loc {
     pub line: u64,
     pub column: u64,
@@ -45,16 +45,50 @@ impl Loc {
 }
 
 /// A value as written and where it was written (where an alias refers to an anchor: the
-/// alias). Read through serde-saphyr's `Spanned`; serialized as `{value, loc}`, which is how
-/// the shipped profiles are compiled into the binary (see `profile::shipped`).
+/// alias). Read through serde-saphyr's `Spanned` from YAML; serialized as `{value, loc}`,
+/// which is how the shipped profiles are embedded (see `profile::shipped`) and read back
+/// inside a [`PlainSpans`] scope.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Spanned<T> {
     pub value: T,
     pub loc: Loc,
 }
 
+thread_local! {
+    static PLAIN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, `Spanned` values deserialize from their plain `{value, loc}` form (the
+/// embedded JSON of the shipped profiles) instead of from YAML positions.
+pub struct PlainSpans(bool);
+
+impl PlainSpans {
+    pub fn enter() -> PlainSpans {
+        PlainSpans(PLAIN.with(|p| p.replace(true)))
+    }
+}
+
+impl Drop for PlainSpans {
+    fn drop(&mut self) {
+        PLAIN.with(|p| p.set(self.0));
+    }
+}
+
+#[derive(Deserialize)]
+struct PlainSpanned<T> {
+    value: T,
+    loc: Loc,
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if PLAIN.with(|p| p.get()) {
+            let p = PlainSpanned::<T>::deserialize(d)?;
+            return Ok(Spanned {
+                value: p.value,
+                loc: p.loc,
+            });
+        }
         let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
         Ok(Spanned {
             loc: Loc {

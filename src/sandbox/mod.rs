@@ -201,7 +201,13 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<Option<OwnedFd>, ChildE
         Ok(_) => sys::exit_now(EXIT_SETUP_FAILED),
         Err(e) => return Err(ChildError::new(At::WaitRelease, "wait for release", e)),
     }
-    //     Without a pid namespace, init's own list of children, from the host's /proc.
+    // 4d. As host root in a user namespace, take the mapped ids now: uid 0 is unmapped
+    //     inside, and nothing can be created on a filesystem until the fsuid is mapped.
+    if armed.identity.switch == Switch::InInit {
+        switch_identity(&armed.identity, At::IdentityInit)?;
+    }
+    //     Without a pid namespace, init's own list of children, from the host's /proc (opened
+    //     with the ids init keeps: procfs checks the opener's).
     let children = if armed.reap_by_children {
         Some(
             nix::fcntl::open(
@@ -214,11 +220,6 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<Option<OwnedFd>, ChildE
     } else {
         None
     };
-    // 4d. As host root in a user namespace, take the mapped ids now: uid 0 is unmapped
-    //     inside, and nothing can be created on a filesystem until the fsuid is mapped.
-    if armed.identity.switch == Switch::InInit {
-        switch_identity(&armed.identity, At::IdentityInit)?;
-    }
     // 4e. Namespaces: hostname and loopback.
     if let Some(name) = &armed.hostname {
         nix::unistd::sethostname(name).step(At::Hostname, "sethostname")?;

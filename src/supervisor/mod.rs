@@ -5,6 +5,8 @@
 //!
 //! Nothing here runs in the child: the child's code is in `sandbox`.
 
+pub mod hostids;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -137,6 +139,8 @@ pub struct Outcome {
     /// What went wrong around the payload without changing its outcome (a cgroup that
     /// could not be removed, an entry left in a host directory, init stopped by someone).
     pub warnings: Vec<String>,
+    /// The host uid and gid picked for this run (`host-uid: auto`).
+    pub host_ids: Option<u32>,
     pub wall: Duration,
     pub exit_code: i32,
 }
@@ -155,6 +159,8 @@ pub enum LaunchError {
     Cgroup(#[from] CgroupError),
     #[error("{0}")]
     HostFs(String),
+    #[error("namespaces: {0}")]
+    HostIds(String),
     #[error("the supervisor has {0} threads before the clone; a clone of a multi-threaded process can deadlock the child")]
     Threads(u64),
 }
@@ -170,8 +176,19 @@ const INIT_GRACE: Duration = Duration::from_secs(5);
 /// Start the sandbox and wait for it. `armed` was fully prepared; nothing is created
 /// before this function. It returns when nothing it created is left: init is reaped, its
 /// cgroup and what it made in host directories are removed.
-pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
+pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     let start = Instant::now();
+    // 1. `host-uid: auto`: a host uid of this run's own, locked until it ends.
+    let picked = match armed.identity.pick_host_ids {
+        Some((first, last)) => {
+            let p = hostids::pick(first, last).map_err(LaunchError::HostIds)?;
+            armed.identity.set_host_ids(p.id, p.id);
+            armed.host_owner = armed.identity.host_ids_if_root();
+            Some(p)
+        }
+        None => None,
+    };
+    let armed: &Armed = armed;
     // 1. Mount points a profile entry needs inside a bound host directory, made through
     //    descriptors (the plan walked there without following links) and undone after.
     let host_changes = if armed.host_creates.is_empty() {
@@ -340,6 +357,8 @@ pub fn launch(armed: &Armed) -> Result<Outcome, LaunchError> {
         outcome.warnings.extend(changes.undo());
     }
     restore_mask(&previous_mask);
+    outcome.host_ids = picked.as_ref().map(|p| p.id);
+    drop(picked);
     outcome.wall = start.elapsed();
     Ok(outcome)
 }
@@ -375,6 +394,7 @@ fn setup_failed(failure: ChildFailure, start: Instant) -> Outcome {
         oom: None,
         cgroup_notes: Vec::new(),
         warnings: Vec::new(),
+        host_ids: None,
         wall: start.elapsed(),
         exit_code: crate::sandbox::EXIT_SETUP_FAILED,
     }
@@ -655,6 +675,7 @@ fn wait_loop(
         oom: None,
         cgroup_notes: Vec::new(),
         warnings,
+        host_ids: None,
         wall: Duration::ZERO,
         exit_code,
     }

@@ -613,13 +613,20 @@ fn kernel_sweep_removes_a_dead_supervisors_cgroup() {
     let live = parents[0].join(format!("lasagna-{dead_pid}-11ve"));
     fs::create_dir(&live).unwrap();
     let held = fs::File::open(&live).unwrap();
-    crate::sys::flock(std::os::fd::AsFd::as_fd(&held), libc::LOCK_EX | libc::LOCK_NB).unwrap();
+    crate::sys::flock(
+        std::os::fd::AsFd::as_fd(&held),
+        libc::LOCK_EX | libc::LOCK_NB,
+    )
+    .unwrap();
 
     let removed = sweep_stale(&parents);
     for d in &made {
         assert!(removed.contains(d) && !d.exists(), "{} swept", d.display());
     }
-    assert!(live.exists(), "a locked cgroup is live whatever its name says");
+    assert!(
+        live.exists(),
+        "a locked cgroup is live whatever its name says"
+    );
     drop(held);
     fs::remove_dir(&live).unwrap();
     use std::os::unix::process::ExitStatusExt;

@@ -139,7 +139,8 @@ fn mask_options() -> Vec<(CString, CString)> {
 }
 
 /// Turn the plan into child steps.
-pub fn prepare(plan: &FsPlan, required: bool, dev_shm_size: u64) -> Prepared {
+pub fn prepare(plan: &FsPlan, required: bool) -> Prepared {
+    let dev_shm_size = plan.dev_shm_size;
     let mut steps = Vec::new();
     let nosuid_nodev = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
     let builtin_bind = |source: String, target: String, attrs: u64, optional: bool| Step::Bind {

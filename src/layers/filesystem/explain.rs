@@ -4,16 +4,24 @@
 use super::Config;
 
 /// Plain-words description for `explain`.
-pub fn explain(cfg: &Config) -> Vec<String> {
+pub fn explain(cfg: &Config, fresh_proc: bool) -> Vec<String> {
     let mut out = vec!["the sandbox sees a new, empty root (tmpfs) instead of the host's; the host root is detached after pivot_root".to_string()];
     for op in &cfg.ops {
         out.push(op.describe());
     }
     if cfg.proc {
-        out.push("/proc of the sandbox's own pid namespace; /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus, /proc/fs read-only; /proc/kcore, /proc/keys, /proc/timer_list and similar masked".into());
+        let which = if fresh_proc {
+            "a fresh /proc of the sandbox's own pid namespace"
+        } else {
+            "the host's /proc, bound in (there is no new pid namespace): host processes are visible in it"
+        };
+        out.push(format!("{which}; /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus, /proc/fs read-only; /proc/kcore, /proc/keys, /proc/timer_list and similar masked"));
     }
     if cfg.dev {
-        out.push("minimal /dev: null, zero, full, random, urandom, tty, a private pts instance, ptmx, shm".into());
+        out.push(format!(
+            "minimal /dev: null, zero, full, random, urandom, tty, a private pts instance, ptmx, a private /dev/shm of {} MiB",
+            cfg.dev_shm_size >> 20
+        ));
     }
     if cfg.read_only_root {
         out.push(

@@ -34,8 +34,24 @@ pub use view::{FsPlan, Place};
 
 const LAYER: &str = "filesystem";
 
-/// Size of the sandbox's `/dev/shm`.
+/// Size of the sandbox's `/dev/shm` unless `dev-shm-size` says otherwise.
 pub const DEV_SHM_SIZE: u64 = 64 << 20;
+/// Size of a `tmpfs:` entry without `size`: every tmpfs lasagna mounts has one (the
+/// kernel's default, half of RAM, lets one sandbox take the host's memory).
+pub const DEFAULT_TMPFS_SIZE: u64 = 256 << 20;
+
+/// A tmpfs size: a number with an optional unit, never unlimited.
+fn tmpfs_size(raw: &Spanned<String>) -> Result<u64, ProfileError> {
+    match parse_size(&raw.value) {
+        Ok(Some(n)) if n > 0 => Ok(n),
+        Ok(_) => Err(ProfileError::at(
+            Loc::of(raw),
+            format!("a tmpfs always has a size; {:?} is not one", raw.value),
+        )
+        .hint("give a size such as 64M or 2G")),
+        Err(m) => Err(ProfileError::at(Loc::of(raw), m)),
+    }
+}
 
 /// One entry of `mounts:`. Exactly one kind key (`ro-bind`, `bind`, `tmpfs`, `dir`,
 /// `symlink`, `file`, `mask`) whose value is the path inside the sandbox.
@@ -74,6 +90,8 @@ pub struct Section {
     pub proc: Option<bool>,
     /// Build a minimal /dev (default true).
     pub dev: Option<bool>,
+    /// Size of /dev/shm (default 64M).
+    pub dev_shm_size: Option<Spanned<String>>,
     #[serde(default)]
     pub mounts: Vec<MountEntry>,
 }
@@ -88,6 +106,7 @@ impl Section {
             read_only_root: child.read_only_root.or(parent.read_only_root),
             proc: child.proc.or(parent.proc),
             dev: child.dev.or(parent.dev),
+            dev_shm_size: child.dev_shm_size.or(parent.dev_shm_size),
             mounts,
         }
     }
@@ -143,8 +162,13 @@ impl Section {
                 }
             }
         }
+        let dev_shm_size = match &self.dev_shm_size {
+            Some(raw) => tmpfs_size(raw)?,
+            None => DEV_SHM_SIZE,
+        };
         Ok(Config {
             mode: self.mode.unwrap_or_default(),
+            dev_shm_size,
             read_only_root: self.read_only_root.unwrap_or(true),
             proc: self.proc.unwrap_or(true),
             dev: self.dev.unwrap_or(true),
@@ -266,8 +290,8 @@ impl MountEntry {
             "tmpfs" => Op::Tmpfs {
                 target,
                 size: match &self.size {
-                    Some(s) => parse_size(&s.value).map_err(|m| ProfileError::at(Loc::of(s), m))?,
-                    None => None,
+                    Some(s) => Some(tmpfs_size(s)?),
+                    None => Some(DEFAULT_TMPFS_SIZE),
                 },
                 perms: perms.unwrap_or(0o755),
             },
@@ -395,6 +419,8 @@ impl Op {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub mode: Requirement,
+    /// Size of /dev/shm in bytes.
+    pub dev_shm_size: u64,
     pub read_only_root: bool,
     pub proc: bool,
     pub dev: bool,

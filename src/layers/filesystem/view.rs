@@ -40,6 +40,7 @@ pub struct FsPlan {
     pub read_only_root: bool,
     pub proc: bool,
     pub dev: bool,
+    pub dev_shm_size: u64,
     pub fresh_proc: bool,
 }
 
@@ -168,6 +169,7 @@ pub fn plan(cfg: &Config, fresh_proc: bool) -> FsPlan {
         read_only_root: cfg.read_only_root,
         proc: cfg.proc,
         dev: cfg.dev,
+        dev_shm_size: cfg.dev_shm_size,
         fresh_proc,
     };
     // Every bind source first: a recreated link is checked against the whole view.

@@ -876,6 +876,8 @@ pub fn prepare(policy: &Policy, landlock_net_rules: bool) -> Result<Prepared, St
 /// filters are inherited, so anything forked later would run under this one too.
 const INIT_SYSCALLS: &[&str] = &[
     "read",
+    // Its `children` file, read without a pid namespace to end what the payload left.
+    "pread64",
     "write",
     "close",
     "kill",
