@@ -17,7 +17,7 @@ ifdef LASAGNA_TEST_STRICT
 export LASAGNA_TEST_STRICT
 endif
 
-.PHONY: all build test demo lint bench shipped clean
+.PHONY: all build test demo lint bench soak shipped clean
 
 all: build
 
@@ -33,10 +33,11 @@ demo: build
 	$(LASAGNA) run -v -p strict -- /bin/sh -c \
 	  'id; hostname; ls /; grep -E "^(Cap|NoNewPrivs|Seccomp)" /proc/self/status'
 
-# After editing profiles/*.yaml: regenerate src/profile/shipped/json/*.json, the shipped
-# profiles as embedded JSON (a test fails while the two disagree).
+# After editing profiles/*.yaml or the launch order: regenerate src/profile/shipped/json/*.json
+# (the shipped profiles as embedded JSON) and ARCHITECTURE.md's launch table from
+# launch::STEPS (tests fail while they disagree).
 shipped:
-	LASAGNA_REGENERATE=1 $(CARGO) test --release --lib profile::shipped
+	LASAGNA_REGENERATE=1 $(CARGO) test --release --lib profile::shipped launch::tests
 
 lint:
 	$(CARGO) fmt --check
@@ -46,6 +47,11 @@ lint:
 # compile/install time, cgroups launch cost; summary in target/bench/summary.txt.
 bench: build
 	CARGO="$(CARGO)" LASAGNA=$(LASAGNA) bench/run.sh
+
+# Not part of `make test`: 10,000 launches with a cgroup, 500 with the supervisor SIGKILLed,
+# 200 from a pid-1 caller, 100 concurrent pairs; then nothing of lasagna's may be left.
+soak: build
+	LASAGNA=$(LASAGNA) python3 bench/soak.py
 
 clean:
 	$(CARGO) clean

@@ -223,6 +223,24 @@ impl At {
     }
 }
 
+/// The launch table of ARCHITECTURE.md, rendered from [`STEPS`] (a test holds the
+/// document to it).
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| # | process | layer | step | why here |\n|---|---|---|---|---|\n");
+    for s in &STEPS {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            s.number,
+            s.process.name(),
+            s.layer.map(|l| l.name()).unwrap_or("—"),
+            s.what,
+            s.why
+        ));
+    }
+    out
+}
+
 /// What a failure at `failed` means for `layer`: its steps all ran before it (applied),
 /// one of them failed, or at least one had not run yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +282,31 @@ mod tests {
         // seccomp is the last layer, Landlock the one before.
         let last_layer = STEPS.iter().rev().find_map(|s| s.layer).unwrap();
         assert_eq!(last_layer, Layer::Seccomp);
+    }
+
+    #[test]
+    fn architecture_md_shows_this_table() {
+        const OPEN: &str = "<!-- launch-table -->";
+        const CLOSE: &str = "<!-- /launch-table -->";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md");
+        let doc = std::fs::read_to_string(&path).expect("ARCHITECTURE.md");
+        let start = doc
+            .find(OPEN)
+            .expect("ARCHITECTURE.md marks the launch table")
+            + OPEN.len();
+        let end = doc
+            .find(CLOSE)
+            .expect("ARCHITECTURE.md ends the launch table");
+        let table = markdown_table();
+        if doc[start..end].trim() == table.trim() {
+            return;
+        }
+        if std::env::var_os("LASAGNA_REGENERATE").is_some() {
+            let fixed = format!("{}\n{table}{}", &doc[..start], &doc[end..]);
+            std::fs::write(&path, fixed).expect("write ARCHITECTURE.md");
+            return;
+        }
+        panic!("ARCHITECTURE.md's launch table differs from launch::STEPS: run `make shipped`");
     }
 
     #[test]

@@ -293,7 +293,7 @@ pub fn explain(cfg: &Config) -> Vec<String> {
         out.push("the payload leads its own session, without a controlling terminal: TIOCSTI cannot inject keystrokes into your shell (lasagna's init also runs in a session of its own, so this holds even with this layer off)".into());
     }
     if cfg.die_with_parent {
-        out.push("dies with lasagna: no orphan keeps running if the launcher is killed".into());
+        out.push("dies with lasagna: a SIGKILLed launcher takes the payload with it (what the payload started ends with the pid namespace or the cgroup, when there is one)".into());
     }
     if cfg.pass_fds.is_empty() {
         out.push("every inherited fd above 2 is closed at execve: no leaked files, sockets or directories".into());
