@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-LASAGNA = os.environ.get("LASAGNA", "target/x86_64-unknown-linux-gnu/release/lasagna")
+LASAGNA = os.environ.get("LASAGNA") or sys.exit("soak: set LASAGNA to the launcher (make soak does)")
 N_SEQ = int(os.environ.get("SEQUENTIAL", "10000"))
 N_KILL = int(os.environ.get("KILLED", "500"))
 N_PID1 = int(os.environ.get("PID1", "200"))

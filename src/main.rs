@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() {
     let cli = lasagna::cli::Cli::parse();
     let code = match lasagna::cli::main(cli) {

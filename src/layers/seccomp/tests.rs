@@ -304,7 +304,7 @@ fn emulated_edges_and_fallbacks() {
     let eperm = u32::from(SeccompAction::Errno(1));
     assert_eq!(eval("ioctl", [0, TIOCSTI | 1 << 32, 0, 0, 0, 0]), eperm);
     assert_eq!(
-        eval("ioctl", [0, libc::FIONREAD, 0, 0, 0, 0]),
+        eval("ioctl", [0, libc::FIONREAD as u64, 0, 0, 0, 0]),
         u32::from(SeccompAction::Allow)
     );
     assert_eq!(
@@ -505,7 +505,7 @@ fn tiocsti_and_tioclinux_are_blocked_on_the_low_32_bits() {
         );
     }
     // other ioctls reach the kernel
-    let fionread = call(Some(f), nr("ioctl"), [NEG1, libc::FIONREAD, 0, 0, 0, 0]);
+    let fionread = call(Some(f), nr("ioctl"), [NEG1, libc::FIONREAD as u64, 0, 0, 0, 0]);
     assert_eq!(fionread, Outcome::Err(Errno::EBADF));
 }
 
@@ -780,7 +780,7 @@ fn bench_figures() {
         .read_to_string(&mut install_ns)
         .unwrap();
 
-    let fionread = |fd: u64| [fd, libc::FIONREAD, 0, 0, 0, 0];
+    let fionread = |fd: u64| [fd, libc::FIONREAD as u64, 0, 0, 0, 0];
     let p0 = loop_ns(None, "getppid", [0; 6]);
     let p1 = loop_ns(Some(f), "getppid", [0; 6]);
     let p2 = loop_ns(Some(&linear), "getppid", [0; 6]);
