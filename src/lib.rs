@@ -23,4 +23,6 @@ pub mod sandbox;
 pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;
+#[doc(hidden)]
+pub mod testing;
 pub mod text;

@@ -8,36 +8,75 @@ fn sh(who: As, script: &str) -> std::process::Output {
     run(who, &["run", "-p", "strict", "--", "/bin/sh", "-c", script])
 }
 
+/// The payload's host uid for `who` (65534 as root, the test user otherwise).
+fn payload_host_uid(who: As) -> u32 {
+    match who {
+        As::Root => 65534,
+        As::User => test_user().unwrap().0,
+    }
+}
+
 both!(pid_namespace_hides_and_protects_host_processes, |who| {
-    let mut sleeper = std::process::Command::new("sleep")
-        .arg("30.123")
-        .spawn()
-        .unwrap();
+    // A sleeper running as the payload's own host uid: only the namespace stands between
+    // them (same uid, so permissions would let the signal through).
+    let tag = format!("30.{}{}", std::process::id(), who as u8);
+    let uid = payload_host_uid(who);
+    let mut sleeper = Spawned::new(
+        std::process::Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .arg("--")
+            .arg("sleep")
+            .arg(&tag),
+    );
     let host_pid = sleeper.id();
+    // A pattern that finds the sleeper's command line but not the shell's own, which holds
+    // the pattern.
+    let pattern = format!("[{}]{}", &tag[..1], &tag[1..]);
     let script = format!(
         "ls /proc | grep -c '^[0-9]'; kill -0 {host_pid} 2>/dev/null && echo SIGNALLED || echo unreachable; \
-         grep -l '[3]0.123' /proc/[0-9]*/cmdline 2>/dev/null | wc -l"
+         grep -l '{pattern}' /proc/[0-9]*/cmdline 2>/dev/null | wc -l"
     );
-    let o = sh(who, &script);
-    sleeper.kill().unwrap();
-    let _ = sleeper.wait();
-    assert_code(&o, 0);
-    let out = stdout(&o);
-    let lines: Vec<&str> = out.lines().collect();
-    let visible: u32 = lines[0].trim().parse().unwrap();
+    // Control: without the namespaces (and the layers that need them, and Landlock's signal
+    // scope) the same payload sees the sleeper and signals it.
+    let c = Contrast::run(
+        who,
+        &["-p", "strict"],
+        &[
+            "--without",
+            "namespaces",
+            "--without",
+            "filesystem",
+            "--without",
+            "landlock",
+        ],
+        &["/bin/sh", "-c", &script],
+    );
+    sleeper.child().kill().unwrap();
+    assert_code(&c.with, 0);
+    assert_code(&c.without, 0);
+    let lines = |o: &std::process::Output| -> Vec<String> {
+        stdout(o).lines().map(str::to_string).collect()
+    };
+    let (with, without) = (lines(&c.with), lines(&c.without));
+    let visible: u32 = with[0].trim().parse().unwrap();
     assert!(
-        visible <= 6,
-        "only the sandbox's own processes are visible, saw {visible}: {out}"
+        (2..=6).contains(&visible),
+        "only the sandbox's own processes (init, the shell, its pipeline) are visible: {visible}"
+    );
+    assert_eq!(with[1], "unreachable", "host pid {host_pid}");
+    assert_eq!(with[2].trim(), "0", "the host's sleeper is not visible");
+    let host_visible: u32 = without[0].trim().parse().unwrap();
+    assert!(
+        host_visible > 10,
+        "control: the host's processes: {host_visible}"
     );
     assert_eq!(
-        lines[1], "unreachable",
-        "host pid {host_pid} must not be signalable: {out}"
+        without[1], "SIGNALLED",
+        "control: the same uid can signal it"
     );
-    assert_eq!(
-        lines[2].trim(),
-        "0",
-        "the host's sleep is not visible: {out}"
-    );
+    assert_eq!(without[2].trim(), "1", "control: the sleeper is visible");
 });
 
 both!(filesystem_hides_host_files, |who| {
@@ -95,28 +134,21 @@ both!(filesystem_masks_hide_a_path_inside_a_bind, |who| {
     dir.write("public.txt", "public\n");
     dir.write("private.key", "KEY\n");
     let d = dir.path().display().to_string();
-    let profile = dir.write(
-        "p.yaml",
-        &format!(
-            "extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: /data\n        source: {d}\n      - mask: /data/private.key\n"
-        ),
+    let bind = format!("extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: /data\n        source: {d}\n");
+    let masked = dir.write(
+        "masked.yaml",
+        &format!("{bind}      - mask: /data/private.key\n"),
     );
-    let o = run(
+    let plain = dir.write("plain.yaml", &bind);
+    // cat's own status is printed: a failing cat is not an empty file.
+    let script = "cat /data/public.txt; cat /data/private.key; echo rc=$?";
+    let c = Contrast::of(
         who,
-        &[
-            "run",
-            "-p",
-            &profile,
-            "--without",
-            "landlock",
-            "--",
-            "/bin/sh",
-            "-c",
-            "cat /data/public.txt; cat /data/private.key | wc -c",
-        ],
+        &["-p", &masked, "--without", "landlock"],
+        &["-p", &plain, "--without", "landlock"],
+        &["/bin/sh", "-c", script],
     );
-    assert_code(&o, 0);
-    assert_eq!(stdout(&o), "public\n0\n");
+    c.prints("public\nrc=0\n", "public\nKEY\nrc=0\n");
 });
 
 both!(hostname_change_stays_inside, |who| {
@@ -181,13 +213,26 @@ both!(network_namespace_cannot_reach_host_loopback, |who| {
 });
 
 both!(capabilities_are_all_dropped, |who| {
-    let o = sh(who, "grep -E '^Cap(Eff|Prm|Inh|Bnd|Amb)' /proc/self/status");
-    assert_code(&o, 0);
-    let out = stdout(&o);
+    let c = Contrast::run(
+        who,
+        &["-p", "strict"],
+        &["--without", "capabilities"],
+        &[
+            "/bin/sh",
+            "-c",
+            "grep -E '^Cap(Eff|Prm|Inh|Bnd|Amb)' /proc/self/status",
+        ],
+    );
+    assert_code(&c.with, 0);
+    let out = stdout(&c.with);
     assert_eq!(out.lines().count(), 5, "{out}");
     for line in out.lines() {
         assert!(line.ends_with("0000000000000000"), "{line}");
     }
+    // Control: without the layer the bounding set is full.
+    let bnd = stdout(&c.without);
+    let bnd = bnd.lines().find(|l| l.starts_with("CapBnd")).unwrap();
+    assert!(!bnd.ends_with("0000000000000000"), "control: {bnd}");
 });
 
 both!(capabilities_off_keeps_namespace_root_powers, |who| {
@@ -239,7 +284,30 @@ both!(capabilities_off_keeps_namespace_root_powers, |who| {
     assert_eq!(stdout(&o), "MOUNTED\n");
 });
 
-both!(no_new_privs_is_set_and_setuid_gains_nothing, |who| {
+both!(no_new_privs_is_set, |who| {
+    // seccomp and Landlock set no_new_privs too (the kernel requires it of an unprivileged
+    // process for either): the control run switches them off with the process layer.
+    let c = Contrast::run(
+        who,
+        &[
+            "-p",
+            "strict",
+            "--without",
+            "seccomp",
+            "--without",
+            "landlock",
+        ],
+        &["--without", "process"],
+        &["/bin/sh", "-c", "grep NoNewPrivs /proc/self/status"],
+    );
+    c.prints("NoNewPrivs:\t1\n", "NoNewPrivs:\t0\n");
+});
+
+both!(binds_are_nosuid, |who| {
+    // A setuid binary bound in keeps its bit but the mount is nosuid. No control can run
+    // it with the bit honoured: lasagna never makes a mount without nosuid (and a setuid
+    // root file's owner is not mapped in the user namespace either), so this reads what
+    // the kernel shows for the mount.
     let dir = Scratch::new("suid");
     let id_copy = dir.path().join("suid-id");
     std::fs::copy("/usr/bin/id", &id_copy).unwrap();
@@ -263,11 +331,15 @@ both!(no_new_privs_is_set_and_setuid_gains_nothing, |who| {
             "--",
             "/bin/sh",
             "-c",
-            "grep NoNewPrivs /proc/self/status; /opt/suid/suid-id -u; /opt/suid/suid-id -u -r",
+            "stat -c %A /opt/suid/suid-id; grep ' /opt/suid ' /proc/self/mountinfo",
         ],
     );
     assert_code(&o, 0);
-    assert_eq!(stdout(&o), "NoNewPrivs:\t1\n1000\n1000\n");
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("-rwsr-xr-x"), "{out}");
+    let options = lines.next().unwrap().split(' ').nth(5).unwrap().to_string();
+    assert!(options.split(',').any(|o| o == "nosuid"), "{out}");
 });
 
 both!(rlimits_hold, |who| {
@@ -276,14 +348,23 @@ both!(rlimits_hold, |who| {
         "p.yaml",
         "extends: strict\nlayers:\n  rlimits:\n    nofile: 64\n    fsize: 1M\n",
     );
-    let o = run(who, &["run", "-p", &profile, "--", "/bin/sh", "-c",
-        "ulimit -n; ulimit -Hn; head -c 2000000 /dev/zero > /work/big 2>/dev/null; echo rc=$?; wc -c < /work/big"]);
-    assert_code(&o, 0);
+    let script = "ulimit -n; ulimit -Hn; head -c 2000000 /dev/zero > /work/big 2>/dev/null; echo rc=$?; wc -c < /work/big";
+    let c = Contrast::run(
+        who,
+        &["-p", &profile],
+        &["--without", "rlimits"],
+        &["/bin/sh", "-c", script],
+    );
+    assert_code(&c.with, 0);
     assert_eq!(
-        stdout(&o),
+        stdout(&c.with),
         "64\n64\nrc=153\n1048576\n",
         "SIGXFSZ (128+25) at the 1 MiB limit"
     );
+    // Control: without the layer the caller's limits apply and the file is written whole.
+    let without = stdout(&c.without);
+    assert!(without.ends_with("rc=0\n2000000\n"), "control: {without}");
+    assert!(!without.starts_with("64\n"), "control: {without}");
 });
 
 both!(inherited_fds_are_closed, |who| {
@@ -291,9 +372,19 @@ both!(inherited_fds_are_closed, |who| {
         "for fd in 3 4 5 6 7 8 9; do [ -e /proc/self/fd/$fd ] && echo open $fd; done; echo checked"]);
     // Leak fd 7 into lasagna, as a careless caller would.
     unsafe_free_dup_into(&mut cmd, 7);
-    let o = cmd.output().unwrap();
+    let o = output_within(cmd, DEADLINE);
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "checked\n");
+    // Control: the same leak reaches a program run without lasagna. (No lasagna flag
+    // keeps it: closing inherited fds is step 4b, not a layer that can be switched off.)
+    let mut plain = std::process::Command::new("/bin/sh");
+    plain.args([
+        "-c",
+        "for fd in 3 4 5 6 7 8 9; do [ -e /proc/self/fd/$fd ] && echo open $fd; done; echo checked",
+    ]);
+    unsafe_free_dup_into(&mut plain, 7);
+    let o = output_within(plain, DEADLINE);
+    assert!(stdout(&o).contains("open 7"), "control: {}", stdout(&o));
 });
 
 /// Run `cmd` through a shell that opens `/etc/hostname` as fd `target` without CLOEXEC,
@@ -321,6 +412,31 @@ both!(environment_is_cleared_to_the_allow_list, |who| {
     assert_code(&o, 0);
     let out = stdout(&o);
     assert!(!out.contains("hunter2"), "{out}");
+    // Control: without the process layer the secret reaches the payload.
+    let control = output_within(
+        {
+            let mut c = command(
+                who,
+                &[
+                    "run",
+                    "-p",
+                    "strict",
+                    "--without",
+                    "process",
+                    "--",
+                    "/usr/bin/env",
+                ],
+            );
+            c.env("AWS_SECRET_ACCESS_KEY", "hunter2");
+            c
+        },
+        DEADLINE,
+    );
+    assert!(
+        stdout(&control).contains("AWS_SECRET_ACCESS_KEY=hunter2"),
+        "control: {}",
+        stdout(&control)
+    );
     assert!(
         out.contains("TERM=xterm-test"),
         "allow-listed TERM kept: {out}"
@@ -351,71 +467,117 @@ both!(environment_is_cleared_to_the_allow_list, |who| {
 });
 
 both!(proc_sys_is_read_only, |who| {
-    // Even root inside the user namespace with every capability cannot write /proc/sys.
+    // Root inside the user namespace, with every capability there, owns the sandbox's uts
+    // namespace: it may change its domain name, and does so through the syscall (the
+    // control). Through /proc/sys only the read-only mount stops the same change: EROFS.
     let dir = Scratch::new("procsys");
     let profile = dir.write(
         "p.yaml",
         "extends: strict\nlayers:\n  namespaces:\n    uid: 0\n    gid: 0\n  capabilities:\n    mode: off\n",
     );
-    let o = run(who, &["run", "-p", &profile, "--", "/bin/sh", "-c",
-        "for f in /proc/sys/kernel/domainname /proc/sys/kernel/core_pattern /proc/sysrq-trigger; do \
-           (echo x > $f) 2>/dev/null && echo \"WROTE $f\" || echo \"denied $f\"; done; \
-         (echo x > /proc/sys/kernel/domainname) 2>&1; cat /proc/kcore 2>/dev/null | wc -c"]);
+    let host_domain = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
+    let host_pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let script = "import ctypes, errno, os\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        try:\n  open('/proc/sys/kernel/domainname', 'w').write('evil')\n  print('WROTE')\n\
+        except OSError as e:\n  print(errno.errorcode[e.errno])\n\
+        r = libc.setdomainname(b'evil', 4)\n\
+        print('syscall', 'ok' if r == 0 else errno.errorcode[ctypes.get_errno()])\n\
+        print(open('/proc/sys/kernel/domainname').read().strip())\n\
+        for f in ('/proc/sys/kernel/core_pattern', '/proc/sysrq-trigger'):\n\
+        \x20 try:\n    open(f, 'w').write('x')\n    print('WROTE', f)\n\
+        \x20 except OSError as e:\n    print('denied', f)\n";
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            &profile,
+            "--without",
+            "seccomp",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ],
+    );
     assert_code(&o, 0);
     let out = stdout(&o);
-    assert!(!out.contains("WROTE"), "{out}");
-    assert_eq!(out.matches("denied").count(), 3, "{out}");
-    // domainname belongs to the sandbox's own uts namespace: only the read-only mount stops it.
-    assert!(out.contains("Read-only file system"), "{out}");
-    assert!(
-        out.trim_end().ends_with('0'),
-        "/proc/kcore unreadable: {out}"
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "EROFS", "the read-only /proc/sys mount: {out}");
+    assert_eq!(
+        lines[1], "syscall ok",
+        "control: the same change by syscall: {out}"
     );
-    let host = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
-    assert_ne!(host.trim(), "y");
+    assert_eq!(lines[2], "evil", "the domain name inside changed: {out}");
+    assert!(!out.contains("WROTE"), "{out}");
+    // The host's values did not change.
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
+        host_domain
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        host_pattern
+    );
+    // The dangerous /proc entries this kernel has are masked (a read-only /dev/null or an
+    // empty tmpfs over each). Reading them is refused by permissions inside the user
+    // namespace anyway, so no run could tell the mask by its effect: this reads the mounts.
+    let o = sh(who, "cat /proc/self/mountinfo");
+    let mounts = stdout(&o);
+    let mut masked = 0;
+    for name in [
+        "kcore",
+        "keys",
+        "timer_list",
+        "sched_debug",
+        "latency_stats",
+        "acpi",
+        "scsi",
+        "asound",
+    ] {
+        if std::path::Path::new("/proc").join(name).exists() {
+            masked += 1;
+            assert!(
+                mounts.contains(&format!(" /proc/{name} ro,")),
+                "/proc/{name} is masked read-only: {mounts}"
+            );
+        }
+    }
+    assert!(masked > 0, "this kernel has none of the masked entries");
 });
 
 /// TIOCSTI: the payload cannot push keystrokes into the terminal of the shell that ran
-/// lasagna. A python harness gives lasagna a pty as its controlling terminal.
+/// lasagna. `wrap`: through lasagna, else the same python run directly as `who` (the
+/// control).
 fn tiocsti_attempt(who: As, wrap: bool) -> String {
     let inner = "import fcntl, termios\ntry:\n  fcntl.ioctl(0, termios.TIOCSTI, b'X'); print('INJECTED')\nexcept OSError as e:\n  print('blocked', e.errno)";
-    let mut argv: Vec<String> = Vec::new();
-    if wrap {
-        let cmd = command(who, &["run", "-p", "strict", "--", "python3", "-c", inner]);
-        argv.push(cmd.get_program().to_string_lossy().into_owned());
-        argv.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let cmd = if wrap {
+        command(who, &["run", "-p", "strict", "--", "python3", "-c", inner])
     } else {
-        argv.extend(["python3".to_string(), "-c".to_string(), inner.to_string()]);
-    }
-    let harness = r#"
-import os, pty, sys, subprocess, json, fcntl, termios
-argv = json.loads(sys.argv[1])
-master, slave = pty.openpty()
-def ctty():
-    os.setsid()
-    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-p = subprocess.run(argv, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ctty, cwd="/")
-os.set_blocking(master, False)
-try:
-    pending = os.read(master, 100)
-except OSError:
-    pending = b""
-print(p.stdout.decode().strip(), "| pending:", pending)
-"#;
-    let o = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(harness)
-        .arg(serde_json::to_string(&argv).unwrap())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    stdout(&o)
+        as_who(who, &["python3", "-c", inner])
+    };
+    let argv: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let out = on_a_pty(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+    // `<exit code> <output> | pending: …`: drop the exit code.
+    out.split_once(' ')
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or(out)
 }
 
 both!(tiocsti_cannot_reach_the_callers_terminal, |who| {
-    let legacy = std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti").unwrap_or_default();
-    if legacy.trim() == "1" && who == As::Root {
-        // Control: outside the sandbox, on this kernel, the same call injects.
+    // Control: outside the sandbox the same call injects: root holds CAP_SYS_ADMIN, with
+    // which TIOCSTI works on any terminal; an unprivileged process only where the kernel
+    // still allows it (dev.tty.legacy_tiocsti=1, or before Linux 6.2).
+    if who == As::Root
+        || need(
+            "tiocsti_cannot_reach_the_callers_terminal::as_user (control)",
+            Feature::LegacyTiocsti,
+        )
+    {
         let out = tiocsti_attempt(who, false);
         assert!(
             out.starts_with("INJECTED"),

@@ -1031,18 +1031,10 @@ mod tests {
         validate(&section(yaml)).expect_err("policy must be rejected")
     }
 
-    /// Whether the host has at least this ABI; a skip is loud, and fatal under strict mode.
+    /// Whether the host has at least this ABI (the shared test support decides how loud a
+    /// skip is).
     fn need_abi(test: &str, abi: u32) -> bool {
-        let host = host_abi();
-        if host >= abi {
-            return true;
-        }
-        let reason = format!("SKIP {test}: needs Landlock ABI {abi}, host has {host}");
-        if std::env::var("LASAGNA_TEST_STRICT").as_deref() == Ok("1") {
-            panic!("{reason}");
-        }
-        eprintln!("{reason}");
-        false
+        crate::testing::need(test, crate::testing::Feature::LandlockAbi(abi))
     }
 
     fn armed(policy: &Policy, cap: Option<u32>) -> Prepared {
