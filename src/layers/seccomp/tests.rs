@@ -115,6 +115,8 @@ fn assert_blocked(filter: &Prepared, name: &str, nr: u32, args: [u64; 6], want: 
 }
 
 const NEG1: u64 = u64::MAX;
+/// ioctl FIONREAD (libc types it differently on glibc and musl).
+const FIONREAD: u64 = 0x541B;
 const EPERM: Outcome = Outcome::Err(Errno::EPERM);
 const SIGSYS: Outcome = Outcome::Killed(Signal::SIGSYS);
 
@@ -300,7 +302,7 @@ fn emulated_edges_and_fallbacks() {
     let eperm = u32::from(SeccompAction::Errno(1));
     assert_eq!(eval("ioctl", [0, TIOCSTI | 1 << 32, 0, 0, 0, 0]), eperm);
     assert_eq!(
-        eval("ioctl", [0, libc::FIONREAD as u64, 0, 0, 0, 0]),
+        eval("ioctl", [0, FIONREAD, 0, 0, 0, 0]),
         u32::from(SeccompAction::Allow)
     );
     assert_eq!(
@@ -504,7 +506,7 @@ fn tiocsti_and_tioclinux_are_blocked_on_the_low_32_bits() {
     let fionread = call(
         Some(f),
         nr("ioctl"),
-        [NEG1, libc::FIONREAD as u64, 0, 0, 0, 0],
+        [NEG1, FIONREAD, 0, 0, 0, 0],
     );
     assert_eq!(fionread, Outcome::Err(Errno::EBADF));
 }
@@ -780,7 +782,7 @@ fn bench_figures() {
         .read_to_string(&mut install_ns)
         .unwrap();
 
-    let fionread = |fd: u64| [fd, libc::FIONREAD as u64, 0, 0, 0, 0];
+    let fionread = |fd: u64| [fd, FIONREAD, 0, 0, 0, 0];
     let p0 = loop_ns(None, "getppid", [0; 6]);
     let p1 = loop_ns(Some(f), "getppid", [0; 6]);
     let p2 = loop_ns(Some(&linear), "getppid", [0; 6]);
