@@ -25,6 +25,9 @@ LASAGNA := target/$(TARGET)/release/lasagna
 ifdef LASAGNA_TEST_STRICT
 export LASAGNA_TEST_STRICT
 endif
+ifdef LASAGNA_TEST_EXPECT
+export LASAGNA_TEST_EXPECT
+endif
 
 .PHONY: all build test demo lint bench soak shipped clean
 
@@ -34,8 +37,13 @@ build:
 	$(STATIC) $(CARGO) build --release --target $(TARGET)
 
 # Unit tests and the integration tests in tests/, which run $(LASAGNA) on the real kernel.
+# As root the tests create the unprivileged user lasagna-test; it is removed at the end,
+# whatever the outcome.
 test: build
-	$(STATIC) $(CARGO) test --release --target $(TARGET) --no-fail-fast -- --test-threads=$(TEST_THREADS)
+	@$(STATIC) $(CARGO) test --release --target $(TARGET) --no-fail-fast -- --test-threads=$(TEST_THREADS); \
+	rc=$$?; \
+	if [ "$$(id -u)" = 0 ] && id lasagna-test >/dev/null 2>&1; then userdel lasagna-test; fi; \
+	exit $$rc
 
 # The shipped `strict` profile on a real command, with the per-layer report (-v).
 demo: build

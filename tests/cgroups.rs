@@ -288,6 +288,9 @@ impl Ctx {
     /// Root under a parent of its own that exists in v1 only: no v2 tracker, so the layer
     /// falls back to the freezer to kill and cpuacct to count.
     fn v1_only(test: &str, who: As) -> Option<Ctx> {
+        if !need(test, Feature::CgroupV1) {
+            return None;
+        }
         let mut ctx = Ctx::new(test, who, false)?;
         if v1("freezer").is_none() || v1("memory").is_none() {
             skip(
@@ -484,19 +487,6 @@ fn cgroups_layer(r: &Value) -> &Value {
 }
 
 /// Host processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(marker) {
-            out.push(pid);
-        }
-    }
-    out
-}
 
 /// Kills processes carrying the marker when dropped (a failed test leaves nothing behind).
 struct Marker(String);
@@ -891,6 +881,9 @@ fn escape_at_sigint(ctx: &Ctx, profile: &str) -> bool {
     );
     let r = report(&rep);
     assert_eq!(r["signals_forwarded"], serde_json::json!([2]), "{r:#}");
+    // The effect, not only the claim: the payload (python) died of the SIGINT it received.
+    assert_eq!(status.code(), Some(128 + 2), "{r:#}");
+    assert_eq!(r["ending"]["signaled"]["name"], "SIGINT", "{r:#}");
     !marker.alive().is_empty()
 }
 
@@ -1094,6 +1087,63 @@ fn the_sweep_spares_a_live_run_in_another_pid_namespace() {
     let far = output_within(far, Duration::from_secs(20));
     assert_code(&far, 7);
 }
+
+both!(every_limit_lands_in_the_kernel, |who| {
+    // memory.high, swap, cpu and io weights (pids, memory.max and cpu.max have behavioural
+    // tests above): the kernel holds what the profile asked for, in the file of this
+    // host's cgroup version, while the payload runs.
+    let _serial = serial();
+    let Some(ctx) = Ctx::new("every_limit_lands_in_the_kernel", who, true) else {
+        return;
+    };
+    let limits = "    memory:\n      max: 256M\n      high: 128M\n      swap-max: 64M\n    cpu:\n      weight: 200\n    pids:\n      max: 64\n";
+    let profile = ctx.profile("best-effort", limits);
+    let mut cmd = ctx.command(&["run", "-p", &profile, "--", "/bin/sh", "-c", "read go"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let read = |controller: &str, file: &str| -> Option<String> {
+        let dir = ctx.sandbox_dir(controller, child.id());
+        fs::read_to_string(dir.join(file))
+            .ok()
+            .map(|v| v.trim().to_string())
+    };
+    let (high, swap, weight) = if v1("memory").is_some() {
+        (
+            read("memory", "memory.soft_limit_in_bytes"),
+            read("memory", "memory.memsw.limit_in_bytes"),
+            read("cpu", "cpu.shares"),
+        )
+    } else {
+        (
+            read("memory", "memory.high"),
+            read("memory", "memory.swap.max"),
+            read("cpu", "cpu.weight"),
+        )
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
+    drop(stdin);
+    let status = wait_within(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    if v1("memory").is_some() {
+        assert_eq!(
+            high.as_deref(),
+            Some("134217728"),
+            "memory.high as the v1 soft limit"
+        );
+        if swap.is_some() {
+            // memsw counts memory and swap together: max + swap-max.
+            assert_eq!(swap.as_deref(), Some("335544320"));
+        }
+        assert_eq!(weight.as_deref(), Some("2048"), "cpu weight 200 as shares");
+    } else {
+        assert_eq!(high.as_deref(), Some("134217728"));
+        assert_eq!(swap.as_deref(), Some("67108864"));
+        assert_eq!(weight.as_deref(), Some("200"));
+    }
+});
 
 // ---------------------------------------------------------------------------------------
 // Refusal and fallback without delegation

@@ -7,7 +7,6 @@ use common::*;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A directory the payload may write, whatever its host uid (65534 as root, the test user
 /// otherwise). Outside the scratch root's 0755, so profiles next to it stay root-only.
@@ -199,26 +198,9 @@ both!(
     }
 );
 
-/// Run a shell script with lasagna as `$0`, as `who`.
+/// Run a shell script with lasagna as `$0`, as `who`, within the deadline.
 fn shell_as(who: As, script: &str) -> std::process::Output {
-    let mut cmd = if who == As::User {
-        let (uid, gid) = test_user().unwrap();
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={gid}"))
-            .arg("--clear-groups")
-            .arg("--")
-            .arg("/bin/sh");
-        c
-    } else {
-        Command::new("/bin/sh")
-    };
-    cmd.arg("-c")
-        .arg(script)
-        .arg(bin())
-        .current_dir("/")
-        .stdin(std::process::Stdio::null());
-    cmd.output().unwrap()
+    output_within(shell(who, script), DEADLINE)
 }
 
 // ---- 2. entries created inside a bound directory --------------------------------------------

@@ -51,7 +51,7 @@ both!(a_pid_one_caller_is_left_no_zombie, |who| {
     cmd.args(["-fp", "--mount-proc", "python3", &script, &bin(), "20"])
         .current_dir("/")
         .stdin(Stdio::null());
-    let o = cmd.output().unwrap();
+    let o = output_within(cmd, DEADLINE);
     assert_code(&o, 0);
     assert_eq!(stdout(&o).trim(), "0", "zombies left to a pid-1 caller");
 });
@@ -94,22 +94,6 @@ both!(
         assert!(stdout(&o).contains("the host's /proc"), "{}", stdout(&o));
     }
 );
-
-/// Host pids of processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(needle) {
-            out.push(pid);
-        }
-    }
-    out
-}
 
 both!(a_stopped_init_does_not_hang_the_run, |who| {
     // A host process running as the sandbox's uid can SIGSTOP its init; the supervisor
@@ -304,7 +288,7 @@ fn host_uid_auto_gives_concurrent_runs_ids_of_their_own() {
         })
         .collect();
     for c in children {
-        let o = c.wait_with_output().unwrap();
+        let o = Spawned::from(c).output_within(DEADLINE);
         assert_code(&o, 0);
     }
     let mut uids = Vec::new();
@@ -434,12 +418,15 @@ both!(a_failure_marks_layers_by_launch_order, |who| {
 both!(passed_fds_stay_open_and_no_other, |who| {
     // The caller opens fds 7 and 8; only 7 is passed.
     let script = "exec \"$0\" run --pass-fd 7 -- /bin/sh -c 'for fd in 7 8; do [ -e /proc/self/fd/$fd ] && echo open $fd; done; cat <&7' 7</etc/hostname 8</etc/hostname";
-    let o = shell(who, script);
+    let o = output_within(shell(who, script), DEADLINE);
     assert_code(&o, 0);
     let host = std::fs::read_to_string("/etc/hostname").unwrap();
     assert_eq!(stdout(&o), format!("open 7\n{host}"));
     // A fd that is not open is an error, not a silent no-op.
-    let o = shell(who, "exec \"$0\" run --pass-fd 9 -- /bin/true");
+    let o = output_within(
+        shell(who, "exec \"$0\" run --pass-fd 9 -- /bin/true"),
+        DEADLINE,
+    );
     assert_code(&o, 2);
     assert!(stderr(&o).contains("--pass-fd 9"), "{}", stderr(&o));
     // The old key says what replaced it.
@@ -449,27 +436,6 @@ both!(passed_fds_stay_open_and_no_other, |who| {
     assert_code(&o, 1);
     assert!(stderr(&o).contains("pass-fds"), "{}", stderr(&o));
 });
-
-fn shell(who: As, script: &str) -> std::process::Output {
-    let mut cmd = if who == As::User {
-        let (uid, gid) = test_user().unwrap();
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={gid}"))
-            .arg("--clear-groups")
-            .arg("--")
-            .arg("/bin/sh");
-        c
-    } else {
-        Command::new("/bin/sh")
-    };
-    cmd.arg("-c")
-        .arg(script)
-        .arg(bin())
-        .current_dir("/")
-        .stdin(Stdio::null());
-    cmd.output().unwrap()
-}
 
 #[test]
 fn messages_name_every_layer_and_suggest_names() {

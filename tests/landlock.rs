@@ -107,6 +107,18 @@ impl Profile {
         self
     }
 
+    /// A copy with one more line.
+    fn clone_with(&self, line: &str) -> Profile {
+        Profile {
+            mode: self.mode,
+            read: self.read.clone(),
+            write: self.write.clone(),
+            exec: self.exec.clone(),
+            extra: self.extra.clone(),
+        }
+        .with(line)
+    }
+
     /// Write the profile into `dir` as `name` and return its path.
     fn save(&self, dir: &Scratch, name: &str) -> String {
         let mut yaml = format!(
@@ -318,10 +330,9 @@ both!(mptcp_gap_is_reported_as_the_kernel_shows_it, |who| {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let probe = [PYTHON, "-c", MPTCP_PROBE, &port];
-    let host = std::process::Command::new(PYTHON)
-        .args(&probe[1..])
-        .output()
-        .unwrap();
+    let mut host = std::process::Command::new(PYTHON);
+    host.args(&probe[1..]);
+    let host = output_within(host, DEADLINE);
     if stdout(&host) != "0 0\n" {
         skip(
             "mptcp_gap_is_reported_as_the_kernel_shows_it",
@@ -634,3 +645,115 @@ both!(strict_landlock_denies_what_the_mount_view_shows, |who| {
         assert!(stdout(&o).ends_with("bound in\nrc=0\n"), "{}", stdout(&o));
     }
 });
+
+// ---- ABI downgrades through the binary: what each ABI restricts, shown by the kernel ----
+
+both!(abi_5_best_effort_leaves_scopes_unenforced, |who| {
+    // Scopes came with ABI 6: `abi: 5` in best-effort drops them, and the payload then
+    // reaches the host's abstract socket that ABI 6 refuses.
+    if !need_abi("abi_5_best_effort_leaves_scopes_unenforced", SCOPE_ABI) {
+        return;
+    }
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("lasagna-landlock-abi5-{}-{who:?}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let dir = Scratch::new("ll-abi5");
+    let at5 = Profile::new()
+        .mode("best-effort")
+        .with("abi: 5")
+        .with("scope: [abstract-unix-socket]")
+        .save(&dir, "at5");
+    let at6 = Profile::new()
+        .with("abi: 6")
+        .with("scope: [abstract-unix-socket]")
+        .save(&dir, "at6");
+    let probe = [PYTHON, "-c", ABSTRACT_PROBE, &name];
+    let o = landlock_only(who, &at6, &[], &probe);
+    assert_eq!(stdout(&o), format!("{EPERM}\n"), "ABI 6 enforces the scope");
+    let o = landlock_only(who, &at5, &["-v"], &probe);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "0\n", "ABI 5 cannot");
+    assert!(
+        stderr(&o).contains("scopes dropped: ABI 5 < 6"),
+        "{}",
+        stderr(&o)
+    );
+});
+
+both!(abi_2_leaves_truncate_open_and_abi_3_closes_it, |who| {
+    // truncate came with ABI 3: a file granted only `read` can still be truncated under
+    // ABI 2 (the right is not handled), not under ABI 3.
+    if !need_abi("abi_2_leaves_truncate_open_and_abi_3_closes_it", 3) {
+        return;
+    }
+    let dir = Scratch::new("ll-truncate");
+    let data = open_dir(&dir, "data");
+    let file = format!("{data}/f");
+    let script = format!("echo content > {file}; chmod 0666 {file}");
+    assert!(std::process::Command::new("sh")
+        .args(["-c", &script])
+        .status()
+        .unwrap()
+        .success());
+    let base = Profile::new().read(&data);
+    let at2 = base.clone_with("abi: 2").save(&dir, "at2");
+    let at3 = base.clone_with("abi: 3").save(&dir, "at3");
+    // truncate(2) by path: no open for writing, so only the truncate right decides.
+    let probe = format!(
+        "import os\ntry:\n  os.truncate('{file}', 0); print('truncated')\nexcept OSError:\n  print('denied')"
+    );
+    let o = landlock_only(who, &at3, &[], &[PYTHON, "-c", &probe]);
+    assert_eq!(stdout(&o), "denied\n", "ABI 3");
+    let o = landlock_only(who, &at2, &[], &[PYTHON, "-c", &probe]);
+    assert_eq!(stdout(&o), "truncated\n", "ABI 2");
+});
+
+both!(
+    abi_1_denies_every_cross_directory_rename_and_abi_2_grants_refer,
+    |who| {
+        // refer came with ABI 2: under ABI 1 a rename across directories is always denied
+        // (EXDEV), even inside a tree the payload may write.
+        if !need_abi(
+            "abi_1_denies_every_cross_directory_rename_and_abi_2_grants_refer",
+            2,
+        ) {
+            return;
+        }
+        let dir = Scratch::new("ll-refer");
+        let data = open_dir(&dir, "data");
+        let base = Profile::new().write(&data);
+        let at1 = base.clone_with("abi: 1").save(&dir, "at1");
+        let at2 = base.clone_with("abi: 2").save(&dir, "at2");
+        // rename(2) itself: mv would fall back to copy and unlink on EXDEV.
+        let probe = format!(
+        "import os, shutil, errno\nd = '{data}'\nshutil.rmtree(d + '/a', True)\nshutil.rmtree(d + '/b', True)\nos.makedirs(d + '/a')\nos.makedirs(d + '/b')\nopen(d + '/a/f', 'w').write('x')\ntry:\n  os.rename(d + '/a/f', d + '/b/f'); print('moved')\nexcept OSError as e:\n  print(errno.errorcode[e.errno])"
+    );
+        let o = landlock_only(who, &at1, &[], &[PYTHON, "-c", &probe]);
+        assert_eq!(stdout(&o), "EXDEV\n", "ABI 1");
+        let o = landlock_only(who, &at2, &[], &[PYTHON, "-c", &probe]);
+        assert_eq!(stdout(&o), "moved\n", "ABI 2");
+    }
+);
+
+both!(
+    abi_4_leaves_device_ioctls_open_and_abi_5_closes_them,
+    |who| {
+        // ioctl-dev came with ABI 5: on a device granted only `read`, an ioctl reaches the
+        // driver under ABI 4 (ENOTTY: /dev/null has no terminal) and is refused under ABI 5.
+        if !need_abi("abi_4_leaves_device_ioctls_open_and_abi_5_closes_them", 5) {
+            return;
+        }
+        let dir = Scratch::new("ll-ioctl");
+        let mut base = Profile::new();
+        base.write.retain(|w| w != "/dev/null");
+        let base = base.read("/dev/null");
+        let at4 = base.clone_with("abi: 4").save(&dir, "at4");
+        let at5 = base.clone_with("abi: 5").save(&dir, "at5");
+        let probe = "import fcntl, os, termios, errno\nfd = os.open('/dev/null', os.O_RDONLY)\ntry:\n  fcntl.ioctl(fd, termios.TCGETS, bytes(64)); print('ok')\nexcept OSError as e:\n  print(errno.errorcode[e.errno])";
+        let o = landlock_only(who, &at5, &[], &[PYTHON, "-c", probe]);
+        assert_eq!(stdout(&o), "EACCES\n", "ABI 5");
+        let o = landlock_only(who, &at4, &[], &[PYTHON, "-c", probe]);
+        assert_eq!(stdout(&o), "ENOTTY\n", "ABI 4");
+    }
+);

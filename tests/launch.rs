@@ -40,22 +40,36 @@ both!(program_found_through_the_sandbox_path, |who| {
 });
 
 both!(signals_are_forwarded_to_the_payload, |who| {
+    // Every forwarded signal reaches the payload's own handler (the effect), and the report
+    // lists it (the claim).
+    use nix::sys::signal::Signal;
     for (sig, name) in [
-        (nix::sys::signal::Signal::SIGTERM, "TERM"),
-        (nix::sys::signal::Signal::SIGUSR1, "USR1"),
-        (nix::sys::signal::Signal::SIGINT, "INT"),
+        (Signal::SIGTERM, "TERM"),
+        (Signal::SIGUSR1, "USR1"),
+        (Signal::SIGINT, "INT"),
+        (Signal::SIGHUP, "HUP"),
+        (Signal::SIGQUIT, "QUIT"),
+        (Signal::SIGUSR2, "USR2"),
+        (Signal::SIGWINCH, "WINCH"),
     ] {
         let script = format!(
             "trap 'echo got {name}; exit 42' {name}; echo ready; while :; do sleep 0.05; done"
         );
-        let mut child = command(
+        let mut child = spawn(
             who,
-            &["run", "-p", "strict", "--", "/bin/sh", "-c", &script],
-        )
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut out = child.stdout.take().unwrap();
+            &[
+                "run",
+                "-p",
+                "strict",
+                "--report-fd",
+                "2",
+                "--",
+                "/bin/sh",
+                "-c",
+                &script,
+            ],
+        );
+        let mut out = child.child().stdout.take().unwrap();
         let mut buf = [0u8; 6];
         std::io::Read::read_exact(&mut out, &mut buf).unwrap();
         assert_eq!(&buf, b"ready\n");
@@ -63,23 +77,63 @@ both!(signals_are_forwarded_to_the_payload, |who| {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.child().stderr.as_mut().unwrap(), &mut err).unwrap();
+        let status = child.wait_within(Duration::from_secs(10));
         assert_eq!(rest, format!("got {name}\n"));
         assert_eq!(
             status.code(),
             Some(42),
             "payload's own exit status after {name}"
         );
+        let report: serde_json::Value = serde_json::from_str(&err).unwrap();
+        assert_eq!(
+            report["signals_forwarded"],
+            serde_json::json!([sig as i32]),
+            "{name}"
+        );
     }
 });
 
+both!(a_signal_before_execve_ends_the_run, |who| {
+    // SIGTERM while the sandbox is still being set up: init is held stopped (the supervisor
+    // resumes it), the signal is forwarded meanwhile, and the payload ends by it instead of
+    // the run hanging or the signal being lost.
+    let mut child = spawn(
+        who,
+        &["run", "-v", "-p", "strict", "--", "/bin/sleep", "30"],
+    );
+    let init = first_child(child.id());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init),
+        nix::sys::signal::Signal::SIGSTOP,
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait_within(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(128 + 15));
+});
+
 both!(orphans_are_reaped, |who| {
-    // A grandchild orphaned inside the sandbox must not stay a zombie: init reaps it.
-    let script = "sh -c 'sleep 0.2 & exit 0'; sleep 0.8; \
-                  for s in /proc/[0-9]*/status; do grep -q '^State:.*Z' $s 2>/dev/null && echo ZOMBIE $s; done; echo reaped";
-    let o = run(who, &["run", "-p", "strict", "--", "/bin/sh", "-c", script]);
-    assert_code(&o, 0);
-    assert_eq!(stdout(&o), "reaped\n");
+    // A grandchild orphaned inside the sandbox (its parent exits at once) must not stay a
+    // zombie: init, pid 1 with a pid namespace and a child subreaper without one, reaps it.
+    // The payload waits for the grandchild's pid to disappear, not for a fixed time.
+    let dir = Scratch::new("reap");
+    let nopid = dir.write(
+        "nopid.yaml",
+        "extends: strict\nlayers:\n  namespaces:\n    pid: false\n  filesystem:\n    mode: best-effort\n  landlock:\n    mode: off\n",
+    );
+    let script = "pid=$(sh -c 'sleep 0.1 >/dev/null & echo $!'); \
+                  for i in $(seq 500); do [ -e /proc/$pid ] || { echo reaped; exit 0; }; \
+                  grep -q '^State:.*Z' /proc/$pid/status 2>/dev/null && z=1; sleep 0.01; done; echo stuck${z:+ as a zombie}";
+    for profile in ["strict", nopid.as_str()] {
+        let o = run(who, &["run", "-p", profile, "--", "/bin/sh", "-c", script]);
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "reaped\n", "{profile}");
+    }
 });
 
 both!(payload_is_not_pid_one, |who| {
@@ -140,19 +194,26 @@ both!(report_matches_what_the_kernel_shows, |who| {
         .arg("0777")
         .arg(dir.path())
         .status();
-    let o = run(
-        who,
-        &[
-            "run",
-            "-p",
-            "strict",
-            "--report",
-            report.to_str().unwrap(),
-            "--",
-            "/bin/sh",
-            "-c",
-            "sleep 0.3; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status",
-        ],
+    // The payload waits on its stdin until the supervisor has observed it (a condition, not
+    // a fixed time).
+    let observed_run = |extra: &[&str], script: &str| -> std::process::Output {
+        let mut args = vec!["run", "-p", "strict", "--report", report.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
+        let mut cmd = command(who, &args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = Spawned::new(&mut cmd);
+        let mut stdin = child.child().stdin.take().unwrap();
+        wait_observed(child.id());
+        std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
+        drop(stdin);
+        child.output_within(DEADLINE)
+    };
+    let o = observed_run(
+        &[],
+        "read go; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status",
     );
     assert_code(&o, 0);
     let json: serde_json::Value =
@@ -196,25 +257,16 @@ both!(report_matches_what_the_kernel_shows, |who| {
         assert!(new_ns.contains(&k), "{k} namespace is new: {new_ns:?}");
     }
     // Switched off with --without: reported as skipped, and the kernel agrees.
-    let o = run(
-        who,
+    let o = observed_run(
         &[
-            "run",
-            "-p",
-            "strict",
             "--without",
             "process",
             "--without",
             "seccomp",
             "--without",
             "landlock",
-            "--report",
-            report.to_str().unwrap(),
-            "--",
-            "/bin/sh",
-            "-c",
-            "sleep 0.3",
         ],
+        "read go",
     );
     assert_code(&o, 0);
     let json: serde_json::Value =
@@ -269,30 +321,17 @@ both!(dry_run_creates_nothing_and_shows_the_plan, |who| {
     assert!(stdout(&o).contains("filesystem"), "{}", stdout(&o));
 });
 
-/// Host processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(marker) && !cmd.contains("lasagna") {
-                found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
-            }
-        }
-    }
-    found
-}
-
 both!(sandbox_dies_with_a_killed_launcher, |who| {
     for extra in [
         &[][..],
         &["--without", "namespaces", "--without", "filesystem"][..],
     ] {
-        let marker = format!("{}.{}", 300 + extra.len(), std::process::id());
+        // A sleep length unique to this variant (root and user run at the same time).
+        let marker = format!("{}{}.{}", 300 + extra.len(), who as u8, std::process::id());
         let mut args = vec!["run", "-p", "strict"];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--", "sleep", &marker]);
-        let mut child = command(who, &args).spawn().unwrap();
+        let mut child = Spawned::new(&mut command(who, &args));
         let deadline = Instant::now() + Duration::from_secs(5);
         while processes_with(&marker).is_empty() {
             assert!(Instant::now() < deadline, "payload never started");
@@ -303,7 +342,7 @@ both!(sandbox_dies_with_a_killed_launcher, |who| {
             nix::sys::signal::Signal::SIGKILL,
         )
         .unwrap();
-        let _ = child.wait();
+        let _ = child.wait_within(Duration::from_secs(10));
         let deadline = Instant::now() + Duration::from_secs(5);
         while !processes_with(&marker).is_empty() {
             assert!(
@@ -323,19 +362,17 @@ both!(nothing_of_the_sandbox_outlives_the_run, |who| {
     for round in 0..5 {
         // Unique per run: the root and the user variant run at the same time.
         let marker = format!("{}.{round}{}", 400 + who as u32, std::process::id());
+        // `&` forks at once: both exist when the shell exits.
         let script = format!(
-            "sleep {marker} & setsid sh -c 'trap \"\" TERM HUP; exec sleep {marker}' & \
-             sleep 0.05; exit 7"
+            "sleep {marker} & setsid sh -c 'trap \"\" TERM HUP; exec sleep {marker}' & exit 7"
         );
         // Only the launcher is waited for: no pipe that a leftover could hold open.
-        let status = command(
+        let mut cmd = command(
             who,
             &["run", "-p", "strict", "--", "/bin/sh", "-c", &script],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+        );
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let status = Spawned::new(&mut cmd).wait_within(Duration::from_secs(20));
         assert_eq!(status.code(), Some(7));
         let left = processes_with(&marker);
         assert!(left.is_empty(), "left behind after run returned: {left:?}");

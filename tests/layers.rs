@@ -4,6 +4,8 @@
 mod common;
 use common::*;
 
+use std::path::Path;
+
 fn sh(who: As, script: &str) -> std::process::Output {
     run(who, &["run", "-p", "strict", "--", "/bin/sh", "-c", script])
 }
@@ -404,11 +406,10 @@ fn unsafe_free_dup_into(cmd: &mut std::process::Command, target: i32) {
 }
 
 both!(environment_is_cleared_to_the_allow_list, |who| {
-    let o = command(who, &["run", "-p", "strict", "--", "/usr/bin/env"])
-        .env("AWS_SECRET_ACCESS_KEY", "hunter2")
-        .env("TERM", "xterm-test")
-        .output()
-        .unwrap();
+    let mut cmd = command(who, &["run", "-p", "strict", "--", "/usr/bin/env"]);
+    cmd.env("AWS_SECRET_ACCESS_KEY", "hunter2")
+        .env("TERM", "xterm-test");
+    let o = output_within(cmd, DEADLINE);
     assert_code(&o, 0);
     let out = stdout(&o);
     assert!(!out.contains("hunter2"), "{out}");
@@ -711,4 +712,126 @@ both!(binds_below_binds_land_on_the_checked_inode, |who| {
     assert_eq!(stdout(&o), "inner\nRead-only file system\n");
     // Nothing of the inner bind reached the host directory it was mounted on.
     assert!(!outer.join("sub").join("marker").exists());
+});
+
+// ---- behaviour that had no test ----------------------------------------------------------
+
+both!(kept_capabilities_are_ambient_and_work, |who| {
+    // `keep` leaves a capability in every set and raises it ambient, so it survives
+    // execve for an unprivileged uid: binding port 80 works with it, not without.
+    let dir = Scratch::new("keep");
+    let keep = dir.write(
+        "keep.yaml",
+        "extends: strict\nlayers:\n  capabilities:\n    keep: [net_bind_service]\n",
+    );
+    let script = "import socket\nprint([l.split()[1] for l in open('/proc/self/status') if l.startswith('CapAmb')][0])\ns = socket.socket()\ntry:\n  s.bind(('127.0.0.1', 80)); print('bound')\nexcept PermissionError:\n  print('denied')";
+    let c = Contrast::of(
+        who,
+        &["-p", &keep, "--without", "landlock"],
+        &["-p", "strict", "--without", "landlock"],
+        &["python3", "-c", script],
+    );
+    // CAP_NET_BIND_SERVICE is bit 10.
+    c.prints("0000000000000400\nbound\n", "0000000000000000\ndenied\n");
+});
+
+both!(every_rlimit_is_set_soft_equal_hard, |who| {
+    let dir = Scratch::new("rlimits-all");
+    let p = dir.write(
+        "p.yaml",
+        "extends: strict\nlayers:\n  rlimits:\n    nproc: 4000\n    core: 0\n    cpu: 7\n    as: 1G\n    stack: 4M\n    memlock: 64K\n",
+    );
+    let script = "for r in u c t v s l; do echo $(ulimit -S$r) $(ulimit -H$r); done";
+    let c = Contrast::run(
+        who,
+        &["-p", &p],
+        &["--without", "rlimits"],
+        &["/bin/bash", "-c", script],
+    );
+    assert_code(&c.with, 0);
+    assert_eq!(
+        stdout(&c.with),
+        "4000 4000\n0 0\n7 7\n1048576 1048576\n4096 4096\n64 64\n",
+        "nproc, core, cpu (s), as, stack, memlock (KiB)"
+    );
+    assert_ne!(
+        stdout(&c.without),
+        stdout(&c.with),
+        "control: the caller's limits"
+    );
+    // The cpu limit is enforced by the kernel: with soft = hard, a busy loop is killed
+    // (SIGKILL at the hard limit) after one second of CPU time.
+    let cpu = dir.write(
+        "cpu.yaml",
+        "extends: strict\nlayers:\n  rlimits:\n    cpu: 1\n",
+    );
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            &cpu,
+            "--",
+            "/bin/sh",
+            "-c",
+            "while :; do :; done",
+        ],
+    );
+    assert_code(&o, 128 + 9);
+});
+
+both!(ipc_time_and_cgroup_namespaces_are_the_sandboxs_own, |who| {
+    // Seen from inside: the payload's namespace links differ from the host's.
+    let host = |name: &str| std::fs::read_link(format!("/proc/self/ns/{name}")).unwrap();
+    let script =
+        "readlink /proc/self/ns/ipc /proc/self/ns/time /proc/self/ns/cgroup; cat /proc/self/cgroup";
+    let c = Contrast::run(
+        who,
+        &["-p", "strict"],
+        &[
+            "--without",
+            "namespaces",
+            "--without",
+            "filesystem",
+            "--without",
+            "landlock",
+        ],
+        &["/bin/sh", "-c", script],
+    );
+    assert_code(&c.with, 0);
+    let out = stdout(&c.with);
+    let lines: Vec<&str> = out.lines().collect();
+    for (line, name) in lines.iter().zip(["ipc", "time", "cgroup"]) {
+        assert_ne!(Path::new(line), host(name), "{name} namespace: {out}");
+    }
+    // The cgroup namespace's root is the sandbox's own cgroup: paths inside read as /.
+    assert!(lines[3..].iter().all(|l| l.ends_with(":/")), "{out}");
+    // Control: without the namespaces layer they are the host's.
+    let without = stdout(&c.without);
+    let lines: Vec<&str> = without.lines().collect();
+    for (line, name) in lines.iter().zip(["ipc", "time", "cgroup"]) {
+        assert_eq!(Path::new(line), host(name), "control: {name}");
+    }
+});
+
+both!(dev_holds_only_the_minimal_nodes, |who| {
+    let o = sh(who, "ls -A /dev | tr '\\n' ' '; echo; stat -c '%t:%T %n' /dev/null /dev/zero /dev/full /dev/random /dev/urandom");
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    let mut names: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    names.sort();
+    let mut want = vec![
+        "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty",
+        "urandom", "zero",
+    ];
+    if !Path::new("/dev/tty").exists() {
+        want.retain(|n| *n != "tty");
+    }
+    assert_eq!(names, want, "{out}");
+    // The nodes are the real devices (major:minor 1:3, 1:5, 1:7, 1:8, 1:9).
+    let devs: Vec<&str> = lines.map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(devs, ["1:3", "1:5", "1:7", "1:8", "1:9"], "{out}");
+    // Control: the host's /dev has far more (disks, ttys).
+    assert!(std::fs::read_dir("/dev").unwrap().count() > names.len() + 10);
 });

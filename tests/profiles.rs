@@ -4,6 +4,8 @@
 mod common;
 use common::*;
 
+use std::path::Path;
+
 fn check_error(yaml: &str, expect_loc: &str, expect_msg: &str) {
     let dir = Scratch::new("bad");
     let path = dir.write("bad.yaml", yaml);
@@ -326,3 +328,140 @@ fn an_error_in_an_extended_profile_points_into_that_file() {
     assert!(err.contains(&format!("{parent}:4:13:")), "{err}");
     assert!(err.contains("did you mean \"open\""), "{err}");
 }
+
+both!(the_profiles_command_runs_when_none_is_given, |who| {
+    let dir = Scratch::new("command");
+    let p = dir.write(
+        "cmd.yaml",
+        "extends: strict\ncommand: [/bin/sh, -c, \"echo from the profile\"]\n",
+    );
+    let o = run(who, &["run", "-p", &p]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "from the profile\n");
+    // A command on the line wins.
+    let o = run(who, &["run", "-p", &p, "--", "/bin/echo", "from the line"]);
+    assert_eq!(stdout(&o), "from the line\n");
+    // Control: without either, a usage error that says so.
+    let o = run(who, &["run", "-p", "strict"]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("has no `command`"), "{}", stderr(&o));
+});
+
+#[test]
+fn profiles_are_found_in_xdg_then_etc() {
+    let test = "profiles_are_found_in_xdg_then_etc";
+    if !can_run(test, As::Root) {
+        return;
+    }
+    let name = format!("lasagna-lookup-{}", std::process::id());
+    let xdg = Scratch::new("xdg");
+    std::fs::create_dir_all(xdg.path().join("lasagna/profiles")).unwrap();
+    let etc = Path::new("/etc/lasagna/profiles");
+    let made_etc = !etc.exists();
+    std::fs::create_dir_all(etc).unwrap();
+    let etc_file = etc.join(format!("{name}.yaml"));
+    std::fs::write(&etc_file, "extends: strict\ncommand: [/bin/echo, etc]\n").unwrap();
+    struct Undo(std::path::PathBuf, bool);
+    impl Drop for Undo {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+            if self.1 {
+                let _ = std::fs::remove_dir("/etc/lasagna/profiles");
+                let _ = std::fs::remove_dir("/etc/lasagna");
+            }
+        }
+    }
+    let _undo = Undo(etc_file, made_etc);
+    let with_xdg = |xdg_dir: &Path| {
+        let mut cmd = command(As::Root, &["run", "-p", &name]);
+        cmd.env("XDG_CONFIG_HOME", xdg_dir);
+        output_within(cmd, DEADLINE)
+    };
+    // Only /etc has it.
+    let o = with_xdg(xdg.path());
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "etc\n");
+    // The user's directory comes first.
+    xdg.write(
+        &format!("lasagna/profiles/{name}.yaml"),
+        "extends: strict\ncommand: [/bin/echo, xdg]\n",
+    );
+    let o = with_xdg(xdg.path());
+    assert_eq!(stdout(&o), "xdg\n");
+    // A shipped name wins over both.
+    xdg.write(
+        "lasagna/profiles/strict.yaml",
+        "extends: base\ncommand: [/bin/echo, shadowed]\n",
+    );
+    let mut cmd = command(
+        As::Root,
+        &["run", "-p", "strict", "--", "/bin/echo", "shipped"],
+    );
+    cmd.env("XDG_CONFIG_HOME", xdg.path());
+    assert_eq!(stdout(&output_within(cmd, DEADLINE)), "shipped\n");
+}
+
+both!(the_dry_run_report_is_the_plan, |who| {
+    let dir = Scratch::new("dry");
+    let marker = dir.path().join("ran");
+    let _ = std::process::Command::new("chmod")
+        .arg("0777")
+        .arg(dir.path())
+        .status();
+    let o = run(
+        who,
+        &[
+            "run",
+            "--dry-run",
+            "-p",
+            "strict",
+            "--report-fd",
+            "1",
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("touch {}", marker.display()),
+        ],
+    );
+    assert_code(&o, 0);
+    let text = stdout(&o);
+    // The table, then the JSON report.
+    let json = &text[text.find('{').unwrap()..];
+    let r: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert!(!marker.exists(), "a dry run runs nothing");
+    assert_eq!(r["profile"], "strict");
+    assert!(r["exit_code"].is_null() && r["ending"].is_null(), "{r:#}");
+    for l in [
+        "namespaces",
+        "filesystem",
+        "capabilities",
+        "rlimits",
+        "process",
+        "landlock",
+        "seccomp",
+    ] {
+        assert_eq!(layer_of(&r, l)["outcome"], "applied", "{l}");
+        assert_eq!(layer_of(&r, l)["decision"], "apply", "{l}");
+    }
+    assert_eq!(layer_of(&r, "cgroups")["outcome"], "skipped");
+    // A refused plan: exit 125 and the refusal in the report.
+    let o = run(
+        who,
+        &[
+            "run",
+            "--dry-run",
+            "-p",
+            "strict",
+            "--without",
+            "namespaces",
+            "--report-fd",
+            "1",
+            "--",
+            "/bin/true",
+        ],
+    );
+    assert_code(&o, 125);
+    let text = stdout(&o);
+    let r: serde_json::Value = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
+    assert_eq!(layer_of(&r, "filesystem")["outcome"], "refused", "{r:#}");
+});

@@ -249,8 +249,12 @@ fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ProfileError {
     // A file that is not a profile at all (`-p /etc/shadow`) must not be quoted back: every
     // quoted fragment of it is cut short and escaped.
     let message = cut_fragments(&message, 40);
-    let message = if message.contains("from_str_multiple") || message.contains("multiple documents")
-    {
+    let message = if let Some(what) = message.strip_prefix("budget breached: ") {
+        format!(
+            "the profile exceeds the YAML parser's limits ({what}): a real profile is far \
+             smaller, and this is how an alias bomb expands; nothing was read past the limit"
+        )
+    } else if message.contains("from_str_multiple") || message.contains("multiple documents") {
         "a profile is one YAML document; this file holds several (a `---` line starts another)"
             .to_string()
     } else {

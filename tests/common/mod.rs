@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -225,6 +226,17 @@ impl Spawned {
     }
 }
 
+impl From<Child> for Spawned {
+    /// A child spawned elsewhere (in a process group of its own, like every command here).
+    fn from(child: Child) -> Spawned {
+        let pgid = child.id() as i32;
+        Spawned {
+            child: Some(child),
+            pgid,
+        }
+    }
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -337,7 +349,8 @@ pub fn marker(tag: &str, who: As) -> String {
     )
 }
 
-/// Host pids of processes whose command line contains `needle`.
+/// Host pids of processes whose command line contains `needle`, lasagna's own (whose
+/// arguments hold the payload's command line) left out.
 pub fn processes_with(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -347,8 +360,13 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
         if pid == std::process::id() as i32 {
             continue;
         }
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd)
+        let raw = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let argv0 = raw.split(|b| *b == 0).next().unwrap_or_default();
+        let name = Path::new(std::ffi::OsStr::from_bytes(argv0)).file_name();
+        if name.is_some_and(|n| n == "lasagna" || n == "setpriv") {
+            continue;
+        }
+        if String::from_utf8_lossy(&raw)
             .replace('\0', " ")
             .contains(needle)
         {
@@ -373,6 +391,45 @@ pub fn first_child(pid: u32) -> i32 {
     });
     found
 }
+
+/// Wait until the supervisor `pid` has observed its payload: it holds a pidfd of a process
+/// that is not its direct child (the payload, found after execve) and is blocked in poll
+/// again. Then the payload may end without the report losing what the kernel showed.
+pub fn wait_observed(pid: u32) {
+    let init = first_child(pid);
+    wait_until(
+        "the supervisor to observe its payload",
+        Duration::from_secs(10),
+        || {
+            let holds_payload = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    info.lines()
+                        .find_map(|l| l.strip_prefix("Pid:"))
+                        .and_then(|p| p.trim().parse::<i32>().ok())
+                        .is_some_and(|p| p > 0 && p != init)
+                });
+            // Blocked in a syscall: /proc/PID/syscall starts with the number (poll, ppoll).
+            let blocked = std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+                .ok()
+                .and_then(|s| {
+                    s.split_whitespace()
+                        .next()
+                        .and_then(|n| n.parse::<i64>().ok())
+                })
+                .is_some_and(|n| POLL_SYSCALLS.contains(&n));
+            holds_payload && blocked
+        },
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+const POLL_SYSCALLS: &[i64] = &[7, 271];
+#[cfg(target_arch = "aarch64")]
+const POLL_SYSCALLS: &[i64] = &[73];
 
 /// The report entry of `layer` in a JSON report.
 pub fn layer_of<'a>(report: &'a serde_json::Value, layer: &str) -> &'a serde_json::Value {

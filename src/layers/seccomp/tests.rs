@@ -503,11 +503,7 @@ fn tiocsti_and_tioclinux_are_blocked_on_the_low_32_bits() {
         );
     }
     // other ioctls reach the kernel
-    let fionread = call(
-        Some(f),
-        nr("ioctl"),
-        [NEG1, FIONREAD, 0, 0, 0, 0],
-    );
+    let fionread = call(Some(f), nr("ioctl"), [NEG1, FIONREAD, 0, 0, 0, 0]);
     assert_eq!(fionread, Outcome::Err(Errno::EBADF));
 }
 
