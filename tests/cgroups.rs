@@ -486,8 +486,6 @@ fn cgroups_layer(r: &Value) -> &Value {
         .unwrap_or_else(|| panic!("no cgroups layer in the report: {r:#}"))
 }
 
-/// Host processes whose command line contains `marker`.
-
 /// Kills processes carrying the marker when dropped (a failed test leaves nothing behind).
 struct Marker(String);
 
