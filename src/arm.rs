@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use nix::sched::CloneFlags;
 
+use crate::launch::Layer;
 use crate::layers::namespaces::Kind;
 use crate::layers::rlimits::Limit;
-use crate::layers::{capabilities, filesystem, landlock, process, seccomp, Layer};
+use crate::layers::{capabilities, filesystem, landlock, process, seccomp};
 use crate::plan::Plan;
 use crate::profile::{Profile, Requirement};
 use crate::sandbox::{Armed, Exec};

@@ -17,6 +17,7 @@ pub mod launch;
 pub mod layers;
 pub mod observe;
 pub mod plan;
+pub mod procfs;
 pub mod profile;
 pub mod report;
 pub mod sandbox;
@@ -26,3 +27,4 @@ pub mod sys;
 #[doc(hidden)]
 pub mod testing;
 pub mod text;
+pub mod types;

@@ -4,9 +4,10 @@
 use serde::Serialize;
 
 use crate::host::Host;
+use crate::launch::{Decision, Layer};
 use crate::layers::filesystem::{view, FsPlan};
 use crate::layers::namespaces::{IdMaps, Kind};
-use crate::layers::{cgroups, landlock, seccomp, Decision, Layer};
+use crate::layers::{cgroups, landlock, seccomp};
 use crate::profile::{Profile, Requirement};
 
 /// The decision for one layer, with notes worth telling the user.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::layers::{Decision, Layer};
+use crate::launch::{Decision, Layer};
 use crate::observe::Observation;
 use crate::plan::Plan;
 use crate::profile::Requirement;

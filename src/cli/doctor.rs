@@ -30,7 +30,7 @@ fn finding(
 }
 
 pub fn doctor(json: bool) -> Result<i32, Error> {
-    let host = Host::probe();
+    let host = Host::probe(crate::host::Needs::ALL);
     let mut out = Vec::new();
     out.push(finding(
         "host",

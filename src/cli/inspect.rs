@@ -2,13 +2,14 @@
 
 use crate::cli::{Error, ProfilesAction};
 use crate::host::Host;
-use crate::layers::{self, Decision, Layer};
+use crate::launch::{Decision, Layer};
+use crate::layers;
 use crate::plan;
 use crate::profile::{self, Profile, SHIPPED};
 
 /// `check`: every profile loads, and no required layer is refused on this host.
 pub fn check(names: &[String]) -> Result<i32, Error> {
-    let host = Host::probe();
+    let host = Host::probe(crate::host::Needs::ALL);
     let mut findings = 0;
     for name in names {
         match profile::load(name) {
@@ -67,7 +68,7 @@ pub fn explain_layer(p: &Profile, host: &Host, plan: &plan::Plan, layer: Layer) 
 
 pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
     let p = profile::load(name)?;
-    let host = Host::probe();
+    let host = Host::probe(crate::host::Needs::ALL);
     let plan = plan::plan(&p, &host, without, None);
     use crate::text::escape;
     println!(

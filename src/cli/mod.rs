@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::layers::Layer;
+use crate::launch::Layer;
 use crate::profile::ProfileError;
 
 #[derive(Debug, Parser)]
@@ -119,7 +119,7 @@ fn parse_layer(s: &str) -> Result<Layer, String> {
 }
 
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    crate::profile::types::parse_duration(s)
+    crate::types::parse_duration(s)
 }
 
 /// Errors that end a command, each with its exit code.

@@ -2,7 +2,7 @@
 
 use crate::cli::{Error, RunArgs};
 use crate::host::Host;
-use crate::layers::{Decision, Layer};
+use crate::launch::{Decision, Layer};
 use crate::{arm, plan, profile, report, supervisor};
 
 pub fn run(args: RunArgs) -> Result<i32, Error> {
@@ -28,7 +28,9 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         (None, Some(fd)) => Some(report::Sink::from_fd(fd).map_err(Error::Io)?),
         (None, None) => None,
     };
-    let host = Host::probe_for(&profile);
+    let host = Host::probe(crate::host::Needs {
+        cgroups: profile.cgroups.is_some(),
+    });
     let plan = plan::plan(&profile, &host, &args.without, args.timeout);
     let refusals: Vec<String> = plan
         .refusals()

@@ -6,13 +6,13 @@
 
 use std::str::FromStr;
 
-use crate::profile::types::Spanned;
+use crate::types::Spanned;
 use serde::Deserialize;
 
 use crate::launch::At;
-use crate::layers::{ChildContext, ChildError};
-use crate::profile::types::{Loc, ProfileError, Requirement};
+use crate::launch::{ChildContext, ChildError};
 use crate::sys;
+use crate::types::{Loc, ProfileError, Requirement};
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

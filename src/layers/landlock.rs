@@ -55,7 +55,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 
-use crate::profile::types::Spanned;
+use crate::types::Spanned;
 use landlock::{
     make_bitflags, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
     Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
@@ -64,8 +64,8 @@ use nix::errno::Errno;
 use nix::sys::stat::SFlag;
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{ChildContext, ChildError, Decision};
-use crate::profile::types::{parse_path, Loc, ProfileError, Requirement, SandboxPath};
+use crate::launch::{ChildContext, ChildError, Decision};
+use crate::types::{parse_path, Loc, ProfileError, Requirement, SandboxPath};
 
 const LAYER: crate::launch::At = crate::launch::At::Landlock;
 
@@ -747,6 +747,17 @@ pub enum Enforcement {
     None,
 }
 
+/// What the payload's Landlock step reported before execve: the kernel's own status of
+/// the ruleset it enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LandlockSeen {
+    pub enforcement: crate::layers::landlock::Enforcement,
+    pub abi: u32,
+    pub path_rules: u32,
+    pub port_rules: u32,
+    pub skipped_missing: u32,
+}
+
 /// `L` record of the status pipe: what the kernel said it enforced, written by the payload
 /// right after `landlock_restrict_self` into a stack buffer (no allocation).
 pub fn encode_status(st: &AppliedStatus, buf: &mut [u8]) -> usize {
@@ -766,7 +777,7 @@ pub fn encode_status(st: &AppliedStatus, buf: &mut [u8]) -> usize {
 }
 
 /// The supervisor's side of [`encode_status`] (without the `L` and the newline).
-pub fn decode_status(body: &[u8]) -> Option<crate::supervisor::LandlockSeen> {
+pub fn decode_status(body: &[u8]) -> Option<LandlockSeen> {
     let text = std::str::from_utf8(body).ok()?;
     let mut parts = text.split('\t');
     let enforcement = match parts.next()? {
@@ -776,7 +787,7 @@ pub fn decode_status(body: &[u8]) -> Option<crate::supervisor::LandlockSeen> {
         _ => return None,
     };
     let mut num = || parts.next()?.parse::<u32>().ok();
-    Some(crate::supervisor::LandlockSeen {
+    Some(LandlockSeen {
         enforcement,
         abi: num()?,
         path_rules: num()?,

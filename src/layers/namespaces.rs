@@ -7,10 +7,10 @@
 //! Child side: hostname, loopback up, and the time/cgroup namespaces, which `unshare`
 //! gives to children (the payload) rather than to init itself.
 
-use crate::profile::types::Spanned;
+use crate::types::Spanned;
 use serde::Deserialize;
 
-use crate::profile::types::{Loc, ProfileError, Requirement};
+use crate::types::{Loc, ProfileError, Requirement};
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -365,7 +365,7 @@ pub fn explain(cfg: &Config, as_root: bool) -> Vec<String> {
 
 /// Who else runs as host uid `uid` now, and what they can do to a sandbox that does too.
 pub fn shared_uid(uid: u32) -> String {
-    let name = crate::host::user_name(uid)
+    let name = crate::procfs::user_name(uid)
         .map(|n| format!(" ({n})"))
         .unwrap_or_default();
     let mut comms = Vec::new();
@@ -378,7 +378,7 @@ pub fn shared_uid(uid: u32) -> String {
         else {
             continue;
         };
-        let Ok(status) = crate::host::read_proc_file(&e.path().join("status")) else {
+        let Ok(status) = crate::procfs::read_proc_file(&e.path().join("status")) else {
             continue;
         };
         let runs_as = status

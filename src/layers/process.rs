@@ -8,15 +8,13 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use crate::profile::types::Spanned;
+use crate::types::Spanned;
 use serde::Deserialize;
 
 use crate::launch::At;
-use crate::layers::{ChildContext, ChildError};
-use crate::profile::types::{
-    parse_duration, parse_path, Loc, ProfileError, Requirement, SandboxPath,
-};
+use crate::launch::{ChildContext, ChildError};
 use crate::sys;
+use crate::types::{parse_duration, parse_path, Loc, ProfileError, Requirement, SandboxPath};
 
 /// Names kept from the caller's environment when the profile gives no `env.allow`.
 pub const DEFAULT_ENV_ALLOW: &[&str] = &[
@@ -29,6 +27,9 @@ pub const DEFAULT_ENV_ALLOW: &[&str] = &[
     "NO_COLOR",
 ];
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Most fds a profile or the command line may pass into the sandbox (the child keeps them
+/// in a fixed array while it closes everything else).
+pub const MAX_PASS_FDS: usize = 61;
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -117,14 +118,14 @@ impl Section {
                 pass_fds.push(raw.value as i32);
             }
         }
-        if pass_fds.len() > crate::sandbox::MAX_PASS_FDS {
+        if pass_fds.len() > MAX_PASS_FDS {
             return Err(ProfileError {
                 file: Default::default(),
                 loc: None,
                 message: format!(
                     "pass-fds lists {} fds; at most {} can be passed",
                     pass_fds.len(),
-                    crate::sandbox::MAX_PASS_FDS
+                    MAX_PASS_FDS
                 ),
                 hint: None,
             });
@@ -270,7 +271,7 @@ pub fn child_rearm_parent_death(
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .step(At::PayloadParentDeath, "set parent-death signal")?;
         if nix::unistd::getppid() != parent {
-            sys::exit_now(crate::sandbox::EXIT_SETUP_FAILED);
+            sys::exit_now(crate::launch::EXIT_SETUP_FAILED);
         }
     }
     Ok(())

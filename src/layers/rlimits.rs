@@ -1,11 +1,11 @@
 //! The `rlimits` layer: per-process resource limits set in the payload before execve.
 //! Soft and hard limits are set to the same value, so the payload cannot raise them.
 
-use crate::profile::types::Spanned;
+use crate::types::Spanned;
 use serde::Deserialize;
 
-use crate::layers::ChildError;
-use crate::profile::types::{parse_duration, parse_size, Loc, ProfileError, Requirement};
+use crate::launch::ChildError;
+use crate::types::{parse_duration, parse_size, Loc, ProfileError, Requirement};
 
 const LAYER: crate::launch::At = crate::launch::At::Rlimits;
 

@@ -6,18 +6,17 @@
 //! parsed at run time: [`shipped`] holds them compiled from the same YAML.
 
 pub mod shipped;
-pub mod types;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::profile::types::Spanned;
+use crate::types::Spanned;
 use serde::Deserialize;
 
 use crate::layers::{
     capabilities, cgroups, filesystem, landlock, namespaces, process, rlimits, seccomp,
 };
-pub use types::{Loc, ProfileError, Requirement, SandboxPath};
+pub use crate::types::{Loc, ProfileError, Requirement, SandboxPath};
 
 /// Largest profile file accepted.
 pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
@@ -544,8 +543,8 @@ fn validate(
 
 impl Profile {
     /// Whether the profile has a section for `layer`.
-    pub fn section_present(&self, layer: crate::layers::Layer) -> bool {
-        use crate::layers::Layer;
+    pub fn section_present(&self, layer: crate::launch::Layer) -> bool {
+        use crate::launch::Layer;
         match layer {
             Layer::Namespaces => self.namespaces.is_some(),
             Layer::Filesystem => self.filesystem.is_some(),
@@ -559,8 +558,8 @@ impl Profile {
     }
 
     /// The mode each layer was asked for; a layer without a section is off.
-    pub fn requested(&self, layer: crate::layers::Layer) -> Requirement {
-        use crate::layers::Layer;
+    pub fn requested(&self, layer: crate::launch::Layer) -> Requirement {
+        use crate::launch::Layer;
         match layer {
             Layer::Namespaces => self.namespaces.as_ref().map(|c| c.mode),
             Layer::Filesystem => self.filesystem.as_ref().map(|c| c.mode),

@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 
 use super::{fail, payload_main, Armed, ChildFds, EXIT_SETUP_FAILED};
 use crate::launch::At;
-use crate::layers::ChildError;
+use crate::launch::ChildError;
 use crate::sys;
 
 /// Signals the supervisor forwards to the payload (through init).

@@ -13,19 +13,14 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
 use crate::launch::At;
+use crate::launch::{ChildContext, ChildError};
 use crate::layers::rlimits::Limit;
-use crate::layers::{
-    capabilities, filesystem, landlock, process, seccomp, ChildContext, ChildError,
-};
+use crate::layers::{capabilities, filesystem, landlock, process, seccomp};
 use crate::plan::{Identity, Plan, Switch};
 use crate::sys;
 
-/// Exit status of the child when lasagna itself failed.
-pub const EXIT_SETUP_FAILED: i32 = 125;
-pub const EXIT_NOT_EXECUTABLE: i32 = 126;
-pub const EXIT_NOT_FOUND: i32 = 127;
-/// Most fds a profile or the command line may pass into the sandbox.
-pub const MAX_PASS_FDS: usize = 61;
+pub use crate::launch::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
+pub use crate::layers::process::MAX_PASS_FDS;
 
 /// The command to execute, resolved to candidate paths before the clone.
 #[derive(Debug)]

@@ -90,16 +90,7 @@ impl std::fmt::Display for ChildFailure {
     }
 }
 
-/// What the payload's Landlock step reported before execve: the kernel's own status of
-/// the ruleset it enforced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct LandlockSeen {
-    pub enforcement: crate::layers::landlock::Enforcement,
-    pub abi: u32,
-    pub path_rules: u32,
-    pub port_rules: u32,
-    pub skipped_missing: u32,
-}
+pub use crate::layers::landlock::LandlockSeen;
 
 /// The status pipe's records: `L…\n` (Landlock's status, from the payload), then at most
 /// one `F…` failure (the writer exits after it). EOF with no failure: execve succeeded.
@@ -396,7 +387,7 @@ fn setup_failed(failure: ChildFailure, start: Instant) -> Outcome {
         warnings: Vec::new(),
         host_ids: None,
         wall: start.elapsed(),
-        exit_code: crate::sandbox::EXIT_SETUP_FAILED,
+        exit_code: crate::launch::EXIT_SETUP_FAILED,
     }
 }
 
@@ -650,14 +641,14 @@ fn wait_loop(
         (Some(e), _) => e.exit_code(),
         (None, Some(WaitStatus::Exited(_, c))) => c,
         (None, Some(WaitStatus::Signaled(_, s, _))) => 128 + s as i32,
-        _ => crate::sandbox::EXIT_SETUP_FAILED,
+        _ => crate::launch::EXIT_SETUP_FAILED,
     };
     let exit_code = if timed_out {
         124
     } else if let Some(f) = &failure {
         match f.at {
             At::Exec => init_code,
-            _ => crate::sandbox::EXIT_SETUP_FAILED,
+            _ => crate::launch::EXIT_SETUP_FAILED,
         }
     } else if let Some(e) = ended {
         e.exit_code()

@@ -594,7 +594,7 @@ fn sweep_one(dir: &Path) -> Result<(), CgroupError> {
 /// the configured parent) in every mounted hierarchy.
 pub fn sweep_parents(
     host: &super::CgroupHost,
-    parent: Option<&crate::profile::types::SandboxPath>,
+    parent: Option<&crate::types::SandboxPath>,
 ) -> Vec<PathBuf> {
     let rel = |own: &str| {
         parent

@@ -18,7 +18,6 @@
 //!   gives CLONE_INTO_CGROUP placement, `cgroup.kill` and `cpu.stat` without the freezer.
 
 mod active;
-pub mod host;
 pub mod v1;
 pub mod v2;
 
@@ -30,16 +29,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::profile::types::Spanned;
+use crate::types::Spanned;
 use nix::sys::resource::Resource;
 use nix::unistd::{access, AccessFlags};
 use serde::Deserialize;
 
-use crate::layers::Decision;
-use crate::profile::types::{parse_size, Loc, ProfileError, Requirement, SandboxPath};
+use crate::launch::Decision;
+use crate::types::{parse_size, Loc, ProfileError, Requirement, SandboxPath};
 
+use crate::host::cgroups as host;
+pub use crate::host::cgroups::{CgroupHost, Layout};
 pub use active::{sweep_parents, sweep_stale, ActiveCgroup, OomKill, Placement, Usage};
-pub use host::{CgroupHost, Layout};
 
 /// cpu.max / cfs period: 100 ms, the kernel default.
 pub const CPU_PERIOD_US: u64 = 100_000;
@@ -202,7 +202,7 @@ impl CgroupsSection {
         )?;
         let parent = match &self.parent {
             None => None,
-            Some(raw) => Some(crate::profile::types::parse_path(raw).map_err(|e| {
+            Some(raw) => Some(crate::types::parse_path(raw).map_err(|e| {
                 e.hint("write the cgroup path from the hierarchy root, e.g. /lasagna")
             })?),
         };

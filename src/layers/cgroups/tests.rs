@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::Pid;
 
 use super::*;
-use crate::layers::Decision;
+use crate::launch::Decision;
 
 static KERNEL: Mutex<()> = Mutex::new(());
 

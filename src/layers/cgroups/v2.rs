@@ -78,7 +78,7 @@ fn max_value(bytes: u64) -> MaxValue {
 
 /// Enable `wanted` in `parent/cgroup.subtree_control` where missing; returns what it enabled.
 pub fn enable_controllers(parent: &Path, wanted: &[&str]) -> Result<Vec<String>, CgroupError> {
-    let enabled = super::host::read_words(&parent.join("cgroup.subtree_control"));
+    let enabled = crate::host::cgroups::read_words(&parent.join("cgroup.subtree_control"));
     let missing: Vec<String> = wanted
         .iter()
         .filter(|c| !enabled.iter().any(|e| e == *c))

@@ -16,9 +16,9 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 
-use crate::layers::{ChildContext, ChildError};
-use crate::profile::types::SandboxPath;
+use crate::launch::{ChildContext, ChildError};
 use crate::sys;
+use crate::types::SandboxPath;
 
 use super::view::{FsPlan, Site, What};
 use super::BindAccess;

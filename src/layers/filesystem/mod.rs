@@ -22,10 +22,10 @@ pub mod view;
 
 use std::collections::HashMap;
 
-use crate::profile::types::Spanned;
+use crate::types::Spanned;
 use serde::Deserialize;
 
-use crate::profile::types::{parse_path, parse_size, Loc, ProfileError, Requirement, SandboxPath};
+use crate::types::{parse_path, parse_size, Loc, ProfileError, Requirement, SandboxPath};
 
 pub use apply::{child_apply, prepare, Prepared};
 pub use explain::explain;

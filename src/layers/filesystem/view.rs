@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::hostfs::{self, Kind, Links, Meta, WalkError};
-use crate::profile::types::SandboxPath;
+use crate::types::SandboxPath;
 
 use super::{BindAccess, Config, Op, LAYER};
 

@@ -16,15 +16,15 @@ mod tables;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::profile::types::Spanned;
+use crate::types::Spanned;
 use nix::errno::Errno;
 use seccompiler::{BpfProgram, SeccompAction};
 use serde::Deserialize;
 
-use crate::host::read_proc_file;
-use crate::layers::{ChildContext, ChildError, Decision};
-use crate::profile::types::{Loc, ProfileError, Requirement};
+use crate::launch::{ChildContext, ChildError, Decision};
+use crate::procfs::read_proc_file;
 use crate::sys::seccomp as sys;
+use crate::types::{Loc, ProfileError, Requirement};
 
 pub use bpf::{CmpOp, Width};
 pub use tables::Arch;

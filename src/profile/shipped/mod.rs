@@ -7,7 +7,7 @@
 //! about 0.2 ms. A test fails while the JSON and the YAML disagree.
 
 use super::ProfileFile;
-use crate::profile::types::PlainSpans;
+use crate::types::PlainSpans;
 
 /// `(name, JSON)` of every shipped profile, in the order of `profile::SHIPPED`.
 const JSON: &[(&str, &str)] = &[

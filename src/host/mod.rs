@@ -6,8 +6,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::layers::cgroups::CgroupHost;
-use crate::profile::Profile;
+pub mod cgroups;
+
+use crate::procfs::{kernel_at_least, read_proc_file};
+pub use cgroups::CgroupHost;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Host {
@@ -33,8 +35,8 @@ pub struct Host {
     pub landlock_abi: u32,
     /// Linux 5.12+: `mount_setattr` and the detached-mount calls the filesystem layer uses.
     pub mount_api: bool,
-    /// Mounted cgroup hierarchies and our place in them; left empty by `probe_for` when the
-    /// profile has no cgroups section.
+    /// Mounted cgroup hierarchies and our place in them; left empty when `Needs` leaves
+    /// them out.
     #[serde(skip)]
     pub cgroups: CgroupHost,
 }
@@ -45,27 +47,22 @@ fn read_trim(root: &Path, rel: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// A whole /proc or /sys file as text. Such files report size 0, so `fs::read_to_string`
-/// stats them and then reads in 32-byte steps that double; a 4 KiB buffer takes the usual
-/// file in one read, plus the read that sees EOF (`Take` hides the size hint, so no stat).
-pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut buf = Vec::with_capacity(4096);
-    (&file).take(u64::MAX).read_to_end(&mut buf)?;
-    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+/// What a probe is asked to look at beyond the basics: the cgroup hierarchies are read only
+/// when a plan needs them (their probe reads /proc/self/mountinfo, the costliest file here:
+/// the kernel renders every mount).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub cgroups: bool,
+}
+
+impl Needs {
+    pub const ALL: Needs = Needs { cgroups: true };
 }
 
 impl Host {
-    pub fn probe() -> Host {
-        Host::probe_at(Path::new("/"))
-    }
-
-    /// What planning `profile` consults. The cgroup hierarchies are read only when the
-    /// profile has a cgroups section: nothing else looks at them, and their probe reads
-    /// /proc/self/mountinfo, the costliest file here (the kernel renders every mount).
-    pub fn probe_for(profile: &Profile) -> Host {
-        let cgroups = if profile.cgroups.is_some() {
+    /// Probe this host for what `needs` says.
+    pub fn probe(needs: Needs) -> Host {
+        let cgroups = if needs.cgroups {
             CgroupHost::probe()
         } else {
             CgroupHost {
@@ -119,7 +116,7 @@ impl Host {
                 .unwrap_or(40),
             time_namespace: root.join("proc/self/ns/time").exists(),
             cgroup_namespace: root.join("proc/self/ns/cgroup").exists(),
-            landlock_abi: crate::layers::landlock::host_abi(),
+            landlock_abi: crate::sys::landlock::abi_version().unwrap_or(0),
             mount_api: uname
                 .as_ref()
                 .is_some_and(|u| kernel_at_least(&u.release().to_string_lossy(), 5, 12)),
@@ -157,28 +154,6 @@ impl Host {
             ));
         }
         None
-    }
-}
-
-/// The user name of `uid` in /etc/passwd, if it has one.
-pub fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let id: u32 = f.nth(1)?.parse().ok()?;
-        (id == uid).then(|| name.to_string())
-    })
-}
-
-/// Whether a kernel release string (`6.1.0-26-amd64`) is at least `major.minor`.
-pub fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
-    let mut it = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse::<u32>().ok());
-    match (it.next(), it.next()) {
-        (Some(a), Some(b)) => (a, b) >= (major, minor),
-        _ => false,
     }
 }
 

@@ -58,7 +58,7 @@ pub struct CgroupHost {
 impl CgroupHost {
     /// Probe the running system.
     pub fn probe() -> CgroupHost {
-        let read = |p: &str| crate::host::read_proc_file(Path::new(p)).unwrap_or_default();
+        let read = |p: &str| crate::procfs::read_proc_file(Path::new(p)).unwrap_or_default();
         let mountinfo = read("/proc/self/mountinfo");
         let own = read("/proc/self/cgroup");
         CgroupHost::from_tables(&mountinfo, &own)
