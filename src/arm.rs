@@ -1,26 +1,29 @@
 //! Plan → [`Armed`]: everything the child will need, prepared in the supervisor before the
-//! clone (step 0). No side effects: this only computes.
+//! clone (step 0), from the plan alone. No side effects: this only computes.
 
 use std::ffi::CString;
-use std::time::Duration;
 
 use nix::sched::CloneFlags;
 
 use crate::launch::Layer;
 use crate::layers::namespaces::Kind;
-use crate::layers::rlimits::Limit;
 use crate::layers::{capabilities, filesystem, landlock, process, seccomp};
 use crate::plan::Plan;
-use crate::profile::{Profile, Requirement};
+use crate::profile::Requirement;
 use crate::sandbox::{Armed, Exec};
 
-pub fn arm(
-    profile: &Profile,
-    plan: Plan,
-    command: &[String],
-    timeout: Option<Duration>,
-    pass_fds: &[i32],
-) -> Result<Armed, String> {
+/// Why a plan could not be armed: each names what the user gave that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ArmError {
+    /// The command line asks for something impossible (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A filter or other child data could not be built (exit 125).
+    #[error("{layer}: {what}")]
+    Prepare { layer: Layer, what: String },
+}
+
+pub fn arm(plan: Plan, command: &[String], pass_fds: &[i32]) -> Result<Armed, ArmError> {
     let clone_flags = plan
         .namespaces
         .iter()
@@ -33,12 +36,6 @@ pub fn arm(
     if plan.has(Kind::Cgroup) {
         unshare_for_payload |= CloneFlags::CLONE_NEWCGROUP;
     }
-    let ns = profile.namespaces.as_ref();
-    let hostname = if plan.has(Kind::Uts) {
-        ns.map(|c| c.hostname.clone())
-    } else {
-        None
-    };
     let fs_required = plan.get(Layer::Filesystem).requested == Requirement::Required;
     let filesystem = plan
         .filesystem
@@ -49,107 +46,82 @@ pub fn arm(
         .as_ref()
         .map(|fs| fs.creates.clone())
         .unwrap_or_default();
-    let capabilities = plan
-        .applies(Layer::Capabilities)
-        .then_some(profile.capabilities.as_ref())
-        .flatten()
-        .map(capabilities::prepare);
-    let mut rlimits = plan
-        .applies(Layer::Rlimits)
-        .then_some(profile.rlimits.as_ref())
-        .flatten()
-        .map(|c| c.limits.clone())
-        .unwrap_or_default();
-    // cgroup limits the host cannot give, approximated by rlimits (best-effort cgroups).
-    for f in &plan.cgroup_fallback {
-        use nix::sys::resource::Resource;
-        let limit = match f.resource {
-            Resource::RLIMIT_AS => Limit::As,
-            Resource::RLIMIT_NPROC => Limit::Nproc,
-            Resource::RLIMIT_CPU => Limit::Cpu,
-            _ => continue,
-        };
-        match rlimits.iter_mut().find(|(l, _)| *l == limit) {
-            Some((_, v)) => *v = Some(v.map_or(f.limit, |old| old.min(f.limit))),
-            None => rlimits.push((limit, Some(f.limit))),
-        }
-    }
-    let process_cfg = plan
-        .applies(Layer::Process)
-        .then_some(profile.process.as_ref())
-        .flatten();
-    let caller_env: Vec<_> = std::env::vars_os().collect();
-    let envp = process::build_env(process_cfg, &caller_env);
-    let cwd = match process_cfg.and_then(|c| c.cwd.as_ref()) {
-        Some(p) => p.as_str().to_string(),
-        None if filesystem.is_some() => "/".to_string(),
-        None => std::env::current_dir()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "/".into()),
-    };
-    // The supervisor enforces the timeout: it holds even with the process layer off.
-    let timeout = timeout.or(profile.process.as_ref().and_then(|c| c.timeout));
-    let exec = Exec::new(command, envp)?;
-    let landlock = plan.landlock.as_ref().map(landlock::prepare);
-    let (seccomp, init_seccomp) = match profile
-        .seccomp
+    let cfg = &plan.config;
+    let capabilities = cfg
+        .capabilities
         .as_ref()
-        .filter(|_| plan.applies(Layer::Seccomp))
-    {
+        .map(|c| capabilities::prepare(c, plan.cap_last_cap));
+    let caller_env: Vec<_> = std::env::vars_os().collect();
+    let envp = process::build_env(cfg.process.as_ref(), &caller_env);
+    let exec = Exec::new(command, envp).map_err(ArmError::Usage)?;
+    let landlock = plan.landlock.as_ref().map(landlock::prepare);
+    let prepare = |what: String| ArmError::Prepare {
+        layer: Layer::Seccomp,
+        what,
+    };
+    let (seccomp, init_seccomp) = match &cfg.seccomp {
         Some(policy) => (
             Some(
                 seccomp::prepare(policy, plan.landlock_net_rules)
-                    .map_err(|e| format!("seccomp: prepare: {e}"))?,
+                    .map_err(|e| prepare(format!("prepare: {e}")))?,
             ),
             Some(
                 seccomp::prepare_init()
-                    .map_err(|e| format!("seccomp: prepare init filter: {e}"))?,
+                    .map_err(|e| prepare(format!("prepare init filter: {e}")))?,
             ),
         ),
         None => (None, None),
     };
     // Fds that stay open in the payload: the profile's and the command line's, each open
     // now (a closed one would be a silent no-op).
-    let mut pass: Vec<i32> = process_cfg.map(|c| c.pass_fds.clone()).unwrap_or_default();
+    let mut pass: Vec<i32> = cfg
+        .process
+        .as_ref()
+        .map(|c| c.pass_fds.clone())
+        .unwrap_or_default();
     for fd in pass_fds {
         if !pass.contains(fd) {
             pass.push(*fd);
         }
     }
     if pass.len() > crate::sandbox::MAX_PASS_FDS {
-        return Err(format!(
+        return Err(ArmError::Usage(format!(
             "{} fds to pass; at most {} can be passed",
             pass.len(),
             crate::sandbox::MAX_PASS_FDS
-        ));
+        )));
     }
     for fd in &pass {
         if !crate::sys::fd_is_open(*fd) {
-            return Err(format!("--pass-fd {fd}: fd {fd} is not open"));
+            return Err(ArmError::Usage(format!(
+                "--pass-fd {fd}: fd {fd} is not open"
+            )));
         }
     }
+    let cwd = CString::new(plan.cwd.as_str())
+        .map_err(|_| ArmError::Usage("working directory contains a NUL byte".into()))?;
     Ok(Armed {
         reap_by_children: !plan.has(Kind::Pid),
         pass_fds: pass,
         clone_flags,
         unshare_for_payload,
-        hostname,
+        hostname: plan.hostname.clone(),
         loopback: plan.has(Kind::Net),
         filesystem,
         host_creates,
         host_owner: plan.identity.host_ids_if_root(),
         capabilities,
-        rlimits,
-        process: process_cfg.map(process::prepare),
+        rlimits: plan.rlimits.clone(),
+        process: cfg.process.as_ref().map(process::prepare),
         landlock,
         seccomp,
         init_seccomp,
         cgroup: plan.cgroup.clone(),
         cgroup_sweep: plan.cgroup_sweep.clone(),
         identity: plan.identity.clone(),
-        cwd: CString::new(cwd).map_err(|_| "working directory contains a NUL byte")?,
+        cwd,
         exec,
-        timeout,
+        timeout: plan.timeout,
         observe: true,
         plan,
     })

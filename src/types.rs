@@ -321,3 +321,87 @@ mod tests {
         assert!(parse_duration("-1").is_err());
     }
 }
+
+// ---- merging sections (`extends`) ----------------------------------------------------------
+
+/// How a profile section combines with the one it extends: the child's section is laid
+/// over its parent's. Implemented with [`merge_fields!`](crate::merge_fields), which names
+/// each field's rule where the struct is declared, so a new field without a rule does not
+/// compile.
+pub trait Merge {
+    fn merge(parent: Self, child: Self) -> Self;
+}
+
+/// The per-field rules [`merge_fields!`](crate::merge_fields) uses.
+pub mod merge {
+    use super::Merge;
+
+    /// A value the child sets replaces the parent's.
+    pub fn or<T>(parent: Option<T>, child: Option<T>) -> Option<T> {
+        child.or(parent)
+    }
+
+    /// Lists (and maps) join: the parent's entries first, then the child's.
+    pub fn append<T: Append>(parent: T, child: T) -> T {
+        T::append(parent, child)
+    }
+
+    /// A sub-section present in both merges field by field.
+    pub fn nested<T: Merge>(parent: Option<T>, child: Option<T>) -> Option<T> {
+        match (parent, child) {
+            (Some(p), Some(c)) => Some(T::merge(p, c)),
+            (p, c) => c.or(p),
+        }
+    }
+
+    /// What [`append`] can join.
+    pub trait Append {
+        fn append(parent: Self, child: Self) -> Self;
+    }
+
+    impl<T> Append for Vec<T> {
+        fn append(mut parent: Self, child: Self) -> Self {
+            parent.extend(child);
+            parent
+        }
+    }
+
+    impl<K: Ord, V> Append for std::collections::BTreeMap<K, V> {
+        fn append(mut parent: Self, child: Self) -> Self {
+            parent.extend(child);
+            parent
+        }
+    }
+
+    impl<T: Append> Append for Option<T> {
+        fn append(parent: Self, child: Self) -> Self {
+            match (parent, child) {
+                (Some(p), Some(c)) => Some(T::append(p, c)),
+                (p, c) => c.or(p),
+            }
+        }
+    }
+}
+
+/// `merge_fields!(Section { a: or, b: append, c: nested })` implements [`Merge`] for
+/// `Section` with one rule per field from [`merge`].
+#[macro_export]
+macro_rules! merge_fields {
+    ($ty:ident { $($field:ident: $rule:ident),* $(,)? }) => {
+        impl $crate::types::Merge for $ty {
+            fn merge(parent: Self, child: Self) -> Self {
+                $ty { $($field: $crate::types::merge::$rule(parent.$field, child.$field)),* }
+            }
+        }
+    };
+}
+
+/// A layer's profile section as written (serde, every key optional so that `extends` can
+/// lay a child over its parent), and how it is checked into the layer's `Config`.
+pub trait LayerSection: Merge + Clone {
+    /// The checked section: what the layer's plan works from.
+    type Config;
+    /// Check every value, with errors at their file:line:col; `dir` is the directory of
+    /// the profile file, against which relative paths in it resolve.
+    fn validate(&self, dir: &std::path::Path) -> Result<Self::Config, ProfileError>;
+}

@@ -3,9 +3,8 @@
 use crate::cli::{Error, ProfilesAction};
 use crate::host::Host;
 use crate::launch::{Decision, Layer};
-use crate::layers;
 use crate::plan;
-use crate::profile::{self, Profile, SHIPPED};
+use crate::profile::{self, SHIPPED};
 
 /// `check`: every profile loads, and no required layer is refused on this host.
 pub fn check(names: &[String]) -> Result<i32, Error> {
@@ -18,7 +17,7 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
                 eprintln!("{e}");
             }
             Ok(p) => {
-                let plan = plan::plan(&p, &host, &[], None);
+                let plan = plan::plan(&p, &host, &plan::Options::default());
                 let refused = plan.refusals();
                 if refused.is_empty() {
                     println!("{}: ok", crate::text::escape(name));
@@ -41,47 +40,22 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
     Ok(if findings == 0 { 0 } else { 1 })
 }
 
-/// The plain-words lines for one layer of a profile.
-pub fn explain_layer(p: &Profile, host: &Host, plan: &plan::Plan, layer: Layer) -> Vec<String> {
-    match layer {
-        Layer::Namespaces => p
-            .namespaces
-            .as_ref()
-            .map(|c| layers::namespaces::explain(c, host.is_root)),
-        Layer::Filesystem => p
-            .filesystem
-            .as_ref()
-            .map(|c| layers::filesystem::explain(c, plan.fresh_proc)),
-        Layer::Capabilities => p.capabilities.as_ref().map(layers::capabilities::explain),
-        Layer::Rlimits => p.rlimits.as_ref().map(layers::rlimits::explain),
-        Layer::Process => p.process.as_ref().map(layers::process::explain),
-        Layer::Landlock => p.landlock.as_ref().map(layers::landlock::explain),
-        Layer::Seccomp => p.seccomp.as_ref().map(layers::seccomp::explain),
-        Layer::Cgroups => p.cgroups.as_ref().map(|spec| {
-            let timeout = p.process.as_ref().and_then(|c| c.timeout);
-            let pre = layers::cgroups::preflight(spec, &host.cgroups, timeout);
-            layers::cgroups::explain(spec, &host.cgroups, &pre)
-        }),
-    }
-    .unwrap_or_default()
-}
-
 pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
     let p = profile::load(name)?;
     let host = Host::probe(crate::host::Needs::ALL);
-    let plan = plan::plan(&p, &host, without, None);
+    let plan = plan::plan(&p, &host, &plan::Options::without(without));
     use crate::text::escape;
     println!(
         "profile {}{}",
-        escape(&p.name),
-        if p.description.is_empty() {
+        escape(&plan.profile),
+        if plan.description.is_empty() {
             String::new()
         } else {
-            format!(": {}", escape(&p.description))
+            format!(": {}", escape(&plan.description))
         }
     );
-    if !p.extends.is_empty() {
-        println!("extends {}", escape(&p.extends.join(" -> ")));
+    if !plan.extends.is_empty() {
+        println!("extends {}", escape(&plan.extends.join(" -> ")));
     }
     for l in &plan.layers {
         let (word, reason) = match &l.decision {
@@ -96,7 +70,7 @@ pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
             None => println!("{} ({}): {word}", l.layer, l.requested),
         }
         if l.decision.applies() {
-            for line in explain_layer(&p, &host, &plan, l.layer) {
+            for line in plan.explain(l.layer) {
                 println!("  - {}", escape(&line));
             }
         }

@@ -138,6 +138,8 @@ pub enum Error {
     Chroot,
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Arm(#[from] crate::arm::ArmError),
     #[error("launch failed: {0}")]
     Launch(#[from] crate::supervisor::LaunchError),
     #[error("{0}")]
@@ -147,8 +149,13 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 2,
-            _ => 125,
+            Error::Usage(_) | Error::Arm(crate::arm::ArmError::Usage(_)) => 2,
+            Error::Profile(_)
+            | Error::Refused(_)
+            | Error::Chroot
+            | Error::Arm(crate::arm::ArmError::Prepare { .. })
+            | Error::Launch(_)
+            | Error::Io(_) => crate::launch::EXIT_SETUP_FAILED,
         }
     }
 }

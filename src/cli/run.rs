@@ -31,7 +31,12 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     let host = Host::probe(crate::host::Needs {
         cgroups: profile.cgroups.is_some(),
     });
-    let plan = plan::plan(&profile, &host, &args.without, args.timeout);
+    let opts = plan::Options {
+        without: args.without.clone(),
+        timeout: args.timeout,
+        degrade_dependents: false,
+    };
+    let plan = plan::plan(&profile, &host, &opts);
     let refusals: Vec<String> = plan
         .refusals()
         .iter()
@@ -52,7 +57,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         print!("{}", r.to_table());
         for layer in Layer::ALL {
             if plan.applies(layer) {
-                for line in crate::cli::inspect::explain_layer(&profile, &host, &plan, layer) {
+                for line in plan.explain(layer) {
                     println!("  {:<13} {}", layer.name(), crate::text::escape(&line));
                 }
             }
@@ -84,9 +89,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
             );
         }
     }
-    let timeout = args.timeout;
-    let mut armed =
-        arm::arm(&profile, plan, &command, timeout, &args.pass_fd).map_err(Error::Usage)?;
+    let mut armed = arm::arm(plan, &command, &args.pass_fd)?;
     armed.observe = args.verbose || sink.is_some();
     let outcome = supervisor::launch(&mut armed)?;
     // Built only when someone reads it: -v or a report.

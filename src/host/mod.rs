@@ -35,6 +35,10 @@ pub struct Host {
     pub landlock_abi: u32,
     /// Linux 5.12+: `mount_setattr` and the detached-mount calls the filesystem layer uses.
     pub mount_api: bool,
+    /// The seccomp filter actions this kernel offers (`actions_avail`), or why there is no
+    /// seccomp filtering here.
+    #[serde(skip)]
+    pub seccomp: Result<Vec<String>, String>,
     /// Mounted cgroup hierarchies and our place in them; left empty when `Needs` leaves
     /// them out.
     #[serde(skip)]
@@ -120,6 +124,7 @@ impl Host {
             mount_api: uname
                 .as_ref()
                 .is_some_and(|u| kernel_at_least(&u.release().to_string_lossy(), 5, 12)),
+            seccomp: seccomp_actions(root),
             cgroups,
         }
     }
@@ -155,6 +160,18 @@ impl Host {
         }
         None
     }
+}
+
+/// Where the kernel lists the seccomp actions it supports.
+pub const SECCOMP_ACTIONS: &str = "proc/sys/kernel/seccomp/actions_avail";
+
+fn seccomp_actions(root: &Path) -> Result<Vec<String>, String> {
+    crate::sys::seccomp::get_seccomp_mode()
+        .map_err(|e| format!("the kernel has no seccomp (prctl PR_GET_SECCOMP: {e})"))?;
+    let path = root.join(SECCOMP_ACTIONS);
+    read_proc_file(&path)
+        .map(|avail| avail.split_whitespace().map(str::to_string).collect())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 #[cfg(test)]

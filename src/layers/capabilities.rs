@@ -21,15 +21,10 @@ pub struct Section {
     pub keep: Option<Vec<Spanned<String>>>,
 }
 
-impl Section {
-    pub fn merge(parent: Section, child: Section) -> Section {
-        Section {
-            mode: child.mode.or(parent.mode),
-            keep: child.keep.or(parent.keep),
-        }
-    }
+crate::merge_fields!(Section { mode: or, keep: or });
 
-    pub fn validate(self) -> Result<Config, ProfileError> {
+impl Section {
+    fn checked(self) -> Result<Config, ProfileError> {
         let mut keep = Vec::new();
         for raw in self.keep.unwrap_or_default() {
             let upper = raw.value.trim().to_ascii_uppercase();
@@ -66,18 +61,11 @@ pub struct Prepared {
     pub last_cap: u32,
 }
 
-/// The highest capability number this kernel knows.
-pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
-}
-
-pub fn prepare(cfg: &Config) -> Prepared {
+/// `last_cap`: the highest capability number this kernel knows (from the host probe).
+pub fn prepare(cfg: &Config, last_cap: u32) -> Prepared {
     Prepared {
         keep_mask: cfg.keep.iter().fold(0u64, |m, c| m | c.bitmask()),
-        last_cap: last_cap(),
+        last_cap,
     }
 }
 
@@ -115,4 +103,11 @@ pub fn explain(cfg: &Config) -> Vec<String> {
     out.push("stops: privileged operations inside the namespaces (mount, raw sockets, changing ids, CAP_DAC_READ_SEARCH tricks such as open_by_handle_at)".into());
     out.push("does not stop: anything an unprivileged process may do".into());
     out
+}
+
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
 }

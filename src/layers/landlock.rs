@@ -39,7 +39,7 @@
 //! and connect); scopes only when `scope` lists them.
 //!
 //! # Negotiation (supervisor, before the clone)
-//! [`preflight`] compares what the profile names with the ABI in use (the host's, lowered by
+//! [`plan`] compares what the profile names with the ABI in use (the host's, lowered by
 //! `abi:`). `required`: anything named that the ABI cannot enforce refuses the run, naming the
 //! missing piece and the fix. `best-effort`: it is dropped and the decision says exactly what
 //! (`net rules dropped: ABI 3 < 4`). Rights a newer ABI would restrict but this one leaves open
@@ -186,6 +186,18 @@ pub struct Section {
     pub scope: Option<Vec<Spanned<String>>>,
 }
 
+crate::merge_fields!(Section {
+    mode: or,
+    abi: or,
+    allow_missing: or,
+    read: append,
+    write: append,
+    exec: append,
+    rules: append,
+    net: nested,
+    scope: append
+});
+
 /// One `rules:` entry: exact rights on one path.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -207,36 +219,10 @@ pub struct NetSection {
     pub connect: Vec<Spanned<u32>>,
 }
 
-impl Section {
-    /// `extends:`: the child's set fields override, lists append the child after the parent.
-    /// `mode` is taken from the child when it is not the default (`required`).
-    pub fn merge(parent: Section, child: Section) -> Section {
-        fn cat<T>(mut parent: Vec<T>, child: Vec<T>) -> Vec<T> {
-            parent.extend(child);
-            parent
-        }
-        Section {
-            mode: child.mode.or(parent.mode),
-            abi: child.abi.or(parent.abi),
-            allow_missing: child.allow_missing.or(parent.allow_missing),
-            read: cat(parent.read, child.read),
-            write: cat(parent.write, child.write),
-            exec: cat(parent.exec, child.exec),
-            rules: cat(parent.rules, child.rules),
-            net: match (parent.net, child.net) {
-                (Some(p), Some(c)) => Some(NetSection {
-                    bind: cat(p.bind, c.bind),
-                    connect: cat(p.connect, c.connect),
-                }),
-                (p, c) => c.or(p),
-            },
-            scope: match (parent.scope, child.scope) {
-                (Some(p), Some(c)) => Some(cat(p, c)),
-                (p, c) => c.or(p),
-            },
-        }
-    }
-}
+crate::merge_fields!(NetSection {
+    bind: append,
+    connect: append
+});
 
 // ---------------------------------------------------------------------------------------------
 // Validated policy
@@ -268,7 +254,7 @@ pub struct NetPolicy {
 
 /// The checked section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
+pub struct Config {
     pub mode: Requirement,
     pub abi_cap: Option<u32>,
     /// One rule per path, in the order the paths first appear.
@@ -280,7 +266,7 @@ pub struct Policy {
 }
 
 /// Check the section: absolute paths, known rights and scopes, ports in range.
-pub fn validate(section: &Section) -> Result<Policy, ProfileError> {
+fn checked(section: &Section) -> Result<Config, ProfileError> {
     let abi_cap = match &section.abi {
         None => None,
         Some(abi) if (1..=MAX_KNOWN_ABI).contains(&abi.value) => Some(abi.value),
@@ -364,7 +350,7 @@ pub fn validate(section: &Section) -> Result<Policy, ProfileError> {
             Some(scopes)
         }
     };
-    Ok(Policy {
+    Ok(Config {
         mode: section.mode.unwrap_or_default(),
         abi_cap,
         paths,
@@ -433,13 +419,13 @@ fn unknown_name<'a>(
 
 /// Whether the policy restricts TCP ports. Landlock's TCP rules do not cover MPTCP sockets
 /// (landlock-lsm/linux#54), so the seccomp layer must deny `socket(.., IPPROTO_MPTCP)`.
-pub fn uses_net_rules(policy: &Policy) -> bool {
+pub fn uses_net_rules(policy: &Config) -> bool {
     policy.net.is_some()
 }
 
 /// The report line for the MPTCP gap, when TCP ports are restricted but seccomp, which would
 /// close it, is not applied.
-pub fn mptcp_gap(policy: &Policy, seccomp: &Decision) -> Option<String> {
+pub fn mptcp_gap(policy: &Config, seccomp: &Decision) -> Option<String> {
     (uses_net_rules(policy) && !seccomp.applies()).then(|| {
         "landlock: tcp port rules do not cover MPTCP sockets (IPPROTO_MPTCP) and seccomp, \
          which would deny them, is not applied"
@@ -514,8 +500,8 @@ pub struct Plan {
 }
 
 /// Decide, before the clone, what this host (or the `abi:` cap) can enforce.
-pub fn preflight(
-    policy: &Policy,
+pub fn plan(
+    policy: &Config,
     mode: Requirement,
     host_abi: u32,
     abi_cap: Option<u32>,
@@ -663,7 +649,7 @@ fn explicit(access: BitFlags<AccessFs>) -> BitFlags<AccessFs> {
 }
 
 /// The lowest ABI that enforces everything the policy names.
-fn required_abi(policy: &Policy) -> u32 {
+fn required_abi(policy: &Config) -> u32 {
     let rights = FS_RIGHTS
         .iter()
         .filter(|(_, right, _)| {
@@ -810,7 +796,7 @@ pub struct AppliedStatus {
 
 /// Child side, after `pivot_root`, before seccomp: build one ruleset and restrict the process.
 ///
-/// Compatibility is a hard requirement here: [`preflight`] already cut the request to the ABI
+/// Compatibility is a hard requirement here: [`plan`] already cut the request to the ABI
 /// in use, so anything the kernel refuses now is an error, not a silent downgrade.
 pub fn child_apply(prepared: &Prepared) -> Result<AppliedStatus, ChildError<'_>> {
     let fail =
@@ -938,7 +924,7 @@ pub fn describe_access(access: BitFlags<AccessFs>) -> String {
 }
 
 /// Plain-words account of the policy: what it stops and what it cannot express.
-pub fn explain(policy: &Policy) -> Vec<String> {
+pub fn explain(policy: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if policy.paths.is_empty() {
         out.push(
@@ -1021,10 +1007,18 @@ pub fn explain(policy: &Policy) -> Vec<String> {
     out
 }
 
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        checked(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sys::landlock::{exit_now, fork_for_test};
+    use crate::types::{LayerSection, Merge};
     use nix::fcntl::OFlag;
     use nix::sys::stat::Mode;
     use nix::sys::wait::{waitpid, WaitStatus};
@@ -1034,12 +1028,16 @@ mod tests {
         serde_saphyr::from_str(yaml).expect("test yaml parses")
     }
 
-    fn policy(yaml: &str) -> Policy {
-        validate(&section(yaml)).expect("test policy validates")
+    fn policy(yaml: &str) -> Config {
+        section(yaml)
+            .validate(std::path::Path::new("/"))
+            .expect("test policy validates")
     }
 
     fn error(yaml: &str) -> ProfileError {
-        validate(&section(yaml)).expect_err("policy must be rejected")
+        section(yaml)
+            .validate(std::path::Path::new("/"))
+            .expect_err("policy must be rejected")
     }
 
     /// Whether the host has at least this ABI (the shared test support decides how loud a
@@ -1048,8 +1046,8 @@ mod tests {
         crate::testing::need(test, crate::testing::Feature::LandlockAbi(abi))
     }
 
-    fn armed(policy: &Policy, cap: Option<u32>) -> Prepared {
-        let (decision, plan) = preflight(policy, policy.mode, host_abi(), cap);
+    fn armed(policy: &Config, cap: Option<u32>) -> Prepared {
+        let (decision, plan) = plan(policy, policy.mode, host_abi(), cap);
         assert!(decision.applies(), "{decision:?}");
         prepare(&plan)
     }
@@ -1204,7 +1202,9 @@ mod tests {
     fn merge_appends_lists_and_child_overrides() {
         let parent = section("mode: best-effort\nabi: 5\nread: [/usr]\nnet: {connect: [80]}\n");
         let child = section("read: [/etc]\nnet: {connect: [443]}\nscope: [signal]\n");
-        let p = validate(&Section::merge(parent, child)).unwrap();
+        let p = Merge::merge(parent, child)
+            .validate(std::path::Path::new("/"))
+            .unwrap();
         assert_eq!(p.mode, Requirement::BestEffort);
         assert_eq!(p.abi_cap, Some(5));
         let paths: Vec<&str> = p.paths.iter().map(|r| r.path.as_str()).collect();
@@ -1218,7 +1218,7 @@ mod tests {
     #[test]
     fn net_rules_below_abi_4_degrade_or_refuse() {
         let p = policy("read: [/]\nnet: {connect: [443]}\n");
-        let (d, plan) = preflight(&p, Requirement::BestEffort, 7, Some(3));
+        let (d, planned) = plan(&p, Requirement::BestEffort, 7, Some(3));
         match d {
             Decision::Degrade(why) => {
                 assert!(why.contains("net rules dropped: ABI 3 < 4"), "{why}");
@@ -1226,10 +1226,10 @@ mod tests {
             }
             other => panic!("expected degrade, got {other:?}"),
         }
-        assert!(plan.handled_net.is_empty());
-        assert_eq!(plan.handled_fs, fs_rights_of(3));
-        assert!(plan.unrestricted.iter().any(|u| u.contains("ioctl-dev")));
-        let (d, _) = preflight(&p, Requirement::Required, 7, Some(3));
+        assert!(planned.handled_net.is_empty());
+        assert_eq!(planned.handled_fs, fs_rights_of(3));
+        assert!(planned.unrestricted.iter().any(|u| u.contains("ioctl-dev")));
+        let (d, _) = plan(&p, Requirement::Required, 7, Some(3));
         match d {
             Decision::Refuse(why) => {
                 assert!(why.contains("net rules dropped: ABI 3 < 4"), "{why}");
@@ -1237,7 +1237,7 @@ mod tests {
             }
             other => panic!("expected refuse, got {other:?}"),
         }
-        let (d, _) = preflight(&p, Requirement::Required, 3, None);
+        let (d, _) = plan(&p, Requirement::Required, 3, None);
         assert!(
             matches!(d, Decision::Refuse(ref why) if why.contains("Linux 6.7+")),
             "{d:?}"
@@ -1247,24 +1247,27 @@ mod tests {
     #[test]
     fn scopes_and_new_rights_are_named_when_dropped() {
         let p = policy("scope: [signal]\nrules:\n  - {path: /dev, access: [ioctl-dev]}\n");
-        let (d, plan) = preflight(&p, Requirement::BestEffort, 7, Some(4));
+        let (d, planned) = plan(&p, Requirement::BestEffort, 7, Some(4));
         let Decision::Degrade(why) = d else {
             panic!("{d:?}")
         };
         assert!(why.contains("scopes dropped: ABI 4 < 6"), "{why}");
         assert!(why.contains("ioctl-dev on /dev"), "{why}");
-        assert!(plan.paths.is_empty() && plan.scopes.is_empty());
+        assert!(planned.paths.is_empty() && planned.scopes.is_empty());
         // The write intent is not a request for rights this ABI lacks.
         let p = policy("write: [/tmp]\n");
-        let (d, plan) = preflight(&p, Requirement::Required, 7, None);
+        let (d, planned) = plan(&p, Requirement::Required, 7, None);
         assert_eq!(d, Decision::Apply);
-        assert!(plan.unrestricted.iter().any(|u| u.contains("resolve-unix")));
-        assert!(!plan.paths[0].access.contains(AccessFs::ResolveUnix));
+        assert!(planned
+            .unrestricted
+            .iter()
+            .any(|u| u.contains("resolve-unix")));
+        assert!(!planned.paths[0].access.contains(AccessFs::ResolveUnix));
     }
 
     #[test]
     fn abi_1_names_refer_as_always_denied() {
-        let (_, plan) = preflight(&policy("write: [/tmp]\n"), Requirement::BestEffort, 1, None);
+        let (_, plan) = plan(&policy("write: [/tmp]\n"), Requirement::BestEffort, 1, None);
         assert!(
             plan.unrestricted
                 .iter()
@@ -1291,15 +1294,15 @@ mod tests {
     fn no_landlock_refuses_required_and_skips_best_effort() {
         let p = policy("read: [/]\n");
         assert!(matches!(
-            preflight(&p, Requirement::Required, 0, None).0,
+            plan(&p, Requirement::Required, 0, None).0,
             Decision::Refuse(_)
         ));
         assert!(matches!(
-            preflight(&p, Requirement::BestEffort, 0, None).0,
+            plan(&p, Requirement::BestEffort, 0, None).0,
             Decision::Skip(_)
         ));
         assert!(matches!(
-            preflight(&p, Requirement::Off, 7, None).0,
+            plan(&p, Requirement::Off, 7, None).0,
             Decision::Skip(_)
         ));
     }
@@ -1450,7 +1453,7 @@ mod tests {
             "mode: best-effort\nabi: 3\nread: [{}]\nnet: {{connect: [1]}}\n",
             tree.path("allowed")
         ));
-        let (d, plan) = preflight(&p, p.mode, host_abi(), p.abi_cap);
+        let (d, plan) = plan(&p, p.mode, host_abi(), p.abi_cap);
         assert!(matches!(d, Decision::Degrade(ref why) if why.contains("net rules dropped")));
         let prepared = prepare(&plan);
         let outside = cstr(&tree.path("denied/f"));

@@ -10,6 +10,8 @@
 use crate::types::Spanned;
 use serde::Deserialize;
 
+use crate::host::Host;
+use crate::launch::Decision;
 use crate::types::{Loc, ProfileError, Requirement};
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
@@ -37,6 +39,24 @@ pub struct Section {
     pub run_as_host_root: Option<bool>,
 }
 
+crate::merge_fields!(Section {
+    mode: or,
+    user: or,
+    pid: or,
+    net: or,
+    ipc: or,
+    uts: or,
+    cgroup: or,
+    time: or,
+    hostname: or,
+    uid: or,
+    gid: or,
+    host_uid: or,
+    host_gid: or,
+    host_id_range: or,
+    run_as_host_root: or
+});
+
 /// `host-uid:` as written: a number or the word `auto`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
@@ -61,27 +81,7 @@ pub enum HostIds {
 pub const DEFAULT_HOST_ID_RANGE: (u32, u32) = (0x7000_0000, 0x7000_FFFF);
 
 impl Section {
-    pub fn merge(parent: Section, child: Section) -> Section {
-        Section {
-            mode: child.mode.or(parent.mode),
-            user: child.user.or(parent.user),
-            pid: child.pid.or(parent.pid),
-            net: child.net.or(parent.net),
-            ipc: child.ipc.or(parent.ipc),
-            uts: child.uts.or(parent.uts),
-            cgroup: child.cgroup.or(parent.cgroup),
-            time: child.time.or(parent.time),
-            hostname: child.hostname.or(parent.hostname),
-            uid: child.uid.or(parent.uid),
-            gid: child.gid.or(parent.gid),
-            host_uid: child.host_uid.or(parent.host_uid),
-            host_gid: child.host_gid.or(parent.host_gid),
-            host_id_range: child.host_id_range.or(parent.host_id_range),
-            run_as_host_root: child.run_as_host_root.or(parent.run_as_host_root),
-        }
-    }
-
-    pub fn validate(self) -> Result<Config, ProfileError> {
+    fn checked(self) -> Result<Config, ProfileError> {
         let hostname = match self.hostname {
             Some(h) => {
                 let ok = !h.value.is_empty()
@@ -297,6 +297,78 @@ impl Config {
     }
 }
 
+// ---- plan ---------------------------------------------------------------------------------
+
+/// What the namespaces layer decided: the namespaces it creates, and what it told the user.
+#[derive(Debug, Clone)]
+pub struct NsPlan {
+    pub decision: Decision,
+    pub kinds: Vec<Kind>,
+    pub notes: Vec<String>,
+}
+
+/// Decide which of the namespaces `cfg` asks for this host can give (`req` is the mode the
+/// run asks for). The mount namespace is the filesystem layer's.
+pub fn plan(cfg: &Config, req: Requirement, host: &Host) -> NsPlan {
+    let userns_blocker = host.userns_blocker();
+    let mut wanted = cfg.kinds();
+    let mut dropped = Vec::new();
+    if !host.time_namespace {
+        wanted.retain(|k| *k != Kind::Time);
+        if cfg.time {
+            dropped.push("time (kernel has no time namespaces, Linux < 5.6)".to_string());
+        }
+    }
+    if !host.cgroup_namespace {
+        wanted.retain(|k| *k != Kind::Cgroup);
+        if cfg.cgroup {
+            dropped.push("cgroup (kernel has no cgroup namespaces)".to_string());
+        }
+    }
+    if let (true, Some((why, fix))) = (wanted.contains(&Kind::User), &userns_blocker) {
+        if host.is_root {
+            wanted.retain(|k| *k != Kind::User);
+            dropped.push(format!("user ({why}; fix: {fix})"));
+        } else {
+            wanted.clear();
+            dropped.push(format!("all: no user namespace ({why}; fix: {fix})"));
+        }
+    }
+    if !host.is_root && !wanted.contains(&Kind::User) && !wanted.is_empty() {
+        dropped.push(
+            "all: without a user namespace only root can create namespaces (set `user: true`)"
+                .into(),
+        );
+        wanted.clear();
+    }
+    let mut kinds = Vec::new();
+    let decision = if dropped.is_empty() {
+        kinds = wanted;
+        Decision::Apply
+    } else if req == Requirement::Required {
+        Decision::Refuse(format!("cannot create namespaces: {}", dropped.join("; ")))
+    } else if wanted.is_empty() {
+        Decision::Skip(format!("best-effort: {}", dropped.join("; ")))
+    } else {
+        kinds = wanted;
+        Decision::Degrade(format!("dropped: {}", dropped.join("; ")))
+    };
+    let mut notes = Vec::new();
+    if decision.applies() && !kinds.contains(&Kind::User) && host.is_root {
+        notes.push(
+            "no user namespace: the payload runs with real host ids (switched to an unprivileged uid)"
+                .into(),
+        );
+    }
+    NsPlan {
+        decision,
+        kinds,
+        notes,
+    }
+}
+
+// ---- parent (the supervisor, after the clone) ----------------------------------------------
+
 /// The uid/gid maps the supervisor writes for the child's user namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdMaps {
@@ -320,6 +392,8 @@ pub fn write_id_maps(pid: nix::unistd::Pid, maps: &IdMaps) -> std::io::Result<()
     )?;
     Ok(())
 }
+
+// ---- explain ------------------------------------------------------------------------------
 
 /// Plain-words description for `explain`.
 pub fn explain(cfg: &Config, as_root: bool) -> Vec<String> {
@@ -411,4 +485,11 @@ pub fn shared_uid(uid: u32) -> String {
     format!(
         "host uid {uid}{name} is shared: {who} can signal or stop the sandbox's processes, and without a user namespace ptrace the payload and read its /proc files; `host-uid: auto` gives each run a uid of its own"
     )
+}
+
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
 }

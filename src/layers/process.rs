@@ -38,6 +38,11 @@ pub struct EnvSection {
     pub set: Option<BTreeMap<String, String>>,
 }
 
+crate::merge_fields!(EnvSection {
+    allow: append,
+    set: append
+});
+
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
@@ -54,48 +59,20 @@ pub struct Section {
     pub timeout: Option<Spanned<String>>,
 }
 
-impl Section {
-    /// `env.allow` lists append; `env.set` maps merge with the child's values winning.
-    pub fn merge(parent: Section, child: Section) -> Section {
-        let env = match (parent.env, child.env) {
-            (Some(p), Some(c)) => Some(EnvSection {
-                allow: match (p.allow, c.allow) {
-                    (Some(mut a), Some(b)) => {
-                        a.extend(b);
-                        Some(a)
-                    }
-                    (a, b) => b.or(a),
-                },
-                set: match (p.set, c.set) {
-                    (Some(mut a), Some(b)) => {
-                        a.extend(b);
-                        Some(a)
-                    }
-                    (a, b) => b.or(a),
-                },
-            }),
-            (p, c) => c.or(p),
-        };
-        Section {
-            mode: child.mode.or(parent.mode),
-            no_new_privs: child.no_new_privs.or(parent.no_new_privs),
-            new_session: child.new_session.or(parent.new_session),
-            die_with_parent: child.die_with_parent.or(parent.die_with_parent),
-            close_fds: child.close_fds.or(parent.close_fds),
-            pass_fds: match (parent.pass_fds, child.pass_fds) {
-                (Some(mut p), Some(c)) => {
-                    p.extend(c);
-                    Some(p)
-                }
-                (p, c) => c.or(p),
-            },
-            env,
-            cwd: child.cwd.or(parent.cwd),
-            timeout: child.timeout.or(parent.timeout),
-        }
-    }
+crate::merge_fields!(Section {
+    mode: or,
+    no_new_privs: or,
+    new_session: or,
+    die_with_parent: or,
+    close_fds: or,
+    pass_fds: append,
+    env: nested,
+    cwd: or,
+    timeout: or
+});
 
-    pub fn validate(self) -> Result<Config, ProfileError> {
+impl Section {
+    fn checked(self) -> Result<Config, ProfileError> {
         if let Some(c) = &self.close_fds {
             return Err(ProfileError::at(
                 Loc::of(c),
@@ -320,4 +297,11 @@ pub fn explain(cfg: &Config) -> Vec<String> {
         ));
     }
     out
+}
+
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
 }

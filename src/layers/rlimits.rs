@@ -24,6 +24,18 @@ pub struct Section {
     pub memlock: Option<Spanned<String>>,
 }
 
+crate::merge_fields!(Section {
+    mode: or,
+    nofile: or,
+    nproc: or,
+    fsize: or,
+    core: or,
+    cpu: or,
+    address_space: or,
+    stack: or,
+    memlock: or
+});
+
 /// Which limit, with its kernel resource number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -68,21 +80,7 @@ impl Limit {
 }
 
 impl Section {
-    pub fn merge(parent: Section, child: Section) -> Section {
-        Section {
-            mode: child.mode.or(parent.mode),
-            nofile: child.nofile.or(parent.nofile),
-            nproc: child.nproc.or(parent.nproc),
-            fsize: child.fsize.or(parent.fsize),
-            core: child.core.or(parent.core),
-            cpu: child.cpu.or(parent.cpu),
-            address_space: child.address_space.or(parent.address_space),
-            stack: child.stack.or(parent.stack),
-            memlock: child.memlock.or(parent.memlock),
-        }
-    }
-
-    pub fn validate(self) -> Result<Config, ProfileError> {
+    fn checked(self) -> Result<Config, ProfileError> {
         let mut limits = Vec::new();
         let count = |raw: &Spanned<String>| -> Result<Option<u64>, ProfileError> {
             let s = raw.value.trim();
@@ -169,4 +167,11 @@ pub fn explain(cfg: &Config) -> Vec<String> {
         "does not stop: many processes together (cgroups do that); nproc counts per uid".into(),
     );
     out
+}
+
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
 }

@@ -10,7 +10,7 @@ pub mod shipped;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::types::Spanned;
+use crate::types::{LayerSection, Merge, Spanned};
 use serde::Deserialize;
 
 use crate::layers::{
@@ -57,7 +57,7 @@ pub struct ProfileFile {
 pub struct Sections {
     pub namespaces: Option<namespaces::Section>,
     pub filesystem: Option<filesystem::Section>,
-    pub cgroups: Option<cgroups::CgroupsSection>,
+    pub cgroups: Option<cgroups::Section>,
     pub capabilities: Option<capabilities::Section>,
     pub rlimits: Option<rlimits::Section>,
     pub process: Option<process::Section>,
@@ -65,43 +65,16 @@ pub struct Sections {
     pub seccomp: Option<seccomp::Section>,
 }
 
-fn merge_opt<T>(parent: Option<T>, child: Option<T>, merge: fn(T, T) -> T) -> Option<T> {
-    match (parent, child) {
-        (Some(p), Some(c)) => Some(merge(p, c)),
-        (p, c) => c.or(p),
-    }
-}
-
-impl Sections {
-    fn merge(parent: Sections, child: Sections) -> Sections {
-        Sections {
-            namespaces: merge_opt(
-                parent.namespaces,
-                child.namespaces,
-                namespaces::Section::merge,
-            ),
-            filesystem: merge_opt(
-                parent.filesystem,
-                child.filesystem,
-                filesystem::Section::merge,
-            ),
-            capabilities: merge_opt(
-                parent.capabilities,
-                child.capabilities,
-                capabilities::Section::merge,
-            ),
-            cgroups: merge_opt(
-                parent.cgroups,
-                child.cgroups,
-                cgroups::CgroupsSection::merge,
-            ),
-            rlimits: merge_opt(parent.rlimits, child.rlimits, rlimits::Section::merge),
-            process: merge_opt(parent.process, child.process, process::Section::merge),
-            landlock: merge_opt(parent.landlock, child.landlock, landlock::Section::merge),
-            seccomp: merge_opt(parent.seccomp, child.seccomp, seccomp::Section::merge),
-        }
-    }
-}
+crate::merge_fields!(Sections {
+    namespaces: nested,
+    filesystem: nested,
+    cgroups: nested,
+    capabilities: nested,
+    rlimits: nested,
+    process: nested,
+    landlock: nested,
+    seccomp: nested
+});
 
 /// Where a profile came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,12 +115,12 @@ pub struct Profile {
     pub command: Option<Vec<String>>,
     pub namespaces: Option<namespaces::Config>,
     pub filesystem: Option<filesystem::Config>,
-    pub cgroups: Option<cgroups::CgroupSpec>,
+    pub cgroups: Option<cgroups::Config>,
     pub capabilities: Option<capabilities::Config>,
     pub rlimits: Option<rlimits::Config>,
     pub process: Option<process::Config>,
-    pub landlock: Option<landlock::Policy>,
-    pub seccomp: Option<seccomp::Policy>,
+    pub landlock: Option<landlock::Config>,
+    pub seccomp: Option<seccomp::Config>,
 }
 
 /// Find a profile by name or path: a path if it contains `/` or ends in `.yaml`/`.yml`,
@@ -403,7 +376,7 @@ pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
             description: top_description.clone(),
             extends: None,
             command: file.command.or(merged.command),
-            layers: Sections::merge(merged.layers, file.layers),
+            layers: Merge::merge(merged.layers, file.layers),
         };
     }
     validate(merged, top_source, dir, names).map_err(|e| attribute(e, &own_sections))
@@ -454,31 +427,20 @@ fn resolve_extends(child: &Source, ext: &Spanned<String>) -> Result<Source, Prof
     resolve(name).map_err(|e| located(e.message, e.hint.unwrap_or_default()))
 }
 
+/// Check one section, when the profile has it.
+fn checked<S: LayerSection>(s: &Option<S>, dir: &Path) -> Result<Option<S::Config>, ProfileError> {
+    s.as_ref().map(|x| x.validate(dir)).transpose()
+}
+
 fn check_sections(s: &Sections, dir: &Path) -> Result<(), ProfileError> {
-    if let Some(x) = &s.namespaces {
-        x.clone().validate()?;
-    }
-    if let Some(x) = &s.filesystem {
-        x.clone().validate()?;
-    }
-    if let Some(x) = &s.cgroups {
-        x.validate()?;
-    }
-    if let Some(x) = &s.capabilities {
-        x.clone().validate()?;
-    }
-    if let Some(x) = &s.rlimits {
-        x.clone().validate()?;
-    }
-    if let Some(x) = &s.process {
-        x.clone().validate()?;
-    }
-    if let Some(x) = &s.landlock {
-        landlock::validate(x)?;
-    }
-    if let Some(x) = &s.seccomp {
-        seccomp::validate(x, dir)?;
-    }
+    checked(&s.namespaces, dir)?;
+    checked(&s.filesystem, dir)?;
+    checked(&s.cgroups, dir)?;
+    checked(&s.capabilities, dir)?;
+    checked(&s.rlimits, dir)?;
+    checked(&s.process, dir)?;
+    checked(&s.landlock, dir)?;
+    checked(&s.seccomp, dir)?;
     Ok(())
 }
 
@@ -509,33 +471,14 @@ fn validate(
         }),
         description: file.description.unwrap_or_default(),
         command: file.command,
-        namespaces: s.namespaces.map(|x| x.validate()).transpose().map_err(at)?,
-        filesystem: s.filesystem.map(|x| x.validate()).transpose().map_err(at)?,
-        cgroups: s
-            .cgroups
-            .as_ref()
-            .map(cgroups::CgroupsSection::validate)
-            .transpose()
-            .map_err(at)?,
-        capabilities: s
-            .capabilities
-            .map(|x| x.validate())
-            .transpose()
-            .map_err(at)?,
-        rlimits: s.rlimits.map(|x| x.validate()).transpose().map_err(at)?,
-        process: s.process.map(|x| x.validate()).transpose().map_err(at)?,
-        landlock: s
-            .landlock
-            .as_ref()
-            .map(landlock::validate)
-            .transpose()
-            .map_err(at)?,
-        seccomp: s
-            .seccomp
-            .as_ref()
-            .map(|x| seccomp::validate(x, &dir))
-            .transpose()
-            .map_err(at)?,
+        namespaces: checked(&s.namespaces, &dir).map_err(at)?,
+        filesystem: checked(&s.filesystem, &dir).map_err(at)?,
+        cgroups: checked(&s.cgroups, &dir).map_err(at)?,
+        capabilities: checked(&s.capabilities, &dir).map_err(at)?,
+        rlimits: checked(&s.rlimits, &dir).map_err(at)?,
+        process: checked(&s.process, &dir).map_err(at)?,
+        landlock: checked(&s.landlock, &dir).map_err(at)?,
+        seccomp: checked(&s.seccomp, &dir).map_err(at)?,
         source,
         extends,
     })

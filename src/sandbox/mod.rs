@@ -98,7 +98,7 @@ pub struct Armed {
     /// init's own filter, installed once the payload is forked.
     pub init_seccomp: Option<seccomp::Prepared>,
     /// The cgroup the supervisor creates before the clone (step 1).
-    pub cgroup: Option<crate::layers::cgroups::CgroupPlan>,
+    pub cgroup: Option<crate::layers::cgroups::Plan>,
     /// Where our own stale cgroups may be (swept before the new one is made).
     pub cgroup_sweep: Vec<std::path::PathBuf>,
     pub identity: Identity,

@@ -16,7 +16,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use super::v1::{self, V1Dir};
-use super::{human, v2, Backend, CgroupError, CgroupPlan};
+use super::{human, v2, Backend, CgroupError, Plan};
 
 /// How long teardown waits for killed processes to leave the cgroup.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -93,12 +93,12 @@ pub struct ActiveCgroup {
 impl ActiveCgroup {
     /// Step 1 (supervisor, before the clone): create `lasagna-<pid>-<nonce>` and write every
     /// limit. On any failure every directory made so far is removed.
-    pub fn create(plan: &CgroupPlan) -> Result<ActiveCgroup, CgroupError> {
+    pub fn create(plan: &Plan) -> Result<ActiveCgroup, CgroupError> {
         let name = format!("lasagna-{}-{}", std::process::id(), nonce());
         Self::create_named(plan, &name)
     }
 
-    pub(crate) fn create_named(plan: &CgroupPlan, name: &str) -> Result<ActiveCgroup, CgroupError> {
+    pub(crate) fn create_named(plan: &Plan, name: &str) -> Result<ActiveCgroup, CgroupError> {
         let mut cg = ActiveCgroup {
             name: name.to_string(),
             dirs: Dirs::V1 {
@@ -125,7 +125,7 @@ impl ActiveCgroup {
         }
     }
 
-    fn build(&mut self, plan: &CgroupPlan) -> Result<(), CgroupError> {
+    fn build(&mut self, plan: &Plan) -> Result<(), CgroupError> {
         match &plan.backend {
             Backend::V2 { parent } => {
                 let wanted: Vec<&str> = plan

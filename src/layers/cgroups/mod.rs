@@ -51,7 +51,7 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 /// `layers: cgroups:` as written.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct CgroupsSection {
+pub struct Section {
     /// `None` when not written: `extends` then keeps the parent's mode (default required).
     #[serde(default)]
     pub mode: Option<Requirement>,
@@ -69,6 +69,15 @@ pub struct CgroupsSection {
     pub parent: Option<Spanned<String>>,
 }
 
+crate::merge_fields!(Section {
+    mode: or,
+    memory: nested,
+    pids: nested,
+    cpu: nested,
+    io: nested,
+    parent: or
+});
+
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MemorySection {
@@ -80,12 +89,20 @@ pub struct MemorySection {
     pub swap_max: Option<Spanned<String>>,
 }
 
+crate::merge_fields!(MemorySection {
+    max: or,
+    high: or,
+    swap_max: or
+});
+
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PidsSection {
     #[serde(default)]
     pub max: Option<Spanned<u64>>,
 }
+
+crate::merge_fields!(PidsSection { max: or });
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -98,6 +115,11 @@ pub struct CpuSection {
     pub weight: Option<Spanned<u32>>,
 }
 
+crate::merge_fields!(CpuSection {
+    cores: or,
+    weight: or
+});
+
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct IoSection {
@@ -106,36 +128,11 @@ pub struct IoSection {
     pub weight: Option<Spanned<u32>>,
 }
 
-fn pick<T>(parent: Option<T>, child: Option<T>) -> Option<T> {
-    child.or(parent)
-}
+crate::merge_fields!(IoSection { weight: or });
 
-impl CgroupsSection {
-    /// `extends:`: every field the child sets overrides the parent's, per sub-key.
-    pub fn merge(parent: Self, child: Self) -> Self {
-        CgroupsSection {
-            mode: child.mode.or(parent.mode),
-            memory: merge_opt(parent.memory, child.memory, |p, c| MemorySection {
-                max: pick(p.max, c.max),
-                high: pick(p.high, c.high),
-                swap_max: pick(p.swap_max, c.swap_max),
-            }),
-            pids: merge_opt(parent.pids, child.pids, |p, c| PidsSection {
-                max: pick(p.max, c.max),
-            }),
-            cpu: merge_opt(parent.cpu, child.cpu, |p, c| CpuSection {
-                cores: pick(p.cores, c.cores),
-                weight: pick(p.weight, c.weight),
-            }),
-            io: merge_opt(parent.io, child.io, |p, c| IoSection {
-                weight: pick(p.weight, c.weight),
-            }),
-            parent: pick(parent.parent, child.parent),
-        }
-    }
-
+impl Section {
     /// Check values and ranges; no side effects.
-    pub fn validate(&self) -> Result<CgroupSpec, ProfileError> {
+    fn checked(&self) -> Result<Config, ProfileError> {
         let size = |s: &Option<Spanned<String>>| -> Result<Option<u64>, ProfileError> {
             match s {
                 None => Ok(None),
@@ -206,7 +203,7 @@ impl CgroupsSection {
                 e.hint("write the cgroup path from the hierarchy root, e.g. /lasagna")
             })?),
         };
-        Ok(CgroupSpec {
+        Ok(Config {
             mode: self.mode.unwrap_or_default(),
             limits: Limits {
                 memory_max,
@@ -222,20 +219,13 @@ impl CgroupsSection {
     }
 }
 
-fn merge_opt<T>(parent: Option<T>, child: Option<T>, f: impl FnOnce(T, T) -> T) -> Option<T> {
-    match (parent, child) {
-        (Some(p), Some(c)) => Some(f(p, c)),
-        (p, c) => c.or(p),
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Checked values
 // ---------------------------------------------------------------------------------------
 
 /// The validated section.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CgroupSpec {
+pub struct Config {
     pub mode: Requirement,
     pub limits: Limits,
     /// Create under this cgroup (path from each hierarchy's root) instead of our own.
@@ -328,7 +318,7 @@ impl fmt::Display for Controller {
 }
 
 // ---------------------------------------------------------------------------------------
-// Preflight: what the host can give, decided before anything exists
+// Planned: what the host can give, decided before anything exists
 // ---------------------------------------------------------------------------------------
 
 /// Which mechanism will carry the limits.
@@ -344,9 +334,9 @@ pub enum Backend {
     },
 }
 
-/// Everything `ActiveCgroup::create` needs; built by `preflight`.
+/// Everything `ActiveCgroup::create` needs; built by `plan`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CgroupPlan {
+pub struct Plan {
     pub backend: Backend,
     /// The limits that will be written (the requested ones minus what was dropped).
     pub limits: Limits,
@@ -363,19 +353,19 @@ pub struct RlimitFallback {
     pub semantics: &'static str,
 }
 
-/// The outcome of `preflight`: the decision, what to create, and the rlimits the payload
+/// The outcome of `plan`: the decision, what to create, and the rlimits the payload
 /// applies instead of what was dropped (best-effort only).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Preflight {
+pub struct Planned {
     pub decision: Decision,
-    pub plan: Option<CgroupPlan>,
+    pub plan: Option<Plan>,
     pub fallback: Vec<RlimitFallback>,
 }
 
 /// Decide what the host can give. `timeout` (the run's wall-clock limit) turns a CPU quota
 /// into an RLIMIT_CPU budget when cgroups are unavailable.
-pub fn preflight(spec: &CgroupSpec, host: &CgroupHost, timeout: Option<Duration>) -> Preflight {
-    preflight_as(spec, host, timeout, &Access::Kernel)
+pub fn plan(spec: &Config, host: &CgroupHost, timeout: Option<Duration>) -> Planned {
+    plan_as(spec, host, timeout, &Access::Kernel)
 }
 
 /// How writability is checked: by access(2), or (tests) by a fixed answer.
@@ -395,13 +385,13 @@ impl Access {
     }
 }
 
-pub(crate) fn preflight_as(
-    spec: &CgroupSpec,
+pub(crate) fn plan_as(
+    spec: &Config,
     host: &CgroupHost,
     timeout: Option<Duration>,
     acc: &Access,
-) -> Preflight {
-    let skip = |why: &str| Preflight {
+) -> Planned {
+    let skip = |why: &str| Planned {
         decision: Decision::Skip(why.into()),
         plan: None,
         fallback: Vec::new(),
@@ -418,12 +408,12 @@ pub(crate) fn preflight_as(
                 .copied()
                 .filter(|c| !missing.contains(c))
                 .collect();
-            let plan = CgroupPlan {
+            let plan = Plan {
                 backend,
                 limits: spec.limits.only(&kept),
             };
             if missing.is_empty() {
-                return Preflight {
+                return Planned {
                     decision: Decision::Apply,
                     plan: Some(plan),
                     fallback: Vec::new(),
@@ -436,7 +426,7 @@ pub(crate) fn preflight_as(
                 host.layout().name()
             );
             if mode == Requirement::Required {
-                return Preflight {
+                return Planned {
                     decision: Decision::Refuse(format!(
                         "{reason} (hint: set cgroups mode: best-effort, or drop those limits)"
                     )),
@@ -445,20 +435,20 @@ pub(crate) fn preflight_as(
                 };
             }
             let fallback = rlimit_fallback(&spec.limits.only(&missing), timeout);
-            Preflight {
+            Planned {
                 decision: Decision::Degrade(with_fallback(reason, &fallback)),
                 plan: Some(plan),
                 fallback,
             }
         }
-        (Err(why), Requirement::Required) => Preflight {
+        (Err(why), Requirement::Required) => Planned {
             decision: Decision::Refuse(why),
             plan: None,
             fallback: Vec::new(),
         },
         (Err(why), _) => {
             let fallback = rlimit_fallback(&spec.limits, timeout);
-            Preflight {
+            Planned {
                 decision: Decision::Degrade(with_fallback(why, &fallback)),
                 plan: None,
                 fallback,
@@ -491,7 +481,7 @@ fn rlimit_name(r: Resource) -> &'static str {
 /// Pick v2 when it has every wanted controller at the parent, else v1. `Ok` carries the
 /// controllers that neither can give; `Err` means no usable (writable) hierarchy at all.
 fn choose_backend(
-    spec: &CgroupSpec,
+    spec: &Config,
     host: &CgroupHost,
     wanted: &[Controller],
     acc: &Access,
@@ -652,7 +642,7 @@ pub fn rlimit_fallback(limits: &Limits, timeout: Option<Duration>) -> Vec<Rlimit
 // ---------------------------------------------------------------------------------------
 
 /// Lines for `lasagna explain`: what would be created and written.
-pub fn explain(spec: &CgroupSpec, host: &CgroupHost, pre: &Preflight) -> Vec<String> {
+pub fn explain(spec: &Config, host: &CgroupHost, pre: &Planned) -> Vec<String> {
     let mut out = vec![format!(
         "cgroups ({}), host: {}",
         spec.mode,
@@ -931,5 +921,12 @@ pub fn human(bytes: u64) -> String {
         format!("{} {}", v as u64, UNITS[u])
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.checked()
     }
 }

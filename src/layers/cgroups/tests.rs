@@ -1,4 +1,4 @@
-//! Profile, preflight and limit-file tests (pure, temporary directories) and real-kernel
+//! Profile, plan and limit-file tests (pure, temporary directories) and real-kernel
 //! tests (root; each prints `SKIP <test>: <reason>` when it cannot run, and fails instead
 //! with LASAGNA_TEST_STRICT=1). Kernel tests run one at a time and remove every cgroup
 //! they make. Payloads are python3 processes that wait for a go byte on stdin, so they are
@@ -16,10 +16,11 @@ use nix::unistd::Pid;
 
 use super::*;
 use crate::launch::Decision;
+use crate::types::{LayerSection, Merge};
 
 static KERNEL: Mutex<()> = Mutex::new(());
 
-fn section(yaml: &str) -> CgroupsSection {
+fn section(yaml: &str) -> Section {
     serde_saphyr::from_str(yaml).expect("section parses")
 }
 
@@ -40,7 +41,7 @@ fn section_parses_validates_and_merges() {
         "mode: best-effort\nmemory: {max: 256M, high: 200M, swap-max: 0}\npids: {max: 64}\n\
          cpu: {cores: 0.5, weight: 50}\nio: {weight: 200}\nparent: /lasagna\n",
     );
-    let spec = s.validate().unwrap();
+    let spec = s.validate(std::path::Path::new("/")).unwrap();
     assert_eq!(spec.mode, Requirement::BestEffort);
     assert_eq!(spec.limits.memory_max, Some(256 << 20));
     assert_eq!(spec.limits.memory_high, Some(200 << 20));
@@ -50,7 +51,9 @@ fn section_parses_validates_and_merges() {
     assert_eq!(spec.parent.unwrap().as_str(), "/lasagna");
 
     let child = section("memory: {max: 1G}\ncpu: {weight: 300}\n");
-    let merged = CgroupsSection::merge(s, child).validate().unwrap();
+    let merged = Merge::merge(s, child)
+        .validate(std::path::Path::new("/"))
+        .unwrap();
     assert_eq!(merged.limits.memory_max, Some(1 << 30));
     assert_eq!(
         merged.limits.memory_high,
@@ -64,23 +67,33 @@ fn section_parses_validates_and_merges() {
 
 #[test]
 fn bad_values_point_at_the_line() {
-    assert!(serde_saphyr::from_str::<CgroupsSection>("memory: {maxx: 1G}\n").is_err());
-    let e = section("pids:\n  max: 1\n").validate().unwrap_err();
+    assert!(serde_saphyr::from_str::<Section>("memory: {maxx: 1G}\n").is_err());
+    let e = section("pids:\n  max: 1\n")
+        .validate(std::path::Path::new("/"))
+        .unwrap_err();
     assert_eq!(e.loc.unwrap().line, 2);
     assert!(e.message.contains("pids.max 1"), "{e}");
-    let e = section("memory: {max: 12Q}\n").validate().unwrap_err();
+    let e = section("memory: {max: 12Q}\n")
+        .validate(std::path::Path::new("/"))
+        .unwrap_err();
     assert!(e.message.contains("12Q"));
     let e = section("memory: {max: 64M, high: 128M}\n")
-        .validate()
+        .validate(std::path::Path::new("/"))
         .unwrap_err();
     assert!(e.message.contains("above memory.max"), "{e}");
-    assert!(section("cpu: {cores: 0}\n").validate().is_err());
-    assert!(section("io: {weight: 0}\n").validate().is_err());
-    assert!(section("parent: lasagna\n").validate().is_err());
+    assert!(section("cpu: {cores: 0}\n")
+        .validate(std::path::Path::new("/"))
+        .is_err());
+    assert!(section("io: {weight: 0}\n")
+        .validate(std::path::Path::new("/"))
+        .is_err());
+    assert!(section("parent: lasagna\n")
+        .validate(std::path::Path::new("/"))
+        .is_err());
 }
 
 // ---------------------------------------------------------------------------------------
-// Preflight on injected hosts
+// Planned on injected hosts
 // ---------------------------------------------------------------------------------------
 
 fn fake_v2(tag: &str, controllers: &str) -> (CgroupHost, PathBuf) {
@@ -92,14 +105,14 @@ fn fake_v2(tag: &str, controllers: &str) -> (CgroupHost, PathBuf) {
     (CgroupHost::from_tables(&mounts, "0::/\n"), root)
 }
 
-fn spec(yaml: &str) -> CgroupSpec {
-    section(yaml).validate().unwrap()
+fn spec(yaml: &str) -> Config {
+    section(yaml).validate(std::path::Path::new("/")).unwrap()
 }
 
 #[test]
 fn preflight_picks_v2_when_it_has_the_controllers() {
     let (host, root) = fake_v2("pf-v2", "cpu memory pids io");
-    let pre = preflight_as(
+    let pre = plan_as(
         &spec("memory: {max: 64M}\npids: {max: 8}\n"),
         &host,
         None,
@@ -119,7 +132,7 @@ fn preflight_picks_v2_when_it_has_the_controllers() {
 fn preflight_refuses_or_degrades_without_delegation() {
     let (host, root) = fake_v2("pf-deleg", "cpu memory pids");
     let s = spec("memory: {max: 64M}\npids: {max: 8}\ncpu: {cores: 0.5}\n");
-    let pre = preflight_as(&s, &host, None, &Access::Fixed(false));
+    let pre = plan_as(&s, &host, None, &Access::Fixed(false));
     match &pre.decision {
         Decision::Refuse(r) => assert!(
             r.contains("systemd-run --user -p Delegate=yes --scope"),
@@ -129,7 +142,7 @@ fn preflight_refuses_or_degrades_without_delegation() {
     }
     let mut best = s.clone();
     best.mode = Requirement::BestEffort;
-    let pre = preflight_as(
+    let pre = plan_as(
         &best,
         &host,
         Some(Duration::from_secs(10)),
@@ -162,7 +175,7 @@ fn preflight_on_a_v1_host_names_the_chown_fix() {
         root.display()
     );
     let host = CgroupHost::from_tables(&mounts, "4:memory:/\n");
-    let pre = preflight_as(
+    let pre = plan_as(
         &spec("memory: {max: 64M}\npids: {max: 8}\n"),
         &host,
         None,
@@ -178,7 +191,7 @@ fn preflight_on_a_v1_host_names_the_chown_fix() {
     // Delegated, but no pids hierarchy: best-effort keeps memory and falls back for pids.
     let mut s = spec("memory: {max: 64M}\npids: {max: 8}\n");
     s.mode = Requirement::BestEffort;
-    let pre = preflight_as(&s, &host, None, &Access::Fixed(true));
+    let pre = plan_as(&s, &host, None, &Access::Fixed(true));
     assert!(matches!(&pre.decision, Decision::Degrade(r) if r.contains("pids")));
     assert_eq!(pre.plan.unwrap().limits.pids_max, None);
     assert_eq!(pre.fallback[0].resource, Resource::RLIMIT_NPROC);
@@ -221,7 +234,7 @@ fn v2_limit_files_are_written_in_kernel_format() {
 #[test]
 fn creation_failure_rolls_back() {
     let (host, root) = fake_v2("v2-rollback", "memory");
-    let pre = preflight_as(
+    let pre = plan_as(
         &spec("memory: {max: 64M}\n"),
         &host,
         None,
@@ -233,7 +246,7 @@ fn creation_failure_rolls_back() {
     let (a, b) = (root.join("a"), root.join("b"));
     fs::create_dir_all(b.join("lasagna-1-rollback")).unwrap();
     fs::create_dir_all(&a).unwrap();
-    let plan = CgroupPlan {
+    let plan = Plan {
         backend: Backend::V1 {
             parents: vec![("memory", a.clone()), ("pids", b.clone())],
             tracker_parent: None,
@@ -296,8 +309,8 @@ fn kernel_env(test: &str) -> Option<(CgroupHost, PathBuf)> {
     Some((host, py))
 }
 
-fn plan_for(test: &str, host: &CgroupHost, yaml: &str) -> Option<CgroupPlan> {
-    let pre = preflight(&spec(yaml), host, None);
+fn plan_for(test: &str, host: &CgroupHost, yaml: &str) -> Option<Plan> {
+    let pre = plan(&spec(yaml), host, None);
     match pre.decision {
         Decision::Apply => pre.plan,
         d => {
@@ -522,7 +535,7 @@ fn kernel_v1_creation_failure_rolls_back() {
         return skip(test, "needs v1 memory and pids hierarchies");
     };
     // memory is created and limited, then the pids parent does not exist.
-    let plan = CgroupPlan {
+    let plan = Plan {
         backend: Backend::V1 {
             parents: vec![
                 ("memory", mem.dir(&mem.own)),
@@ -645,7 +658,7 @@ fn kernel_v2_mechanics_on_the_unified_hierarchy() {
         return skip(test, "no v2 hierarchy");
     };
     let parent = v2m.dir(&v2m.own);
-    let plan = CgroupPlan {
+    let plan = Plan {
         backend: Backend::V2 {
             parent: parent.clone(),
         },

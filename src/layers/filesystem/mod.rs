@@ -96,22 +96,17 @@ pub struct Section {
     pub mounts: Vec<MountEntry>,
 }
 
-impl Section {
-    /// Mounts append (the parent's first); scalar settings of the child win.
-    pub fn merge(parent: Section, child: Section) -> Section {
-        let mut mounts = parent.mounts;
-        mounts.extend(child.mounts);
-        Section {
-            mode: child.mode.or(parent.mode),
-            read_only_root: child.read_only_root.or(parent.read_only_root),
-            proc: child.proc.or(parent.proc),
-            dev: child.dev.or(parent.dev),
-            dev_shm_size: child.dev_shm_size.or(parent.dev_shm_size),
-            mounts,
-        }
-    }
+crate::merge_fields!(Section {
+    mode: or,
+    read_only_root: or,
+    proc: or,
+    dev: or,
+    dev_shm_size: or,
+    mounts: append
+});
 
-    pub fn validate(self) -> Result<Config, ProfileError> {
+impl Section {
+    fn checked(self) -> Result<Config, ProfileError> {
         let mut ops: Vec<(Loc, Op)> = Vec::new();
         for entry in self.mounts {
             let (loc, op) = entry.validate()?;
@@ -415,6 +410,66 @@ impl Op {
     }
 }
 
+/// The filesystem layer's decision on this host: refused or degraded when the kernel lacks
+/// the detached-mount calls or the tree cannot be placed; `fresh_proc`: a new pid
+/// namespace lets the child mount its own /proc. A required layer whose /proc would have to
+/// be the host's is refused unless `relax_proc` (the pid namespace was switched off on
+/// purpose and dependents are to degrade).
+pub fn plan(
+    cfg: &Config,
+    req: Requirement,
+    host: &crate::host::Host,
+    fresh_proc: bool,
+    relax_proc: bool,
+) -> (crate::launch::Decision, Option<FsPlan>, Vec<String>) {
+    use crate::launch::Decision;
+    let mut notes = Vec::new();
+    if !host.mount_api {
+        let what = format!(
+            "the filesystem layer builds every mount detached (open_tree, mount_setattr, \
+             move_mount), which needs Linux 5.12; this kernel is {}",
+            host.kernel
+        );
+        let d = match req {
+            Requirement::Required => {
+                Decision::Refuse(format!("{what} (fix: run on Linux 5.12 or newer)"))
+            }
+            _ => Decision::Skip(format!("best-effort: {what}")),
+        };
+        return (d, None, notes);
+    }
+    let mut decision = Decision::Apply;
+    if cfg.proc && !fresh_proc {
+        let why = "no new pid namespace: the host's /proc is bound instead, host processes stay visible in it";
+        notes.push(why.to_string());
+        decision = match req {
+            Requirement::Required if !relax_proc => {
+                return (
+                    Decision::Refuse(format!(
+                        "{why} (fix: enable the namespaces layer with `pid: true`, or set `proc: false`)"
+                    )),
+                    None,
+                    notes,
+                )
+            }
+            _ => Decision::Degrade(why.into()),
+        };
+    }
+    let fsp = view::plan(cfg, fresh_proc);
+    notes.extend(fsp.notes.iter().cloned());
+    if !fsp.problems.is_empty() {
+        if req == Requirement::Required {
+            return (Decision::Refuse(fsp.problems.join("; ")), None, notes);
+        }
+        let left_out = format!("left out: {}", fsp.problems.join("; "));
+        decision = match decision {
+            Decision::Degrade(r) => Decision::Degrade(format!("{r}; {left_out}")),
+            _ => Decision::Degrade(left_out),
+        };
+    }
+    (decision, Some(fsp), notes)
+}
+
 /// The checked `filesystem` section.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -425,4 +480,11 @@ pub struct Config {
     pub proc: bool,
     pub dev: bool,
     pub ops: Vec<Op>,
+}
+
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
 }

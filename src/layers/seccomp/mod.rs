@@ -2,8 +2,8 @@
 //! "dangerous edges" that every policy blocks (io_uring, namespaces, the mount API, keyrings,
 //! bpf, ptrace, modules, x32 and foreign-arch entry points, TIOCSTI...).
 //!
-//! Phases: `validate` (profile → `Policy`, pure, errors carry line:col), `preflight` (what the
-//! host supports), `prepare` (supervisor: `Policy` → BPF program), `install` (child, last step
+//! Phases: `validate` (profile → `Config`, pure, errors carry line:col), `plan` (what the
+//! host supports), `prepare` (supervisor: `Config` → BPF program), `install` (child, last step
 //! before execve: no allocation). `prepare_init` builds the small filter for pid 1.
 //!
 //! Names and groups come from generated files (see `tables`); the profile's `allow` entries are
@@ -61,6 +61,16 @@ pub struct Section {
     pub import: Option<Spanned<String>>,
 }
 
+crate::merge_fields!(Section {
+    mode: or,
+    default_action: or,
+    allow: append,
+    allow_if: append,
+    deny: append,
+    allow_dangerous: append,
+    import: or
+});
+
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AllowIf {
@@ -89,29 +99,6 @@ pub struct ArgSpec {
     pub value: u64,
     #[serde(default)]
     pub mask: Option<u64>,
-}
-
-impl Section {
-    /// `extends:`: the child's `mode`, `default-action` and `import` override; lists append.
-    pub fn merge(parent: Section, child: Section) -> Section {
-        let mut allow = parent.allow;
-        allow.extend(child.allow);
-        let mut allow_if = parent.allow_if;
-        allow_if.extend(child.allow_if);
-        let mut deny = parent.deny;
-        deny.extend(child.deny);
-        let mut allow_dangerous = parent.allow_dangerous;
-        allow_dangerous.extend(child.allow_dangerous);
-        Section {
-            mode: child.mode.or(parent.mode),
-            default_action: child.default_action.or(parent.default_action),
-            allow,
-            allow_if,
-            deny,
-            allow_dangerous,
-            import: child.import.or(parent.import),
-        }
-    }
 }
 
 /// systemd's syscall groups usable in `allow`, with their descriptions (for `lasagna schema`
@@ -163,7 +150,7 @@ struct NrRule {
 
 /// A validated seccomp section: names resolved to numbers for `arch`.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub struct Config {
     pub mode: Requirement,
     pub arch: Arch,
     pub default_action: SeccompAction,
@@ -375,15 +362,18 @@ impl Resolver {
 }
 
 /// Check a section and resolve it for the native architecture.
-pub fn validate(section: &Section, profile_dir: &Path) -> Result<Policy, ProfileError> {
-    validate_for(section, profile_dir, Arch::NATIVE)
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, profile_dir: &Path) -> Result<Config, ProfileError> {
+        validate_for(self, profile_dir, Arch::NATIVE)
+    }
 }
 
 pub fn validate_for(
     section: &Section,
     profile_dir: &Path,
     arch: Arch,
-) -> Result<Policy, ProfileError> {
+) -> Result<Config, ProfileError> {
     let mut r = Resolver {
         arch,
         other_arch_names: BTreeSet::new(),
@@ -515,7 +505,7 @@ pub fn validate_for(
         None => imported_default.unwrap_or(SeccompAction::Errno(libc::EPERM as u32)),
     };
 
-    let policy = Policy {
+    let policy = Config {
         mode: section.mode.unwrap_or_default(),
         arch,
         default_action,
@@ -550,7 +540,7 @@ pub fn validate_for(
     Ok(policy)
 }
 
-impl Policy {
+impl Config {
     fn permits_execve(&self) -> bool {
         let Some(nr) = self.arch.table().nr("execve") else {
             return true;
@@ -565,7 +555,7 @@ impl Policy {
         allowed && !denied
     }
 
-    /// Every action the filter can return, for preflight's `actions_avail` check.
+    /// Every action the filter can return, for plan's `actions_avail` check.
     fn actions(&self) -> BTreeSet<&'static str> {
         let mut out: BTreeSet<&'static str> = ["allow", "errno", "kill_process"].into();
         let all = self
@@ -741,32 +731,25 @@ fn edges(landlock_net_rules: bool) -> Vec<Edge> {
 // Phases
 
 /// The seccomp actions this kernel knows (`seccomp(2)`, since Linux 4.14).
-const ACTIONS_AVAIL: &str = "/proc/sys/kernel/seccomp/actions_avail";
-
-/// Whether this host can give the layer.
-pub fn preflight(policy: &Policy) -> Decision {
-    if policy.mode == Requirement::Off {
+/// Decide, from what the host's kernel offers, whether the filter can be installed with
+/// every action the policy uses.
+pub fn plan(cfg: &Config, req: Requirement, host: &crate::host::Host) -> Decision {
+    if req == Requirement::Off {
         return Decision::Skip("mode: off".into());
     }
-    let missing = match sys::get_seccomp_mode() {
-        Err(e) => Some(format!(
-            "the kernel has no seccomp (prctl PR_GET_SECCOMP: {e})"
-        )),
-        Ok(_) => match read_proc_file(Path::new(ACTIONS_AVAIL)) {
-            Err(e) => Some(format!("cannot read {ACTIONS_AVAIL}: {e}")),
-            Ok(avail) => {
-                let avail: BTreeSet<&str> = avail.split_whitespace().collect();
-                let lacking: Vec<&str> = policy
-                    .actions()
-                    .into_iter()
-                    .filter(|a| !avail.contains(a))
-                    .collect();
-                (!lacking.is_empty())
-                    .then(|| format!("the kernel lacks seccomp actions: {}", lacking.join(", ")))
-            }
-        },
+    let missing = match &host.seccomp {
+        Err(why) => Some(why.clone()),
+        Ok(avail) => {
+            let lacking: Vec<&str> = cfg
+                .actions()
+                .into_iter()
+                .filter(|a| !avail.iter().any(|x| x == a))
+                .collect();
+            (!lacking.is_empty())
+                .then(|| format!("the kernel lacks seccomp actions: {}", lacking.join(", ")))
+        }
     };
-    match (missing, policy.mode) {
+    match (missing, req) {
         (None, _) => Decision::Apply,
         (Some(why), Requirement::Required) => Decision::Refuse(why),
         (Some(why), _) => Decision::Skip(why),
@@ -796,7 +779,7 @@ impl Prepared {
 
 /// Compile the payload's filter (supervisor side). `landlock_net_rules`: Landlock TCP rules
 /// are in force, so MPTCP sockets (which they do not cover) are refused too.
-pub fn prepare(policy: &Policy, landlock_net_rules: bool) -> Result<Prepared, String> {
+pub fn prepare(policy: &Config, landlock_net_rules: bool) -> Result<Prepared, String> {
     let table = policy.arch.table();
     let edges = edges(landlock_net_rules);
     // Per number: its rules in the order they are tried (edges, denies, conditional allows),
@@ -918,7 +901,7 @@ pub fn prepare_init() -> Result<Prepared, String> {
         .iter()
         .filter_map(|n| table.nr(n).map(|nr| (nr, table.name(nr).unwrap_or(n))))
         .collect();
-    let policy = Policy {
+    let policy = Config {
         mode: Requirement::Required,
         arch,
         default_action: SeccompAction::Errno(libc::EPERM as u32),
@@ -952,7 +935,7 @@ pub fn install_at(prepared: &Prepared, at: crate::launch::At) -> Result<(), Chil
 // Observation
 
 /// What the policy stops and what it does not, in plain words.
-pub fn explain(policy: &Policy) -> Vec<String> {
+pub fn explain(policy: &Config) -> Vec<String> {
     let table = policy.arch.table();
     let mut out = Vec::new();
     if policy.mode == Requirement::Off {

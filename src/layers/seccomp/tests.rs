@@ -1,6 +1,7 @@
 //! Pure tests of validation and code generation, and forked-child tests that install the
 //! filter and make the calls on the real kernel.
 
+use crate::types::{LayerSection, Merge};
 use std::ffi::CString;
 use std::io::Read;
 use std::sync::OnceLock;
@@ -34,7 +35,7 @@ fn section(yaml: &str) -> Section {
     serde_saphyr::from_str(yaml).expect("section parses")
 }
 
-fn policy(yaml: &str) -> Result<Policy, ProfileError> {
+fn policy(yaml: &str) -> Result<Config, ProfileError> {
     validate_for(&section(yaml), Path::new("/"), Arch::X86_64)
 }
 
@@ -46,7 +47,9 @@ fn default_section() -> Section {
 fn default_prepared() -> &'static Prepared {
     static P: OnceLock<Prepared> = OnceLock::new();
     P.get_or_init(|| {
-        let policy = validate(&default_section(), Path::new("/")).expect("default validates");
+        let policy = default_section()
+            .validate(Path::new("/"))
+            .expect("default validates");
         prepare(&policy, false).expect("default compiles")
     })
 }
@@ -209,7 +212,7 @@ fn other_arch_names_are_left_out_not_refused() {
 fn merge_appends_lists_and_overrides_scalars() {
     let parent = section("allow: [read]\ndefault-action: errno EPERM\n");
     let child = section("mode: best-effort\nallow: [write]\n");
-    let merged = Section::merge(parent, child);
+    let merged = Merge::merge(parent, child);
     assert_eq!(merged.mode, Some(Requirement::BestEffort));
     assert_eq!(merged.allow.len(), 2);
     assert_eq!(merged.default_action.unwrap().value, "errno EPERM");
@@ -364,11 +367,9 @@ fn edges_without_arguments_are_blocked() {
 
 #[test]
 fn edges_stay_blocked_when_listed_in_allow() {
-    let p = validate(
-        &section("allow: [\"@system-service\", mount, bpf, io_uring_setup, unshare]\n"),
-        Path::new("/"),
-    )
-    .unwrap();
+    let p = section("allow: [\"@system-service\", mount, bpf, io_uring_setup, unshare]\n")
+        .validate(Path::new("/"))
+        .unwrap();
     assert!(explain(&p)
         .iter()
         .any(|l| l.contains("blocked as dangerous: ")));
@@ -385,11 +386,9 @@ fn edges_stay_blocked_when_listed_in_allow() {
 
 #[test]
 fn io_uring_opt_in_lifts_only_io_uring() {
-    let p = validate(
-        &section("allow: [\"@system-service\"]\nallow-dangerous: [io_uring]\n"),
-        Path::new("/"),
-    )
-    .unwrap();
+    let p = section("allow: [\"@system-service\"]\nallow-dangerous: [io_uring]\n")
+        .validate(Path::new("/"))
+        .unwrap();
     let f = prepare(&p, false).unwrap();
     let control = call(None, nr("io_uring_setup"), [0; 6]);
     assert_eq!(call(Some(&f), nr("io_uring_setup"), [0; 6]), control);
@@ -452,7 +451,7 @@ fn profile_deny_rules_with_arguments_and_actions() {
                 allow-if:\n\
                 \x20 - syscalls: [acct]\n\
                 \x20   args: [{index: 0, op: eq, value: 0}]\n";
-    let p = validate(&section(yaml), Path::new("/")).unwrap();
+    let p = section(yaml).validate(Path::new("/")).unwrap();
     let f = prepare(&p, false).unwrap();
     assert_blocked(
         &f,
@@ -554,7 +553,7 @@ fn vsock_and_mptcp_sockets() {
         0,
         0,
     ];
-    let policy = validate(&default_section(), Path::new("/")).unwrap();
+    let policy = default_section().validate(Path::new("/")).unwrap();
     let with_landlock = prepare(&policy, true).unwrap();
     let refused = Outcome::Err(Errno::EPROTONOSUPPORT);
     assert_blocked(&with_landlock, "socket", nr("socket"), mptcp, refused);
@@ -683,7 +682,7 @@ fn shells_coreutils_and_python_run_under_the_default_profile() {
 
 #[test]
 fn explain_and_doctor_say_something() {
-    let policy = validate(&default_section(), Path::new("/")).unwrap();
+    let policy = default_section().validate(Path::new("/")).unwrap();
     let lines = explain(&policy);
     assert!(
         lines.iter().any(|l| l.contains("always blocked")),
@@ -701,7 +700,14 @@ fn explain_and_doctor_say_something() {
         eprintln!("doctor: {k}: {v}");
     }
     assert!(facts.iter().any(|(k, _)| k == "kernel.io_uring_disabled"));
-    assert_eq!(preflight(&policy), Decision::Apply);
+    assert_eq!(
+        plan(
+            &policy,
+            policy.mode,
+            &crate::host::Host::probe(crate::host::Needs::default())
+        ),
+        Decision::Apply
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -734,14 +740,14 @@ fn bench_figures() {
     let runs = 200u32;
     for _ in 0..runs {
         let s = default_section();
-        let p = validate(&s, Path::new("/")).unwrap();
+        let p = s.validate(Path::new("/")).unwrap();
         std::hint::black_box(prepare(&p, true).unwrap());
     }
     let compile = t.elapsed() / runs;
     let f = default_prepared();
 
     // seccompiler's own linear chain for the same plain allow-list, for comparison.
-    let policy = validate(&default_section(), Path::new("/")).unwrap();
+    let policy = default_section().validate(Path::new("/")).unwrap();
     let rules = policy
         .allowed
         .keys()
