@@ -1,1 +1,510 @@
-//! Table-driven tests of the plan.
+//! Table-driven tests of the plan: each layer's decision for a profile against host
+//! variants, `--without` sets and `degrade_dependents`. The hosts are values, not probes;
+//! the filesystem layer still walks the real host for the paths a profile binds, so the
+//! profiles name only what every Linux host has (or a temporary tree of their own).
+
+use std::time::Duration;
+
+use super::*;
+use crate::host::CgroupHost;
+use crate::layers::namespaces::Kind;
+
+/// A host that can give everything: Linux 6.12, Landlock ABI 7, every namespace,
+/// unprivileged user namespaces, seccomp with every action, no cgroup hierarchy.
+fn host(root: bool) -> Host {
+    let id = if root { 0 } else { 1000 };
+    Host {
+        euid: id,
+        egid: id,
+        is_root: root,
+        kernel: "6.12.0".into(),
+        arch: std::env::consts::ARCH.into(),
+        max_user_namespaces: Some(15000),
+        unprivileged_userns_clone: None,
+        apparmor_restricts_userns: None,
+        container: None,
+        legacy_tiocsti: Some(false),
+        cap_last_cap: 40,
+        time_namespace: true,
+        cgroup_namespace: true,
+        landlock_abi: 7,
+        mount_api: true,
+        seccomp: Ok([
+            "kill_process",
+            "kill_thread",
+            "trap",
+            "errno",
+            "user_notif",
+            "trace",
+            "log",
+            "allow",
+        ]
+        .map(String::from)
+        .to_vec()),
+        cgroups: CgroupHost {
+            v2: None,
+            v1: Vec::new(),
+        },
+    }
+}
+
+/// Host variants, by what they lack.
+fn no_userns(h: &mut Host) {
+    h.max_user_namespaces = Some(0);
+}
+fn no_landlock(h: &mut Host) {
+    h.landlock_abi = 0;
+}
+fn landlock_5(h: &mut Host) {
+    h.landlock_abi = 5;
+}
+fn old_kernel(h: &mut Host) {
+    h.mount_api = false;
+    h.kernel = "5.10.0".into();
+}
+fn no_seccomp(h: &mut Host) {
+    h.seccomp = Err("the kernel has no seccomp (prctl PR_GET_SECCOMP: EINVAL)".into());
+}
+fn no_time_ns(h: &mut Host) {
+    h.time_namespace = false;
+}
+fn as_is(_: &mut Host) {}
+
+/// A profile from YAML (written to a file of its own, so that `extends` and relative
+/// paths work as for a user's profile).
+fn profile(yaml: &str) -> Profile {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("lasagna-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("p{}.yaml", N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&path, yaml).unwrap();
+    let p = crate::profile::load(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_file(&path).unwrap();
+    p
+}
+
+/// What a case expects of one layer: its decision word and a piece of its reason.
+type Expect = (Layer, &'static str, &'static str);
+
+struct Case {
+    name: &'static str,
+    profile: &'static str,
+    root: bool,
+    host: fn(&mut Host),
+    without: &'static [Layer],
+    degrade_dependents: bool,
+    expect: &'static [Expect],
+}
+
+fn word(d: &Decision) -> (&'static str, &str) {
+    match d {
+        Decision::Apply => ("applied", ""),
+        Decision::Degrade(r) => ("degraded", r),
+        Decision::Skip(r) => ("skipped", r),
+        Decision::Refuse(r) => ("refused", r),
+    }
+}
+
+const STRICT: &str = "extends: strict\n";
+/// Landlock on its own, with a required rule on a path no host has.
+const MISSING_RULE: &str = "layers:
+  filesystem:
+    proc: false
+    mounts: [{ro-bind: /usr}]
+  landlock:
+    mode: required
+    read: [/usr, /nonexistent-lasagna-plan]
+";
+
+use Layer::*;
+
+const CASES: &[Case] = &[
+    Case {
+        name: "strict as root on a full host: every layer but cgroups applies",
+        profile: STRICT,
+        root: true,
+        host: as_is,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[
+            (Namespaces, "applied", ""),
+            (Filesystem, "applied", ""),
+            (Cgroups, "skipped", "not in the profile"),
+            (Capabilities, "applied", ""),
+            (Rlimits, "applied", ""),
+            (Process, "applied", ""),
+            (Landlock, "applied", ""),
+            (Seccomp, "applied", ""),
+        ],
+    },
+    Case {
+        name: "strict as a user on a full host",
+        profile: STRICT,
+        root: false,
+        host: as_is,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[
+            (Namespaces, "applied", ""),
+            (Filesystem, "applied", ""),
+            (Capabilities, "applied", ""),
+            (Landlock, "applied", ""),
+            (Seccomp, "applied", ""),
+        ],
+    },
+    Case {
+        name: "no Landlock: required Landlock is refused, the rest applies",
+        profile: STRICT,
+        root: false,
+        host: no_landlock,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[
+            (Landlock, "refused", "not available on this kernel"),
+            (Filesystem, "applied", ""),
+            (Seccomp, "applied", ""),
+        ],
+    },
+    Case {
+        name: "Landlock ABI 5: strict's scopes need 6",
+        profile: STRICT,
+        root: true,
+        host: landlock_5,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Landlock, "refused", "scopes dropped: ABI 5 < 6")],
+    },
+    Case {
+        name: "Landlock ABI 5, best-effort: degraded",
+        profile: "extends: strict\nlayers:\n  landlock:\n    mode: best-effort\n",
+        root: true,
+        host: landlock_5,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Landlock, "degraded", "scopes dropped")],
+    },
+    Case {
+        name: "--without landlock: skipped with the flag as the reason",
+        profile: STRICT,
+        root: true,
+        host: as_is,
+        without: &[Landlock],
+        degrade_dependents: false,
+        expect: &[
+            (Landlock, "skipped", "switched off with --without landlock"),
+            (Seccomp, "applied", ""),
+        ],
+    },
+    Case {
+        name: "no user namespaces, as a user: every privileged layer is refused",
+        profile: STRICT,
+        root: false,
+        host: no_userns,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[
+            (Namespaces, "refused", "user.max_user_namespaces is 0"),
+            (
+                Filesystem,
+                "refused",
+                "needs a user namespace when not root",
+            ),
+            (Capabilities, "refused", "CAP_SETPCAP"),
+            (Rlimits, "applied", ""),
+            (Landlock, "applied", ""),
+            (Seccomp, "applied", ""),
+        ],
+    },
+    Case {
+        name: "no user namespaces, as root: required namespaces refused for the user one",
+        profile: STRICT,
+        root: true,
+        host: no_userns,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[
+            (Namespaces, "refused", "user (user.max_user_namespaces is 0"),
+            (Filesystem, "refused", "no new pid namespace"),
+            (Capabilities, "applied", ""),
+        ],
+    },
+    Case {
+        name: "no user namespaces, as root, best-effort: degraded without the user one",
+        profile: "extends: strict\nlayers:\n  namespaces:\n    mode: best-effort\n",
+        root: true,
+        host: no_userns,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Namespaces, "degraded", "dropped: user")],
+    },
+    Case {
+        name: "no time namespaces: required namespaces refused",
+        profile: STRICT,
+        root: true,
+        host: no_time_ns,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Namespaces, "refused", "time (kernel has no time namespaces")],
+    },
+    Case {
+        name: "Linux 5.10: the filesystem layer needs the detached-mount calls",
+        profile: STRICT,
+        root: true,
+        host: old_kernel,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[
+            (Filesystem, "refused", "needs Linux 5.12"),
+            (Namespaces, "applied", ""),
+        ],
+    },
+    Case {
+        name: "no seccomp: required seccomp refused",
+        profile: STRICT,
+        root: false,
+        host: no_seccomp,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Seccomp, "refused", "no seccomp")],
+    },
+    Case {
+        name: "--without namespaces: the fresh /proc is refused",
+        profile: STRICT,
+        root: true,
+        host: as_is,
+        without: &[Namespaces],
+        degrade_dependents: false,
+        expect: &[
+            (Namespaces, "skipped", "--without namespaces"),
+            (Filesystem, "refused", "no new pid namespace"),
+            (Capabilities, "applied", ""),
+        ],
+    },
+    Case {
+        name: "--without namespaces, dependents degrade: the host's /proc is bound",
+        profile: STRICT,
+        root: true,
+        host: as_is,
+        without: &[Namespaces],
+        degrade_dependents: true,
+        expect: &[
+            (Filesystem, "degraded", "host processes stay visible"),
+            (Landlock, "applied", ""),
+        ],
+    },
+    Case {
+        name: "--without namespaces as a user: the filesystem makes its own user namespace",
+        profile: STRICT,
+        root: false,
+        host: as_is,
+        without: &[Namespaces],
+        degrade_dependents: true,
+        expect: &[
+            (Filesystem, "degraded", "no new pid namespace"),
+            (Capabilities, "applied", ""),
+        ],
+    },
+    Case {
+        name: "a required Landlock rule on a missing path is refused",
+        profile: MISSING_RULE,
+        root: true,
+        host: as_is,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Landlock, "refused", "/nonexistent-lasagna-plan")],
+    },
+    Case {
+        name: "--without filesystem: the missing rule path is still refused on the host",
+        profile: MISSING_RULE,
+        root: true,
+        host: as_is,
+        without: &[Filesystem],
+        degrade_dependents: false,
+        expect: &[(Landlock, "refused", "/nonexistent-lasagna-plan")],
+    },
+    Case {
+        name: "--without filesystem, dependents degrade: the rule is left out",
+        profile: MISSING_RULE,
+        root: true,
+        host: as_is,
+        without: &[Filesystem],
+        degrade_dependents: true,
+        expect: &[(Landlock, "degraded", "rules left out")],
+    },
+    Case {
+        name: "cgroups best-effort on a host without hierarchies: rlimits stand in",
+        profile: "layers:
+  cgroups:
+    mode: best-effort
+    memory: {max: 64M}
+    pids: {max: 32}
+",
+        root: true,
+        host: as_is,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Cgroups, "degraded", "")],
+    },
+    Case {
+        name: "cgroups required on a host without hierarchies: refused",
+        profile: "layers:\n  cgroups:\n    mode: required\n    pids: {max: 32}\n",
+        root: true,
+        host: as_is,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Cgroups, "refused", "")],
+    },
+];
+
+fn run_case(c: &Case) -> Plan {
+    let mut h = host(c.root);
+    (c.host)(&mut h);
+    let opts = Options {
+        without: c.without.to_vec(),
+        timeout: None,
+        degrade_dependents: c.degrade_dependents,
+    };
+    plan(&profile(c.profile), &h, &opts)
+}
+
+#[test]
+fn each_layer_decides_against_each_host() {
+    let mut failures = Vec::new();
+    for c in CASES {
+        let p = run_case(c);
+        assert_eq!(
+            p.layers.iter().map(|l| l.layer).collect::<Vec<_>>(),
+            Layer::ALL,
+            "{}: one plan per layer, in order",
+            c.name
+        );
+        for &(layer, want, reason) in c.expect {
+            let (got, why) = word(&p.get(layer).decision);
+            if got != want || !why.contains(reason) {
+                failures.push(format!(
+                    "{}: {layer}: expected {want} ({reason:?}), got {got}: {why}",
+                    c.name
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn namespaces_and_identity_follow_the_layers() {
+    let p = run_case(&CASES[0]);
+    for k in [Kind::User, Kind::Pid, Kind::Net, Kind::Mount, Kind::Uts] {
+        assert!(p.has(k), "strict as root creates the {k:?} namespace");
+    }
+    assert_eq!(p.identity.switch, Switch::InInit);
+    assert_eq!(p.hostname.as_deref(), Some("sandbox"));
+    assert_eq!(p.cwd, "/work");
+    // Without the namespaces layer, root keeps no user namespace and switches the
+    // payload to an unprivileged host uid itself.
+    let mut c = Options::without(&[Namespaces]);
+    c.degrade_dependents = true;
+    let p = plan(&profile(STRICT), &host(true), &c);
+    assert!(!p.has(Kind::User) && !p.has(Kind::Pid) && p.has(Kind::Mount));
+    assert_eq!(p.identity.switch, Switch::InPayload);
+    assert_eq!((p.identity.uid, p.identity.gid), (65534, 65534));
+    assert_eq!(p.hostname, None);
+    // A user gets the user namespace from the filesystem layer, and says so.
+    let p = plan(&profile(STRICT), &host(false), &c);
+    assert!(p.has(Kind::User) && p.has(Kind::Mount));
+    assert!(p
+        .get(Filesystem)
+        .notes
+        .iter()
+        .any(|n| n.contains("a user namespace is created for the mount namespace")));
+}
+
+#[test]
+fn the_timeout_is_decided_once_command_line_first() {
+    let yaml = "layers:\n  process:\n    timeout: 30s\n";
+    let h = host(true);
+    let p = plan(&profile(yaml), &h, &Options::default());
+    assert_eq!(p.timeout, Some(Duration::from_secs(30)));
+    // It holds with the process layer off: the supervisor enforces it.
+    let p = plan(&profile(yaml), &h, &Options::without(&[Process]));
+    assert_eq!(p.timeout, Some(Duration::from_secs(30)));
+    let opts = Options {
+        timeout: Some(Duration::from_secs(2)),
+        ..Options::default()
+    };
+    assert_eq!(
+        plan(&profile(yaml), &h, &opts).timeout,
+        Some(Duration::from_secs(2))
+    );
+}
+
+#[test]
+fn cgroup_limits_the_host_cannot_give_become_rlimits() {
+    let yaml = "layers:
+  cgroups:
+    mode: best-effort
+    memory: {max: 64M}
+    pids: {max: 32}
+  rlimits:
+    nproc: 16
+";
+    let p = plan(&profile(yaml), &host(true), &Options::default());
+    assert!(p.cgroup.is_none());
+    assert!(p.rlimits.contains(&(Limit::As, Some(64 << 20))));
+    // The tighter of the rlimits layer's and the fallback's.
+    assert!(p.rlimits.contains(&(Limit::Nproc, Some(16))));
+    assert!(p
+        .get(Cgroups)
+        .notes
+        .iter()
+        .any(|n| n.contains("memory.max replaced by RLIMIT_AS")));
+}
+
+#[test]
+fn configs_are_carried_only_for_layers_that_apply() {
+    let p = plan(
+        &profile(STRICT),
+        &host(true),
+        &Options::without(&[Seccomp, Capabilities]),
+    );
+    assert!(p.config.seccomp.is_none() && p.config.capabilities.is_none());
+    assert!(p.config.landlock.is_some() && p.config.filesystem.is_some());
+    assert!(p.explain(Seccomp).is_empty());
+    assert!(!p.explain(Landlock).is_empty());
+    // seccomp off: the MPTCP gap Landlock's TCP rules leave is told.
+    assert!(p.get(Landlock).notes.iter().any(|n| n.contains("MPTCP")));
+}
+
+#[test]
+fn every_refusing_dependency_is_relaxed_by_degrade_dependents() {
+    // For each dependency that refuses, a profile whose `layer` is refused without `on`,
+    // and applies (degraded) once dependents degrade.
+    let profile_for = |d: &Dependency| match (d.layer, d.on) {
+        (Filesystem, Namespaces) => STRICT,
+        (Landlock, Filesystem) => MISSING_RULE,
+        other => panic!("no test profile for the dependency {other:?}: add one"),
+    };
+    for d in DEPENDENCIES.iter().filter(|d| d.refuses) {
+        let p = profile(profile_for(d));
+        let mut opts = Options::without(&[d.on]);
+        let refused = plan(&p, &host(true), &opts);
+        assert!(
+            matches!(refused.get(d.layer).decision, Decision::Refuse(_)),
+            "{} without {}: {:?}",
+            d.layer,
+            d.on,
+            refused.get(d.layer).decision
+        );
+        opts.degrade_dependents = true;
+        let relaxed = plan(&p, &host(true), &opts);
+        assert!(
+            matches!(relaxed.get(d.layer).decision, Decision::Degrade(_)),
+            "{} without {}, dependents degrading: {:?}",
+            d.layer,
+            d.on,
+            relaxed.get(d.layer).decision
+        );
+        assert!(dependents(d.on).contains(&d.layer));
+    }
+}

@@ -18,6 +18,8 @@
 pub mod apply;
 pub mod explain;
 pub mod host;
+#[cfg(test)]
+mod tests;
 pub mod view;
 
 use std::collections::HashMap;

@@ -386,6 +386,57 @@ enum Need {
 }
 
 impl FsPlan {
+    /// One line per planned step, in order: each entry with where it lives, then what
+    /// the supervisor creates on the host. What the snapshot tests compare.
+    pub fn steps(&self) -> Vec<String> {
+        let site = |at: &Site| match at {
+            Site::Own => "own".to_string(),
+            Site::Builtin => "builtin".to_string(),
+            Site::Host { path } => format!("host {}", path.display()),
+        };
+        let mut out: Vec<String> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let what = match &e.what {
+                    What::Bind {
+                        source,
+                        dir,
+                        access,
+                        ..
+                    } => format!(
+                        "bind {} {} {:?}",
+                        if *dir { "dir" } else { "file" },
+                        source.display(),
+                        access
+                    ),
+                    What::Link { to } => format!("symlink -> {to}"),
+                    What::Tmpfs { size, perms } => format!("tmpfs {size:?} {perms:o}"),
+                    What::Dir { perms } => format!("dir {perms:o}"),
+                    What::File { content, perms } => {
+                        format!("file {} bytes {perms:o}", content.len())
+                    }
+                    What::Mask => "mask".to_string(),
+                };
+                format!("{}: {what} ({})", e.target, site(&e.at))
+            })
+            .collect();
+        for c in &self.creates {
+            let kind = match &c.kind {
+                CreateKind::Dir { perms, for_payload } => {
+                    format!(
+                        "dir {perms:o}{}",
+                        if *for_payload { " for the payload" } else { "" }
+                    )
+                }
+                CreateKind::File => "file".to_string(),
+                CreateKind::Symlink { to } => format!("symlink -> {to}"),
+            };
+            out.push(format!("create {}: {kind}", c.path().display()));
+        }
+        out
+    }
+
     /// The deepest entry whose target is a strict ancestor of `t`, among those that change
     /// what is below them (mounts, links, files; not directories or masks).
     fn container(&self, t: &SandboxPath) -> Option<&Entry> {
