@@ -2,15 +2,114 @@
 //! clone (step 0), from the plan alone. No side effects: this only computes.
 
 use std::ffi::CString;
+use std::os::fd::{OwnedFd, RawFd};
+use std::time::Duration;
 
 use nix::sched::CloneFlags;
 
 use crate::launch::Layer;
 use crate::layers::namespaces::Kind;
-use crate::layers::{capabilities, filesystem, landlock, process, seccomp};
-use crate::plan::Plan;
+use crate::layers::rlimits::Limit;
+use crate::layers::{capabilities, cgroups, filesystem, landlock, process, seccomp};
+use crate::plan::{Identity, Plan};
 use crate::profile::Requirement;
-use crate::sandbox::{Armed, Exec};
+use crate::sys;
+
+/// The command to execute, resolved to candidate paths before the clone.
+#[derive(Debug)]
+pub struct Exec {
+    /// What the user typed as the program.
+    pub program: String,
+    /// Paths to try in order (one when the program contains '/', else each $PATH entry).
+    pub candidates: Vec<CString>,
+    pub args: sys::ExecArgs,
+}
+
+impl Exec {
+    pub fn new(command: &[String], envp: Vec<CString>) -> Result<Exec, String> {
+        let program = command.first().ok_or("no command to run")?.clone();
+        let argv: Vec<CString> = command
+            .iter()
+            .map(|a| {
+                CString::new(a.as_bytes())
+                    .map_err(|_| format!("argument {a:?} contains a NUL byte"))
+            })
+            .collect::<Result<_, _>>()?;
+        let path = envp
+            .iter()
+            .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_else(|| process::DEFAULT_PATH.to_string());
+        let candidates = if program.contains('/') {
+            vec![argv[0].clone()]
+        } else {
+            path.split(':')
+                .filter(|d| !d.is_empty())
+                .filter_map(|d| CString::new(format!("{d}/{program}")).ok())
+                .collect()
+        };
+        Ok(Exec {
+            program,
+            candidates,
+            args: sys::ExecArgs::new(argv, envp),
+        })
+    }
+}
+
+/// Everything the child needs, prepared by the supervisor before the clone.
+#[derive(Debug)]
+pub struct Armed {
+    pub plan: Plan,
+    /// CLONE_NEW* flags for the clone itself.
+    pub clone_flags: u64,
+    /// Namespaces init creates with unshare, for the payload (time, cgroup).
+    pub unshare_for_payload: CloneFlags,
+    pub hostname: Option<String>,
+    pub loopback: bool,
+    pub filesystem: Option<filesystem::Prepared>,
+    /// What the supervisor makes in bound host directories before the clone (and removes
+    /// after the run).
+    pub host_creates: Vec<filesystem::view::Create>,
+    /// The payload's host ids, for what it makes there, when lasagna runs as root.
+    pub host_owner: Option<(u32, u32)>,
+    pub capabilities: Option<capabilities::Prepared>,
+    pub rlimits: Vec<(Limit, Option<u64>)>,
+    pub process: Option<process::Prepared>,
+    pub landlock: Option<landlock::Prepared>,
+    /// The payload's filter, installed last, right before execve.
+    pub seccomp: Option<seccomp::Prepared>,
+    /// init's own filter, installed once the payload is forked.
+    pub init_seccomp: Option<seccomp::Prepared>,
+    /// The cgroup the supervisor creates before the clone (step 1).
+    pub cgroup: Option<cgroups::Plan>,
+    /// Where our own stale cgroups may be (swept before the new one is made).
+    pub cgroup_sweep: Vec<std::path::PathBuf>,
+    pub identity: Identity,
+    pub cwd: CString,
+    pub exec: Exec,
+    pub timeout: Option<Duration>,
+    /// Read what the kernel applied after execve (for `-v` and `--report`).
+    pub observe: bool,
+    /// No pid namespace: init kills what descends from the payload through its `children`
+    /// file (as pid 1 it would use `kill(-1)`).
+    pub reap_by_children: bool,
+    /// Inherited fds that stay open in the payload (`--pass-fd`, `process.pass-fds`).
+    pub pass_fds: Vec<i32>,
+}
+
+/// The child's ends of the supervisor's pipes.
+pub struct ChildFds {
+    /// Read: one byte once the supervisor has written the id maps, a second once the
+    /// cgroup attach is done; EOF = supervisor gone.
+    pub release: OwnedFd,
+    /// Write, CLOEXEC: a failure message; EOF at the supervisor = execve succeeded.
+    pub status: OwnedFd,
+    /// Write: the payload's raw wait status, from init, before it exits.
+    pub result: OwnedFd,
+    /// v1 `tasks` files to write "0" into (join the cgroup), owned by the supervisor's
+    /// `ActiveCgroup`; closed by the child once written.
+    pub cgroup_join: Vec<RawFd>,
+}
 
 /// Why a plan could not be armed: each names what the user gave that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -84,11 +183,11 @@ pub fn arm(plan: Plan, command: &[String], pass_fds: &[i32]) -> Result<Armed, Ar
             pass.push(*fd);
         }
     }
-    if pass.len() > crate::sandbox::MAX_PASS_FDS {
+    if pass.len() > process::MAX_PASS_FDS {
         return Err(ArmError::Usage(format!(
             "{} fds to pass; at most {} can be passed",
             pass.len(),
-            crate::sandbox::MAX_PASS_FDS
+            process::MAX_PASS_FDS
         )));
     }
     for fd in &pass {

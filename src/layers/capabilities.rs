@@ -14,6 +14,8 @@ use crate::launch::{ChildContext, ChildError};
 use crate::sys;
 use crate::types::{Loc, ProfileError, Requirement};
 
+// ---- section: the profile's keys, merged over `extends`, checked into `Config` ----------
+
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
@@ -54,6 +56,15 @@ pub struct Config {
     pub keep: Vec<caps::Capability>,
 }
 
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
+}
+
+// ---- plan: what the layer decides and prepares before the clone -------------------------
+
 /// Prepared in the supervisor: the kept set as a bitmask and the last cap number.
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared {
@@ -68,6 +79,8 @@ pub fn prepare(cfg: &Config, last_cap: u32) -> Prepared {
         last_cap,
     }
 }
+
+// ---- apply: the child, between clone and execve (async-signal-safe) ---------------------
 
 /// Child side (payload), before the uid switch: empty the bounding set except kept caps.
 /// PR_CAPBSET_DROP needs CAP_SETPCAP, which the later steps remove.
@@ -92,6 +105,8 @@ pub fn child_apply_sets(prep: &Prepared) -> Result<(), ChildError<'static>> {
     Ok(())
 }
 
+// ---- explain: plain words for `explain` and `doctor` ------------------------------------
+
 pub fn explain(cfg: &Config) -> Vec<String> {
     let mut out = vec![if cfg.keep.is_empty() {
         "all capability sets empty (bounding, ambient, effective, permitted, inheritable)"
@@ -103,11 +118,4 @@ pub fn explain(cfg: &Config) -> Vec<String> {
     out.push("stops: privileged operations inside the namespaces (mount, raw sockets, changing ids, CAP_DAC_READ_SEARCH tricks such as open_by_handle_at)".into());
     out.push("does not stop: anything an unprivileged process may do".into());
     out
-}
-
-impl crate::types::LayerSection for Section {
-    type Config = Config;
-    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
-        self.clone().checked()
-    }
 }

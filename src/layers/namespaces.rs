@@ -14,6 +14,8 @@ use crate::host::Host;
 use crate::launch::Decision;
 use crate::types::{Loc, ProfileError, Requirement};
 
+// ---- section: the profile's keys, merged over `extends`, checked into `Config` ----------
+
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
@@ -297,7 +299,14 @@ impl Config {
     }
 }
 
-// ---- plan ---------------------------------------------------------------------------------
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
+}
+
+// ---- plan: what the layer decides and prepares before the clone -------------------------
 
 /// What the namespaces layer decided: the namespaces it creates, and what it told the user.
 #[derive(Debug, Clone)]
@@ -367,7 +376,7 @@ pub fn plan(cfg: &Config, req: Requirement, host: &Host) -> NsPlan {
     }
 }
 
-// ---- parent (the supervisor, after the clone) ----------------------------------------------
+// ---- parent: the supervisor's side, after the clone -------------------------------------
 
 /// The uid/gid maps the supervisor writes for the child's user namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -393,7 +402,7 @@ pub fn write_id_maps(pid: nix::unistd::Pid, maps: &IdMaps) -> std::io::Result<()
     Ok(())
 }
 
-// ---- explain ------------------------------------------------------------------------------
+// ---- explain: plain words for `explain` and `doctor` ------------------------------------
 
 /// Plain-words description for `explain`.
 pub fn explain(cfg: &Config, as_root: bool) -> Vec<String> {
@@ -485,11 +494,4 @@ pub fn shared_uid(uid: u32) -> String {
     format!(
         "host uid {uid}{name} is shared: {who} can signal or stop the sandbox's processes, and without a user namespace ptrace the payload and read its /proc files; `host-uid: auto` gives each run a uid of its own"
     )
-}
-
-impl crate::types::LayerSection for Section {
-    type Config = Config;
-    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
-        self.clone().checked()
-    }
 }

@@ -31,6 +31,8 @@ pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// in a fixed array while it closes everything else).
 pub const MAX_PASS_FDS: usize = 61;
 
+// ---- section: the profile's keys, merged over `extends`, checked into `Config` ----------
+
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EnvSection {
@@ -174,6 +176,15 @@ pub struct Config {
     pub timeout: Option<Duration>,
 }
 
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
+}
+
+// ---- plan: what the layer decides and prepares before the clone -------------------------
+
 fn allowed(name: &[u8], allow: &[String]) -> bool {
     allow.iter().any(|a| match a.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix.as_bytes()),
@@ -221,6 +232,8 @@ pub fn prepare(cfg: &Config) -> Prepared {
     }
 }
 
+// ---- apply: the child, between clone and execve (async-signal-safe) ---------------------
+
 /// Child side, early (payload step 6): session, parent-death signal, fd sweep.
 pub fn child_apply_early(prep: &Prepared) -> Result<(), ChildError<'static>> {
     if prep.die_with_parent {
@@ -262,6 +275,8 @@ pub fn child_apply_no_new_privs(prep: &Prepared) -> Result<(), ChildError<'stati
     Ok(())
 }
 
+// ---- explain: plain words for `explain` and `doctor` ------------------------------------
+
 pub fn explain(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if cfg.no_new_privs {
@@ -297,11 +312,4 @@ pub fn explain(cfg: &Config) -> Vec<String> {
         ));
     }
     out
-}
-
-impl crate::types::LayerSection for Section {
-    type Config = Config;
-    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
-        self.clone().checked()
-    }
 }

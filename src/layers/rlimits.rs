@@ -9,6 +9,8 @@ use crate::types::{parse_duration, parse_size, Loc, ProfileError, Requirement};
 
 const LAYER: crate::launch::At = crate::launch::At::Rlimits;
 
+// ---- section: the profile's keys, merged over `extends`, checked into `Config` ----------
+
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
@@ -135,6 +137,15 @@ pub struct Config {
     pub limits: Vec<(Limit, Option<u64>)>,
 }
 
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
+}
+
+// ---- apply: the child, between clone and execve (async-signal-safe) ---------------------
+
 /// Child side (payload): set each limit, soft = hard.
 pub fn child_apply(limits: &[(Limit, Option<u64>)]) -> Result<(), ChildError<'static>> {
     for (limit, value) in limits {
@@ -145,6 +156,8 @@ pub fn child_apply(limits: &[(Limit, Option<u64>)]) -> Result<(), ChildError<'st
     }
     Ok(())
 }
+
+// ---- explain: plain words for `explain` and `doctor` ------------------------------------
 
 pub fn explain(cfg: &Config) -> Vec<String> {
     let mut out: Vec<String> = cfg
@@ -167,11 +180,4 @@ pub fn explain(cfg: &Config) -> Vec<String> {
         "does not stop: many processes together (cgroups do that); nproc counts per uid".into(),
     );
     out
-}
-
-impl crate::types::LayerSection for Section {
-    type Config = Config;
-    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
-        self.clone().checked()
-    }
 }

@@ -11,7 +11,8 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{fail, payload_main, Armed, ChildFds, EXIT_SETUP_FAILED};
+use super::{fail, payload_main, EXIT_SETUP_FAILED};
+use crate::arm::{Armed, ChildFds};
 use crate::launch::At;
 use crate::launch::ChildError;
 use crate::sys;
@@ -78,7 +79,12 @@ impl Ended {
     }
 }
 
-pub fn run(armed: &Armed, fds: ChildFds, children: Option<std::os::fd::OwnedFd>) -> ! {
+pub fn run(
+    armed: &Armed,
+    fds: ChildFds,
+    children: Option<std::os::fd::OwnedFd>,
+    one: sys::OneThread,
+) -> ! {
     let waited = waited_signals();
     if let Err(e) = waited.thread_block() {
         fail(
@@ -91,7 +97,7 @@ pub fn run(armed: &Armed, fds: ChildFds, children: Option<std::os::fd::OwnedFd>)
     let _ = nix::unistd::setsid();
     // Without a pid namespace, orphans are still reparented to us and reaped.
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let payload = match sys::fork() {
+    let payload = match sys::fork(&one) {
         Ok(None) => payload_main(armed, &fds.status),
         Ok(Some(pid)) => pid,
         Err(e) => fail(

@@ -5,128 +5,20 @@
 
 pub mod init;
 
-use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::sched::CloneFlags;
 
+use crate::arm::{Armed, ChildFds};
 use crate::launch::At;
 use crate::launch::{ChildContext, ChildError};
-use crate::layers::rlimits::Limit;
 use crate::layers::{capabilities, filesystem, landlock, process, seccomp};
-use crate::plan::{Identity, Plan, Switch};
+use crate::plan::{Identity, Switch};
 use crate::sys;
 
 pub use crate::launch::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED};
 pub use crate::layers::process::MAX_PASS_FDS;
-
-/// The command to execute, resolved to candidate paths before the clone.
-#[derive(Debug)]
-pub struct Exec {
-    /// What the user typed as the program.
-    pub program: String,
-    /// Paths to try in order (one when the program contains '/', else each $PATH entry).
-    pub candidates: Vec<CString>,
-    pub argv: Vec<CString>,
-    pub envp: Vec<CString>,
-    argv_ptrs: Vec<*const libc::c_char>,
-    envp_ptrs: Vec<*const libc::c_char>,
-}
-
-impl Exec {
-    pub fn new(command: &[String], envp: Vec<CString>) -> Result<Exec, String> {
-        let program = command.first().ok_or("no command to run")?.clone();
-        let argv: Vec<CString> = command
-            .iter()
-            .map(|a| {
-                CString::new(a.as_bytes())
-                    .map_err(|_| format!("argument {a:?} contains a NUL byte"))
-            })
-            .collect::<Result<_, _>>()?;
-        let path = envp
-            .iter()
-            .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .unwrap_or_else(|| process::DEFAULT_PATH.to_string());
-        let candidates = if program.contains('/') {
-            vec![argv[0].clone()]
-        } else {
-            path.split(':')
-                .filter(|d| !d.is_empty())
-                .filter_map(|d| CString::new(format!("{d}/{program}")).ok())
-                .collect()
-        };
-        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-        argv_ptrs.push(std::ptr::null());
-        let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-        envp_ptrs.push(std::ptr::null());
-        Ok(Exec {
-            program,
-            candidates,
-            argv,
-            envp,
-            argv_ptrs,
-            envp_ptrs,
-        })
-    }
-}
-
-/// Everything the child needs, prepared by the supervisor before the clone.
-#[derive(Debug)]
-pub struct Armed {
-    pub plan: Plan,
-    /// CLONE_NEW* flags for the clone itself.
-    pub clone_flags: u64,
-    /// Namespaces init creates with unshare, for the payload (time, cgroup).
-    pub unshare_for_payload: CloneFlags,
-    pub hostname: Option<String>,
-    pub loopback: bool,
-    pub filesystem: Option<filesystem::Prepared>,
-    /// What the supervisor makes in bound host directories before the clone (and removes
-    /// after the run).
-    pub host_creates: Vec<filesystem::view::Create>,
-    /// The payload's host ids, for what it makes there, when lasagna runs as root.
-    pub host_owner: Option<(u32, u32)>,
-    pub capabilities: Option<capabilities::Prepared>,
-    pub rlimits: Vec<(Limit, Option<u64>)>,
-    pub process: Option<process::Prepared>,
-    pub landlock: Option<landlock::Prepared>,
-    /// The payload's filter, installed last, right before execve.
-    pub seccomp: Option<seccomp::Prepared>,
-    /// init's own filter, installed once the payload is forked.
-    pub init_seccomp: Option<seccomp::Prepared>,
-    /// The cgroup the supervisor creates before the clone (step 1).
-    pub cgroup: Option<crate::layers::cgroups::Plan>,
-    /// Where our own stale cgroups may be (swept before the new one is made).
-    pub cgroup_sweep: Vec<std::path::PathBuf>,
-    pub identity: Identity,
-    pub cwd: CString,
-    pub exec: Exec,
-    pub timeout: Option<Duration>,
-    /// Read what the kernel applied after execve (for `-v` and `--report`).
-    pub observe: bool,
-    /// No pid namespace: init kills what descends from the payload through its `children`
-    /// file (as pid 1 it would use `kill(-1)`).
-    pub reap_by_children: bool,
-    /// Inherited fds that stay open in the payload (`--pass-fd`, `process.pass-fds`).
-    pub pass_fds: Vec<i32>,
-}
-
-/// The child's ends of the supervisor's pipes.
-pub struct ChildFds {
-    /// Read: one byte once the supervisor has written the id maps, a second once the
-    /// cgroup attach is done; EOF = supervisor gone.
-    pub release: OwnedFd,
-    /// Write, CLOEXEC: a failure message; EOF at the supervisor = execve succeeded.
-    pub status: OwnedFd,
-    /// Write: the payload's raw wait status, from init, before it exits.
-    pub result: OwnedFd,
-    /// v1 `tasks` files to write "0" into (join the cgroup), owned by the supervisor's
-    /// `ActiveCgroup`; closed by the child once written.
-    pub cgroup_join: Vec<RawFd>,
-}
 
 /// Send a child-side failure to the supervisor and exit.
 pub fn fail(status: &OwnedFd, err: ChildError<'_>, code: i32) -> ! {
@@ -138,14 +30,14 @@ pub fn fail(status: &OwnedFd, err: ChildError<'_>, code: i32) -> ! {
 
 /// The child after clone: steps 4 and 5, then init. Never returns, and never unwinds into
 /// the supervisor's code it is a copy of: a panic here ends the child with 125.
-pub fn child_main(armed: &Armed, fds: ChildFds) -> ! {
+pub fn child_main(armed: &Armed, fds: ChildFds, one: sys::OneThread) -> ! {
     let status = fds.status.as_raw_fd();
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         let children = match setup(armed, &fds) {
             Ok(children) => children,
             Err(e) => fail(&fds.status, e, EXIT_SETUP_FAILED),
         };
-        init::run(armed, fds, children)
+        init::run(armed, fds, children, one)
     }));
     let _ = status;
     sys::exit_now(EXIT_SETUP_FAILED)
@@ -330,7 +222,7 @@ fn exec(armed: &Armed, status: &OwnedFd) -> ! {
     let mut denied: Option<(Errno, &CStr)> = None;
     let mut last = Errno::ENOENT;
     for path in &e.candidates {
-        let err = sys::execve(path, &e.argv_ptrs, &e.envp_ptrs);
+        let err = sys::execve(path, &e.args);
         match err {
             Errno::ENOENT | Errno::ENOTDIR => last = err,
             Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => {

@@ -18,12 +18,13 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::arm::{Armed, ChildFds};
 use crate::launch::At;
 use crate::layers::cgroups::{self, ActiveCgroup, CgroupError, Placement, Usage};
 use crate::layers::{filesystem, namespaces};
 use crate::observe::{self, Observation};
+use crate::sandbox::child_main;
 use crate::sandbox::init::{waited_signals, Ended, FORWARDED};
-use crate::sandbox::{child_main, Armed, ChildFds};
 use crate::sys::{self, Forked};
 
 /// A failure reported by the child before execve.
@@ -230,10 +231,11 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
 
     // 2. Clone with the namespace flags. The process must be single-threaded here: the
     //    child is a copy of this one thread, and a lock another thread held stays held.
-    let threads = sys::thread_count().map_err(sys_err("count threads"))?;
-    if threads != 1 {
-        return Err(LaunchError::Threads(threads));
-    }
+    let one = match sys::OneThread::check() {
+        Ok(one) => one,
+        Err(sys::NotOneThread::Threads(n)) => return Err(LaunchError::Threads(n)),
+        Err(sys::NotOneThread::Unknown(e)) => return Err(sys_err("count threads")(e)),
+    };
     let into = cgroup.as_ref().and_then(|c| c.clone_into_fd());
     let placement = if into.is_some() {
         Placement::ClonedInto
@@ -245,24 +247,26 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
         .map(ActiveCgroup::join_fds)
         .unwrap_or_default();
     let v1_joined = !cgroup_join.is_empty();
-    let (child, pidfd) = match sys::clone_fork(armed.clone_flags, into).map_err(sys_err("clone"))? {
-        Forked::Child => {
-            drop(release_w);
-            drop(status_r);
-            drop(result_r);
-            drop(sigfd);
-            child_main(
-                armed,
-                ChildFds {
-                    release: release_r,
-                    status: status_w,
-                    result: result_w,
-                    cgroup_join,
-                },
-            )
-        }
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
-    };
+    let (child, pidfd) =
+        match sys::clone_fork(&one, armed.clone_flags, into).map_err(sys_err("clone"))? {
+            Forked::Child(one) => {
+                drop(release_w);
+                drop(status_r);
+                drop(result_r);
+                drop(sigfd);
+                child_main(
+                    armed,
+                    ChildFds {
+                        release: release_r,
+                        status: status_w,
+                        result: result_w,
+                        cgroup_join,
+                    },
+                    one,
+                )
+            }
+            Forked::Parent { pid, pidfd } => (pid, pidfd),
+        };
     drop(release_r);
     drop(status_w);
     drop(result_w);

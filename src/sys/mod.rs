@@ -2,11 +2,18 @@
 //! cover (clone3, mount_setattr, close_range, capability prctls, execve with prepared
 //! pointer arrays, signal dispositions, the loopback ioctl). Every block says why it is sound.
 //! Wrappers return `Errno` and never allocate, so the child may call them before execve.
+//!
+//! Where a wrapper's soundness depends on its caller, the duty is a type, not a comment:
+//! `clone_fork` and `fork` take a [`OneThread`] proof, `execve` takes [`ExecArgs`], whose
+//! pointer arrays can only be built from the strings they point into. These are safe
+//! functions: callers outside this module cannot write `unsafe` (the crate denies it), so
+//! an `unsafe fn` here would only move the obligation to a place that cannot discharge it.
 
 pub mod landlock;
 pub mod seccomp;
 
 use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
@@ -32,16 +39,62 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// Proof that this process runs one thread, which `clone_fork` and `fork` require: the
+/// child is a copy of the calling thread alone, and a lock another thread held (the
+/// allocator's, stdio's) would stay held in it forever. Made by [`OneThread::check`], or
+/// handed to the child of a fork, which has one thread by construction. Neither `Send` nor
+/// `Clone`: it stays with the process it was proven in.
+#[derive(Debug)]
+pub struct OneThread(PhantomData<*const ()>);
+
+/// Why [`OneThread::check`] gave no proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotOneThread {
+    /// This many threads run.
+    Threads(u64),
+    /// procfs could not tell.
+    Unknown(Errno),
+}
+
+impl OneThread {
+    /// Count this process's threads (procfs keeps one link of `/proc/self/task` per thread,
+    /// plus two).
+    pub fn check() -> Result<OneThread, NotOneThread> {
+        match thread_count() {
+            Ok(1) => Ok(OneThread(PhantomData)),
+            Ok(n) => Err(NotOneThread::Threads(n)),
+            Err(e) => Err(NotOneThread::Unknown(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+impl OneThread {
+    /// For unit tests, which run in the harness's threads: the forked child of such a test
+    /// must only make syscalls and `_exit` (the allocator stays usable after fork with
+    /// glibc and musl's; nothing locks stdio).
+    pub fn in_test() -> OneThread {
+        OneThread(PhantomData)
+    }
+}
+
 /// Which side of a fork-like clone we are on.
 pub enum Forked {
-    Child,
-    Parent { pid: Pid, pidfd: OwnedFd },
+    /// The child: one thread, a copy of the caller's.
+    Child(OneThread),
+    Parent {
+        pid: Pid,
+        pidfd: OwnedFd,
+    },
 }
 
 /// Fork-like `clone3`: new namespaces per `flags` (CLONE_NEW*), a pidfd for the child, and
 /// optionally start the child inside a cgroup v2 directory (CLONE_INTO_CGROUP).
-/// The caller must be single-threaded (the child is a copy of this one thread).
-pub fn clone_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
+pub fn clone_fork(
+    _one: &OneThread,
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> Result<Forked, Errno> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: flags | CLONE_PIDFD,
@@ -55,7 +108,7 @@ pub fn clone_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, 
     }
     // SAFETY: clone3 with no stack behaves like fork: the child continues on a copy of this
     // stack. `args` and `pidfd` are valid for the call; the kernel writes the pidfd into
-    // `pidfd` in the parent. The process is single-threaded here (caller's contract).
+    // `pidfd` in the parent. The process is single-threaded here (`OneThread`).
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -65,7 +118,7 @@ pub fn clone_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, 
     };
     match ret {
         -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
+        0 => Ok(Forked::Child(OneThread(PhantomData))),
         pid => Ok(Forked::Parent {
             pid: Pid::from_raw(pid as i32),
             // SAFETY: with CLONE_PIDFD the kernel stored a new, owned pidfd for the child.
@@ -74,10 +127,10 @@ pub fn clone_fork(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, 
     }
 }
 
-/// Plain fork, for init starting the payload. The caller is single-threaded.
-pub fn fork() -> Result<Option<Pid>, Errno> {
-    // SAFETY: the process is single-threaded (the sandbox init never starts threads), so the
-    // child cannot inherit a lock held by another thread.
+/// Plain fork, for init starting the payload.
+pub fn fork(_one: &OneThread) -> Result<Option<Pid>, Errno> {
+    // SAFETY: the process is single-threaded (`OneThread`), so the child cannot inherit a
+    // lock held by another thread.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => Ok(None),
         nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
@@ -94,7 +147,7 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
 
 /// The number of threads of this process: procfs counts them in the link count of
 /// `/proc/self/task` (two plus one per thread).
-pub fn thread_count() -> Result<u64, Errno> {
+fn thread_count() -> Result<u64, Errno> {
     let st = nix::sys::stat::stat(c"/proc/self/task")?;
     Ok((st.st_nlink as u64).saturating_sub(2))
 }
@@ -252,16 +305,53 @@ pub fn capset_exact(keep: u64) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// execve with prepared, NULL-terminated pointer arrays. Returns only on failure.
-///
-/// `argv` and `envp` must end with a null pointer and point into C strings that outlive
-/// the call; `prepare` builds them before the clone.
-pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
-    debug_assert!(argv.last().is_some_and(|p| p.is_null()));
-    debug_assert!(envp.last().is_some_and(|p| p.is_null()));
-    // SAFETY: path is a valid C string; argv/envp are null-terminated arrays of pointers to
-    // valid C strings owned by the prepared launch data, alive for the call.
-    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+/// The arguments and environment of an execve, with the NULL-terminated pointer arrays
+/// the call takes, built before the clone (the child must not allocate). The arrays point
+/// into the strings held here, whose heap buffers do not move with the struct; nothing
+/// can change the strings once built.
+#[derive(Debug)]
+pub struct ExecArgs {
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecArgs {
+    pub fn new(argv: Vec<CString>, envp: Vec<CString>) -> ExecArgs {
+        let pointers = |v: &[CString]| {
+            let mut p: Vec<*const libc::c_char> = v.iter().map(|s| s.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        };
+        ExecArgs {
+            argv_ptrs: pointers(&argv),
+            envp_ptrs: pointers(&envp),
+            argv,
+            envp,
+        }
+    }
+
+    pub fn argv(&self) -> &[CString] {
+        &self.argv
+    }
+
+    pub fn envp(&self) -> &[CString] {
+        &self.envp
+    }
+}
+
+/// execve `path` with `args`. Returns only on failure.
+pub fn execve(path: &CStr, args: &ExecArgs) -> Errno {
+    // SAFETY: path is a valid C string; argv_ptrs/envp_ptrs are null-terminated arrays of
+    // pointers into C strings owned by `args`, which outlives the call (`ExecArgs::new`).
+    unsafe {
+        libc::execve(
+            path.as_ptr(),
+            args.argv_ptrs.as_ptr(),
+            args.envp_ptrs.as_ptr(),
+        )
+    };
     Errno::last()
 }
 

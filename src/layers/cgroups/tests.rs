@@ -764,7 +764,7 @@ fn kernel_a_child_joins_its_v1_cgroups_by_writing_zero() {
     // The child writes "0" (itself) into each `tasks` file, then reports its cgroups and
     // how many of 8 forks pids.max refused. No supervisor-side attach happens.
     let (r, w) = nix::unistd::pipe().unwrap();
-    let child = match crate::sys::fork().unwrap() {
+    let child = match crate::sys::fork(&crate::sys::OneThread::in_test()).unwrap() {
         None => {
             // Its own process group, so the test can end the forks it leaves.
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
@@ -777,7 +777,7 @@ fn kernel_a_child_joins_its_v1_cgroups_by_writing_zero() {
             let cgroups = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
             let mut refused = 0u8;
             for _ in 0..8 {
-                match crate::sys::fork() {
+                match crate::sys::fork(&crate::sys::OneThread::in_test()) {
                     Ok(None) => {
                         std::thread::sleep(Duration::from_secs(30));
                         crate::sys::exit_now(0);
