@@ -54,11 +54,13 @@ demo: build
 # (the shipped profiles as embedded JSON) and ARCHITECTURE.md's launch table from
 # launch::STEPS (tests fail while they disagree).
 shipped:
-	LASAGNA_REGENERATE=1 $(STATIC) $(CARGO) test --release --target $(TARGET) --lib profile::shipped launch::tests
+	LASAGNA_REGENERATE=1 $(STATIC) $(CARGO) test --release --target $(TARGET) --lib -- profile::shipped launch::tests
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	python3 tools/module-graph.py
+	python3 tools/check-apply.py
 
 # Every figure: launch vs bwrap/unshare, per-syscall cost of seccomp and Landlock, seccomp
 # compile/install time, cgroups launch cost; summary in target/bench/summary.txt.

@@ -53,6 +53,7 @@ pub enum At {
     CloseInherited,
     WaitRelease,
     IdentityInit,
+    ReapList,
     Hostname,
     Loopback,
     Filesystem,
@@ -117,7 +118,7 @@ use Process::{Child, Init, Payload, Supervisor};
 
 /// Every step, in launch order. Step 0 (load, probe, plan, prepare) has no side effect and
 /// is not listed.
-pub const STEPS: [Step; 33] = [
+pub const STEPS: [Step; 34] = [
     step(At::HostEntries, "1", Supervisor, Some(Layer::Filesystem), "filesystem",
         "make the mount points and entries a profile needs inside a bound host directory, through directory descriptors",
         "the plan walked there without following links; the child only attaches"),
@@ -148,6 +149,9 @@ pub const STEPS: [Step; 33] = [
     step(At::IdentityInit, "4d", Child, None, "identity",
         "as host root in a user namespace: setresgid/setresuid to the mapped ids",
         "uid 0 is unmapped inside: nothing can be created until the fsuid is mapped"),
+    step(At::ReapList, "4d", Child, None, "init",
+        "without a pid namespace: open /proc/thread-self/children",
+        "init finds what descends from the payload; procfs checks the opener's ids, the ones init keeps"),
     step(At::Hostname, "4e", Child, Some(Layer::Namespaces), "namespaces",
         "sethostname",
         "the uts namespace is the child's"),
@@ -293,6 +297,58 @@ mod tests {
         // seccomp is the last layer, Landlock the one before.
         let last_layer = STEPS.iter().rev().find_map(|s| s.layer).unwrap();
         assert_eq!(last_layer, Layer::Seccomp);
+    }
+
+    /// The numbered comments in the launch code (`// 4d. ...`) name the step of every `At::`
+    /// used beneath them, up to the next numbered comment or the end of the function.
+    #[test]
+    fn step_comments_match_the_steps_used_beneath_them() {
+        let sources = [
+            ("src/sandbox/mod.rs", include_str!("sandbox/mod.rs")),
+            ("src/sandbox/init.rs", include_str!("sandbox/init.rs")),
+            ("src/supervisor/mod.rs", include_str!("supervisor/mod.rs")),
+        ];
+        let by_name = |name: &str| STEPS.iter().find(|s| format!("{:?}", s.at) == name);
+        let mut checked = 0;
+        for (file, text) in sources {
+            let mut current: Option<String> = None;
+            for (i, line) in text.lines().enumerate() {
+                let t = line.trim_start();
+                if line.starts_with('}') {
+                    current = None;
+                } else if let Some(rest) = t.strip_prefix("// ") {
+                    let number: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric())
+                        .collect();
+                    let is_step = number.starts_with(|c: char| c.is_ascii_digit())
+                        && rest[number.len()..].starts_with(". ");
+                    if is_step {
+                        current = Some(number);
+                    }
+                    continue;
+                }
+                let Some(number) = &current else { continue };
+                for (pos, _) in line.match_indices("At::") {
+                    let name: String = line[pos + 4..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric())
+                        .collect();
+                    let Some(step) = by_name(&name) else { continue };
+                    assert_eq!(
+                        step.number, number,
+                        "{file}:{}: At::{name} is step {} but sits under the comment for step {number}",
+                        i + 1,
+                        step.number
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(
+            checked >= 20,
+            "only {checked} steps found under numbered comments"
+        );
     }
 
     #[test]

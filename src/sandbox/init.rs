@@ -85,6 +85,8 @@ pub fn run(
     children: Option<std::os::fd::OwnedFd>,
     one: sys::OneThread,
 ) -> ! {
+    // 5. Block what init waits for, its own session, subreaper; fork the payload; init's
+    //    own filter after the fork (filters are inherited).
     let waited = waited_signals();
     if let Err(e) = waited.thread_block() {
         fail(

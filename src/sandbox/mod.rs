@@ -102,7 +102,7 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<Option<OwnedFd>, ChildE
                 nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
             )
-            .step(At::WaitRelease, "open /proc/thread-self/children")?,
+            .step(At::ReapList, "open /proc/thread-self/children")?,
         )
     } else {
         None
@@ -161,6 +161,10 @@ fn prepare_payload<'a>(armed: &'a Armed, status: &OwnedFd) -> Result<(), ChildEr
     if let Some(p) = &armed.process {
         process::child_apply_early(p)?;
     }
+    // Passed fds stay open across execve (they are the only ones).
+    for fd in &armed.pass_fds {
+        sys::keep_across_exec(*fd).step(At::ProcessEarly, "keep a passed fd open")?;
+    }
     crate::layers::rlimits::child_apply(&armed.rlimits)?;
     nix::unistd::chdir(armed.cwd.as_c_str()).step_on(At::Chdir, "chdir", armed.cwd.to_bytes())?;
     // 7. Capabilities: bounding set first, while CAP_SETPCAP is held; then the uid switch;
@@ -190,10 +194,6 @@ fn prepare_payload<'a>(armed: &'a Armed, status: &OwnedFd) -> Result<(), ChildEr
         let mut buf = [0u8; 64];
         let n = landlock::encode_status(&applied, &mut buf);
         let _ = sys::write_all(status.as_fd(), &buf[..n]);
-    }
-    // Passed fds stay open across execve (they are the only ones).
-    for fd in &armed.pass_fds {
-        sys::keep_across_exec(*fd).step(At::ProcessEarly, "keep a passed fd open")?;
     }
     // 9. seccomp last: the steps above need prctl, capset, setrlimit, landlock_*.
     //    The kernel requires no_new_privs for a filter without CAP_SYS_ADMIN.

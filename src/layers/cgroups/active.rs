@@ -371,7 +371,7 @@ impl ActiveCgroup {
             return !v2::populated(d);
         }
         match &self.dirs {
-            Dirs::V1 { dirs, .. } => dirs.iter().all(|d| super::read_procs(&d.dir).is_empty()),
+            Dirs::V1 { dirs, .. } => dirs.iter().all(|d| read_procs(&d.dir).is_empty()),
             Dirs::V2 { .. } => true,
         }
     }
@@ -442,7 +442,7 @@ impl Drop for ActiveCgroup {
 
 /// Remove `dir` and every cgroup below it, deepest first.
 fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
-    for child in super::child_cgroups(dir) {
+    for child in child_cgroups(dir) {
         remove_tree(&child)?;
     }
     rmdir_retry(dir)
@@ -584,7 +584,7 @@ fn sweep_one(dir: &Path) -> Result<(), CgroupError> {
         )?;
     }
     let until = Instant::now() + DRAIN;
-    while !super::read_procs(dir).is_empty() && Instant::now() < until {
+    while !read_procs(dir).is_empty() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(1));
     }
     rmdir_retry(dir)
@@ -606,4 +606,29 @@ pub fn sweep_parents(
         out.push(v2m.dir(&rel(&v2m.own)));
     }
     out
+}
+
+/// Pids listed in `dir/cgroup.procs` and in every cgroup below it (a payload that may write
+/// its cgroupfs can make sub-cgroups); empty when unreadable.
+pub(crate) fn read_procs(dir: &Path) -> Vec<i32> {
+    let mut out: Vec<i32> = fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for child in child_cgroups(dir) {
+        out.extend(read_procs(&child));
+    }
+    out
+}
+
+/// The cgroups directly below `dir`.
+pub(crate) fn child_cgroups(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
 }

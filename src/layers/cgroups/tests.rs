@@ -12,11 +12,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use nix::sys::resource::Resource;
 use nix::unistd::Pid;
 
+use super::active::read_procs;
+use super::plan::{plan_as, Access};
 use super::*;
 use crate::launch::Decision;
-use crate::types::{LayerSection, Merge};
+use crate::types::{LayerSection, Merge, Requirement};
 
 static KERNEL: Mutex<()> = Mutex::new(());
 

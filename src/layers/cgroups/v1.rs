@@ -155,7 +155,7 @@ pub fn kill_all(dirs: &[V1Dir], deadline: Duration) -> Result<(), CgroupError> {
         while !matches!(ctl.state(), Ok(FreezerState::Frozen)) && Instant::now() < until {
             std::thread::sleep(Duration::from_micros(200));
         }
-        for pid in super::read_procs(&f.dir) {
+        for pid in super::active::read_procs(&f.dir) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         ctl.thaw()
@@ -165,7 +165,7 @@ pub fn kill_all(dirs: &[V1Dir], deadline: Duration) -> Result<(), CgroupError> {
     loop {
         let mut any = false;
         for d in dirs {
-            for pid in super::read_procs(&d.dir) {
+            for pid in super::active::read_procs(&d.dir) {
                 any = true;
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }

@@ -130,7 +130,7 @@ pub fn kill(dir: &Path) -> Result<bool, CgroupError> {
 pub fn populated(dir: &Path) -> bool {
     match keyed(dir, "cgroup.events", "populated") {
         Some(n) => n != 0,
-        None => !super::read_procs(dir).is_empty(),
+        None => !super::active::read_procs(dir).is_empty(),
     }
 }
 

@@ -10,8 +10,18 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use nix::errno::Errno;
+use seccompiler::{BpfProgram, SeccompAction};
+use serde::Deserialize;
+
+use super::plan::{IPPROTO_MPTCP, TIOCLINUX, TIOCSTI};
 use super::*;
+use crate::launch::Decision;
 use crate::sys::seccomp::{in_child, raw_syscall};
+use crate::types::{Loc, ProfileError, Requirement};
 
 const DEFAULT_PROFILE: &str = include_str!("../../../profiles/seccomp-default.yaml");
 

@@ -1,0 +1,403 @@
+//! The `filesystem:` section as written, its check into a [`Config`] and its [`Op`]s.
+
+use std::collections::HashMap;
+
+use crate::types::Spanned;
+use serde::Deserialize;
+
+use crate::types::{parse_path, parse_size, Loc, ProfileError, Requirement, SandboxPath};
+
+/// Size of the sandbox's `/dev/shm` unless `dev-shm-size` says otherwise.
+pub const DEV_SHM_SIZE: u64 = 64 << 20;
+/// Size of a `tmpfs:` entry without `size`: every tmpfs lasagna mounts has one (the
+/// kernel's default, half of RAM, lets one sandbox take the host's memory).
+pub const DEFAULT_TMPFS_SIZE: u64 = 256 << 20;
+
+/// A tmpfs size: a number with an optional unit, never unlimited.
+fn tmpfs_size(raw: &Spanned<String>) -> Result<u64, ProfileError> {
+    match parse_size(&raw.value) {
+        Ok(Some(n)) if n > 0 => Ok(n),
+        Ok(_) => Err(ProfileError::at(
+            Loc::of(raw),
+            format!("a tmpfs always has a size; {:?} is not one", raw.value),
+        )
+        .hint("give a size such as 64M or 2G")),
+        Err(m) => Err(ProfileError::at(Loc::of(raw), m)),
+    }
+}
+
+/// One entry of `mounts:`. Exactly one kind key (`ro-bind`, `bind`, `tmpfs`, `dir`,
+/// `symlink`, `file`, `mask`) whose value is the path inside the sandbox.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MountEntry {
+    pub ro_bind: Option<Spanned<String>>,
+    pub bind: Option<Spanned<String>>,
+    pub dev_bind: Option<Spanned<String>>,
+    pub tmpfs: Option<Spanned<String>>,
+    pub dir: Option<Spanned<String>>,
+    pub symlink: Option<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
+    pub mask: Option<Spanned<String>>,
+    /// Host path for binds (default: the same path as inside).
+    pub source: Option<Spanned<String>>,
+    /// Link text for `symlink`.
+    pub to: Option<Spanned<String>>,
+    /// Inline content for `file`.
+    pub content: Option<String>,
+    /// Size limit for `tmpfs`.
+    pub size: Option<Spanned<String>>,
+    /// Permission bits for `tmpfs`, `dir` and `file`, e.g. `0o755` or `"1777"`.
+    pub perms: Option<Spanned<String>>,
+    /// A bind whose source is missing is skipped instead of being an error.
+    pub optional: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Section {
+    pub mode: Option<Requirement>,
+    /// Remount the sandbox root read-only once everything is in place (default true).
+    pub read_only_root: Option<bool>,
+    /// Mount a fresh /proc (default true).
+    pub proc: Option<bool>,
+    /// Build a minimal /dev (default true).
+    pub dev: Option<bool>,
+    /// Size of /dev/shm (default 64M).
+    pub dev_shm_size: Option<Spanned<String>>,
+    #[serde(default)]
+    pub mounts: Vec<MountEntry>,
+}
+
+crate::merge_fields!(Section {
+    mode: or,
+    read_only_root: or,
+    proc: or,
+    dev: or,
+    dev_shm_size: or,
+    mounts: append
+});
+
+impl Section {
+    fn checked(self) -> Result<Config, ProfileError> {
+        let mut ops: Vec<(Loc, Op)> = Vec::new();
+        for entry in self.mounts {
+            let (loc, op) = entry.validate()?;
+            ops.push((loc, op));
+        }
+        // Duplicate targets, and a mount hidden by a later mount of a parent directory.
+        let mut seen: HashMap<SandboxPath, Loc> = HashMap::new();
+        for (loc, op) in &ops {
+            let target = op.target();
+            if let Some(first) = seen.get(target) {
+                return Err(ProfileError::at(
+                    *loc,
+                    format!(
+                        "duplicate mount target {target} (first at line {}, column {})",
+                        first.line, first.column
+                    ),
+                )
+                .hint("each path inside the sandbox can be mounted once"));
+            }
+            seen.insert(target.clone(), *loc);
+        }
+        for (i, (loc, op)) in ops.iter().enumerate() {
+            for (later_loc, later) in &ops[i + 1..] {
+                let t = later.target();
+                if op.target().starts_with(t) && !matches!(later, Op::Dir { .. } | Op::Mask { .. })
+                {
+                    return Err(ProfileError::at(
+                        *loc,
+                        format!(
+                            "mount {} would be hidden by the later mount {t} at line {}",
+                            op.target(),
+                            later_loc.line
+                        ),
+                    )
+                    .hint(format!("list {t} before {}", op.target())));
+                }
+            }
+            if let Op::Mask { target } = op {
+                let in_built_tree = ["/proc", "/dev"].iter().any(|t| {
+                    target.starts_with(&SandboxPath::parse(t).expect("a valid constant path"))
+                });
+                if !in_built_tree && !ops[..i].iter().any(|(_, o)| target.starts_with(o.target())) {
+                    return Err(ProfileError::at(
+                        *loc,
+                        format!("mask {target} is not inside any mount listed before it"),
+                    )
+                    .hint("a mask hides a path inside a bind; list the bind first"));
+                }
+            }
+        }
+        let dev_shm_size = match &self.dev_shm_size {
+            Some(raw) => tmpfs_size(raw)?,
+            None => DEV_SHM_SIZE,
+        };
+        Ok(Config {
+            mode: self.mode.unwrap_or_default(),
+            dev_shm_size,
+            read_only_root: self.read_only_root.unwrap_or(true),
+            proc: self.proc.unwrap_or(true),
+            dev: self.dev.unwrap_or(true),
+            ops: ops.into_iter().map(|(_, op)| op).collect(),
+        })
+    }
+}
+
+fn parse_perms(raw: &Spanned<String>) -> Result<u32, ProfileError> {
+    let s = raw.value.trim();
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| {
+            ProfileError::at(
+                Loc::of(raw),
+                format!("perms {:?} is not an octal mode", raw.value),
+            )
+            .hint("write it like \"0755\" or \"1777\"")
+        })
+}
+
+impl MountEntry {
+    fn validate(self) -> Result<(Loc, Op), ProfileError> {
+        let kinds: Vec<(&str, &Spanned<String>)> = [
+            ("ro-bind", &self.ro_bind),
+            ("bind", &self.bind),
+            ("dev-bind", &self.dev_bind),
+            ("tmpfs", &self.tmpfs),
+            ("dir", &self.dir),
+            ("symlink", &self.symlink),
+            ("file", &self.file),
+            ("mask", &self.mask),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect();
+        let (kind, raw_target) = match kinds.as_slice() {
+            [one] => *one,
+            [] => {
+                let any = self
+                    .source
+                    .as_ref()
+                    .or(self.to.as_ref())
+                    .or(self.size.as_ref())
+                    .or(self.perms.as_ref())
+                    .map(Loc::of)
+                    .unwrap_or_default();
+                return Err(ProfileError::at(any, "mount entry has no kind").hint(
+                    "start the entry with one of ro-bind, bind, dev-bind, tmpfs, dir, symlink, file, mask",
+                ));
+            }
+            [_, (second, v), ..] => {
+                return Err(ProfileError::at(
+                    Loc::of(v),
+                    format!("mount entry has more than one kind ({second} and another)"),
+                )
+                .hint("one entry per mount; split it in two"));
+            }
+        };
+        let loc = Loc::of(raw_target);
+        let target = parse_path(raw_target)?;
+        let refuse = |what: &str, v: Option<Loc>| -> Result<(), ProfileError> {
+            match v {
+                Some(l) => Err(ProfileError::at(
+                    l,
+                    format!("`{what}` does not apply to {kind}"),
+                )),
+                None => Ok(()),
+            }
+        };
+        let is_bind = matches!(kind, "ro-bind" | "bind" | "dev-bind");
+        if !is_bind {
+            refuse("source", self.source.as_ref().map(Loc::of))?;
+            if self.optional.is_some() {
+                return Err(ProfileError::at(
+                    loc,
+                    format!("`optional` does not apply to {kind}"),
+                ));
+            }
+        }
+        if kind != "symlink" {
+            refuse("to", self.to.as_ref().map(Loc::of))?;
+        }
+        if kind != "tmpfs" {
+            refuse("size", self.size.as_ref().map(Loc::of))?;
+        }
+        if !matches!(kind, "tmpfs" | "dir" | "file") {
+            refuse("perms", self.perms.as_ref().map(Loc::of))?;
+        }
+        if kind != "file" && self.content.is_some() {
+            return Err(ProfileError::at(
+                loc,
+                format!("`content` does not apply to {kind}"),
+            ));
+        }
+        if target.is_root() && kind != "tmpfs" {
+            return Err(
+                ProfileError::at(loc, format!("cannot {kind} onto / itself"))
+                    .hint("the sandbox root is already an empty tmpfs; mount things below it"),
+            );
+        }
+        let perms = self.perms.as_ref().map(parse_perms).transpose()?;
+        let op = match kind {
+            "ro-bind" | "bind" | "dev-bind" => Op::Bind {
+                source: match &self.source {
+                    Some(s) => parse_path(s)?,
+                    None => target.clone(),
+                },
+                target,
+                access: match kind {
+                    "ro-bind" => BindAccess::ReadOnly,
+                    "bind" => BindAccess::ReadWrite,
+                    _ => BindAccess::Devices,
+                },
+                optional: self.optional.unwrap_or(false),
+            },
+            "tmpfs" => Op::Tmpfs {
+                target,
+                size: match &self.size {
+                    Some(s) => Some(tmpfs_size(s)?),
+                    None => Some(DEFAULT_TMPFS_SIZE),
+                },
+                perms: perms.unwrap_or(0o755),
+            },
+            "dir" => Op::Dir {
+                target,
+                perms: perms.unwrap_or(0o755),
+            },
+            "symlink" => {
+                let to = self.to.ok_or_else(|| {
+                    ProfileError::at(loc, "symlink needs `to:`, the link's text")
+                        .hint("e.g. `- symlink: /bin` with `to: usr/bin`")
+                })?;
+                if to.value.is_empty() || to.value.contains('\0') {
+                    return Err(ProfileError::at(Loc::of(&to), "symlink `to` is empty"));
+                }
+                Op::Symlink {
+                    target,
+                    to: to.value,
+                }
+            }
+            "file" => Op::File {
+                target,
+                content: self.content.unwrap_or_default().into_bytes(),
+                perms: perms.unwrap_or(0o444),
+            },
+            _ => Op::Mask { target },
+        };
+        Ok((loc, op))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindAccess {
+    ReadOnly,
+    ReadWrite,
+    /// Read-write and device nodes stay usable (no nodev).
+    Devices,
+}
+
+/// One step of building the sandbox's file tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Bind {
+        source: SandboxPath,
+        target: SandboxPath,
+        access: BindAccess,
+        optional: bool,
+    },
+    Tmpfs {
+        target: SandboxPath,
+        size: Option<u64>,
+        perms: u32,
+    },
+    Dir {
+        target: SandboxPath,
+        perms: u32,
+    },
+    Symlink {
+        target: SandboxPath,
+        to: String,
+    },
+    File {
+        target: SandboxPath,
+        content: Vec<u8>,
+        perms: u32,
+    },
+    Mask {
+        target: SandboxPath,
+    },
+}
+
+impl Op {
+    pub fn target(&self) -> &SandboxPath {
+        match self {
+            Op::Bind { target, .. }
+            | Op::Tmpfs { target, .. }
+            | Op::Dir { target, .. }
+            | Op::Symlink { target, .. }
+            | Op::File { target, .. }
+            | Op::Mask { target } => target,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Op::Bind {
+                source,
+                target,
+                access,
+                optional,
+            } => {
+                let kind = match access {
+                    BindAccess::ReadOnly => "read-only bind",
+                    BindAccess::ReadWrite => "read-write bind",
+                    BindAccess::Devices => "read-write bind with devices",
+                };
+                let opt = if *optional { " (if it exists)" } else { "" };
+                if source == target {
+                    format!("{kind} of host {source}{opt}")
+                } else {
+                    format!("{kind} of host {source} at {target}{opt}")
+                }
+            }
+            Op::Tmpfs { target, size, .. } => match size {
+                Some(s) => format!("empty writable tmpfs at {target} ({} KiB max)", s / 1024),
+                None => format!("empty writable tmpfs at {target}"),
+            },
+            Op::Dir { target, .. } => format!("directory {target}"),
+            Op::Symlink { target, to } => format!("symlink {target} -> {to}"),
+            Op::File {
+                target, content, ..
+            } => {
+                format!(
+                    "read-only file {target} ({} bytes, from the profile)",
+                    content.len()
+                )
+            }
+            Op::Mask { target } => format!("{target} hidden (masked)"),
+        }
+    }
+}
+
+/// The checked `filesystem` section.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Requirement,
+    /// Size of /dev/shm in bytes.
+    pub dev_shm_size: u64,
+    pub read_only_root: bool,
+    pub proc: bool,
+    pub dev: bool,
+    pub ops: Vec<Op>,
+}
+
+impl crate::types::LayerSection for Section {
+    type Config = Config;
+    fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
+        self.clone().checked()
+    }
+}

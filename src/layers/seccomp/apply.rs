@@ -1,0 +1,24 @@
+//! The child side, run between clone and execve: install the filter prepared before the
+//! clone. Allocates nothing.
+
+use nix::errno::Errno;
+
+use crate::launch::{ChildContext, ChildError};
+use crate::sys::seccomp as sys;
+
+use super::plan::Prepared;
+
+/// Child side, the last step before execve: add the filter. Allocates nothing.
+/// no_new_privs must already be set (or CAP_SYS_ADMIN held): otherwise the kernel says EACCES.
+pub fn install(prepared: &Prepared) -> Result<(), ChildError<'static>> {
+    install_at(prepared, crate::launch::At::Seccomp)
+}
+
+/// Install a filter as launch step `at` (init's own filter, or the payload's).
+pub fn install_at(prepared: &Prepared, at: crate::launch::At) -> Result<(), ChildError<'static>> {
+    match sys::set_mode_filter(&prepared.program) {
+        Err(Errno::EACCES) => Err(ChildError::new(at, "install", Errno::EACCES)
+            .with_detail(b"no_new_privs is not set and CAP_SYS_ADMIN is not held")),
+        other => other.step(at, "install"),
+    }
+}
