@@ -352,6 +352,14 @@ mod tests {
     }
 
     #[test]
+    fn layers_are_listed_in_the_order_they_are_in_place() {
+        let last_step = |l: Layer| STEPS.iter().rposition(|s| s.layer == Some(l)).unwrap();
+        let mut by_table = Layer::ALL;
+        by_table.sort_by_key(|l| last_step(*l));
+        assert_eq!(Layer::ALL, by_table);
+    }
+
+    #[test]
     fn architecture_md_shows_this_table() {
         const OPEN: &str = "<!-- launch-table -->";
         const CLOSE: &str = "<!-- /launch-table -->";
@@ -412,12 +420,14 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// Every layer, in the order each is in place: by its last step in [`STEPS`] (a test
+    /// holds this list to the table). The plan, the report and `explain` list layers so.
     pub const ALL: [Layer; 8] = [
-        Layer::Namespaces,
         Layer::Filesystem,
         Layer::Cgroups,
-        Layer::Capabilities,
+        Layer::Namespaces,
         Layer::Rlimits,
+        Layer::Capabilities,
         Layer::Process,
         Layer::Landlock,
         Layer::Seccomp,

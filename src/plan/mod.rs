@@ -566,7 +566,7 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
         profile: profile.name.clone(),
         description: profile.description.clone(),
         extends: profile.extends.clone(),
-        layers: vec![ns, fs, cg, caps, rl, pr, ll, sc],
+        layers: vec![fs, cg, ns, rl, caps, pr, ll, sc],
         namespaces: kinds,
         identity,
         fresh_proc,
