@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Launch cost of one sandboxed /bin/true, side by side in one hyperfine run:
-#   lasagna   lasagna run -p strict -- /bin/true
+#   lasagna   lasagna run -p strict --without cgroups -- /bin/true (bwrap's sandbox has no
+#             cgroup: the same sandbox on both sides)
+#   lasagna+cgroups  lasagna run -p strict -- /bin/true (strict's best-effort memory and
+#             pids limits: as root, a cgroup made and removed per run)
 #   bwrap     bubblewrap with the same namespaces and the same mounts as the strict profile
 #   unshare   unshare -Upmniuf -r /bin/true (namespaces only: the floor)
 # Results: target/bench/launch.json (hyperfine), target/bench/perf-*.txt (perf stat), and a
@@ -36,8 +39,8 @@ fi
 
 # ---------------------------------------------------------------------------------------
 # Peers. Each is a name and a command line (hyperfine runs it without a shell: -N).
-names=(lasagna)
-cmds=("$LASAGNA run -p strict -- /bin/true")
+names=(lasagna lasagna+cgroups)
+cmds=("$LASAGNA run -p strict --without cgroups -- /bin/true" "$LASAGNA run -p strict -- /bin/true")
 
 # bwrap configured like profiles/strict.yaml (extends base.yaml): read-only /usr, the
 # /bin /sbin /lib* entries (recreated as symlinks on merged-/usr hosts), the /etc files,

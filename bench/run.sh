@@ -11,6 +11,8 @@
 #   3. unit      the ignored benchmark tests: bench_figures (seccomp: profile load + BPF
 #                compile time, filter install time, in-process ns/call) and bench_open_close
 #                (Landlock with 1, 10, 100 rules).
+#   5. battery   `lasagna test strict --json`: the whole leave-one-out matrix, its wall time
+#                (target: at most 30 s on a 2-core machine) and how many probes get through.
 #   4. cgroups   launch latency of strict + cgroups (memory.max 256M, pids.max 256) against
 #                the same profile --without cgroups, hyperfine median and p90 (RUNS each, in
 #                two rounds of opposite order).
@@ -37,12 +39,12 @@ CARGO=${CARGO:-cargo}
 CC=${CC:-cc}
 SYSCOST_ROUNDS=${SYSCOST_ROUNDS:-2}
 UNIT_RUNS=${UNIT_RUNS:-3}
-PARTS=${PARTS:-launch syscost unit cgroups}
+PARTS=${PARTS:-launch syscost unit cgroups battery}
 OUT=target/bench
 mkdir -p "$OUT/bin" "$OUT/profiles"
 # Results of an earlier run must not pass for this one's.
 rm -f "$OUT"/launch.json "$OUT"/launch.txt "$OUT"/interleave.txt "$OUT"/perf-*.txt "$OUT"/syscost-*.txt \
-    "$OUT"/unit-*.txt "$OUT"/cgroups-*.json "$OUT"/skipped.txt "$OUT"/summary.txt \
+    "$OUT"/unit-*.txt "$OUT"/cgroups-*.json "$OUT"/battery.json "$OUT"/skipped.txt "$OUT"/summary.txt \
     "$OUT"/loadavg-start.txt
 : >"$OUT/skipped.txt"
 
@@ -195,6 +197,18 @@ EOF
                 || skip cgroups "hyperfine failed (see above)"
         done
     fi
+fi
+
+# ---------------------------------------------------------------------------------------
+# 5. The battery: the leave-one-out matrix of `lasagna test strict`.
+if want battery; then
+    section "battery: lasagna test strict (full profile, each layer left out, every layer off)"
+    "$LASAGNA" test strict --json >"$OUT/battery.json"
+    case $? in
+        0) ;;
+        1) echo "bench: a probe got through strict (see $OUT/battery.json)" >&2 ;;
+        *) skip battery "lasagna test failed (see above)"; rm -f "$OUT/battery.json" ;;
+    esac
 fi
 
 # ---------------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def main():
         ms = lambda s: f"{s * 1000:.2f} ms"  # noqa: E731
         if bw:
             r = las[0] / bw[0]
-            rows.append(("launch median (strict)", ms(las[0]), f"bwrap {ms(bw[0])}",
+            rows.append(("launch median (strict, no cgroup)", ms(las[0]), f"bwrap {ms(bw[0])}",
                          f"{r:.2f}x", "<= bwrap", verdict(r, 1.0, "<=")))
             rows.append(("launch p90 (strict)", ms(las[1]), f"bwrap {ms(bw[1])}",
                          f"{las[1] / bw[1]:.2f}x", "", ""))
@@ -182,6 +182,10 @@ def main():
             rows.append(("launch median, interleaved", f"{inter['lasagna']:.2f} ms",
                          f"bwrap {inter['bwrap']:.2f} ms", f"{r:.2f}x", "<= bwrap",
                          verdict(r, 1.0, "<=")))
+        lcg = launch.get("lasagna+cgroups")
+        if lcg and bw:
+            rows.append(("launch median (strict with its cgroups)", ms(lcg[0]), f"bwrap {ms(bw[0])}",
+                         f"{lcg[0] / bw[0]:.2f}x", "", ""))
         if un:
             rows.append(("launch median vs unshare", ms(las[0]), f"unshare {ms(un[0])}",
                          f"{las[0] / un[0]:.2f}x", "(floor)", ""))
@@ -254,6 +258,16 @@ def main():
             rows.append((f"cgroups launch {what} ({on[4]} runs)", f"{on[i] * 1000:.2f} ms",
                          f"without {off[i] * 1000:.2f} ms",
                          f"{(on[i] - off[i]) * 1000:+.2f} ms", "", ""))
+
+    # 5. battery
+    raw = read(os.path.join(out, "battery.json"))
+    if raw:
+        m = json.loads(raw)
+        secs = m["wall_ms"] / 1000.0
+        through = sum(1 for r in m["rows"] if r["cells"][0] == "through")
+        rows.append((f"lasagna test strict ({len(m['rows'])} probes x {len(m['columns'])} columns)",
+                     f"{secs:.1f} s", f"{through} through", "", "<= 30 s",
+                     verdict(secs, 30, "<=")))
 
     # Print
     user = sh("id", "-un") or "?"

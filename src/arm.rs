@@ -66,6 +66,8 @@ pub struct Armed {
     pub unshare_for_payload: CloneFlags,
     pub hostname: Option<String>,
     pub loopback: bool,
+    /// Set `user.max_user_namespaces = 0` in the sandbox's user namespace (step 4c).
+    pub userns_limit: bool,
     pub filesystem: Option<filesystem::Prepared>,
     /// What the supervisor makes in bound host directories before the clone (and removes
     /// after the run).
@@ -206,6 +208,8 @@ pub fn arm(plan: Plan, command: &[String], pass_fds: &[i32]) -> Result<Armed, Ar
         unshare_for_payload,
         hostname: plan.hostname.clone(),
         loopback: plan.has(Kind::Net),
+        userns_limit: plan.has(Kind::User)
+            && cfg.namespaces.as_ref().is_some_and(|n| !n.nested_userns),
         filesystem,
         host_creates,
         host_owner: plan.identity.host_ids_if_root(),

@@ -52,6 +52,7 @@ pub enum At {
     CgroupJoin,
     CloseInherited,
     WaitRelease,
+    UsernsLimit,
     IdentityInit,
     ReapList,
     Hostname,
@@ -118,7 +119,7 @@ use Process::{Child, Init, Payload, Supervisor};
 
 /// Every step, in launch order. Step 0 (load, probe, plan, prepare) has no side effect and
 /// is not listed.
-pub const STEPS: [Step; 34] = [
+pub const STEPS: [Step; 35] = [
     step(At::HostEntries, "1", Supervisor, Some(Layer::Filesystem), "filesystem",
         "make the mount points and entries a profile needs inside a bound host directory, through directory descriptors",
         "the plan walked there without following links; the child only attaches"),
@@ -146,6 +147,9 @@ pub const STEPS: [Step; 34] = [
     step(At::WaitRelease, "4c", Child, None, "init",
         "read the release byte; EOF means the supervisor is gone",
         "the maps must exist first"),
+    step(At::UsernsLimit, "4c", Child, Some(Layer::Namespaces), "namespaces",
+        "user.max_user_namespaces = 0 in the sandbox's user namespace (unless nested-userns)",
+        "a nested user namespace is refused even without seccomp; set while the child holds CAP_SYS_RESOURCE there"),
     step(At::IdentityInit, "4d", Child, None, "identity",
         "as host root in a user namespace: setresgid/setresuid to the mapped ids",
         "uid 0 is unmapped inside: nothing can be created until the fsuid is mapped"),

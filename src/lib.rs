@@ -17,6 +17,7 @@ pub mod launch;
 pub mod layers;
 pub mod observe;
 pub mod plan;
+pub mod probe;
 pub mod procfs;
 pub mod profile;
 pub mod report;

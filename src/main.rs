@@ -7,6 +7,12 @@ use clap::Parser;
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 fn main() {
+    // The probe as the interpreter of a host script (`#!PROBE exec-proof:SECRET`).
+    if let Some(arg) = std::env::args().nth(1) {
+        if let Some(secret) = arg.strip_prefix(lasagna::probe::EXEC_PROOF) {
+            std::process::exit(lasagna::probe::exec_proof(secret));
+        }
+    }
     let cli = lasagna::cli::Cli::parse();
     let code = match lasagna::cli::main(cli) {
         Ok(code) => code,

@@ -739,7 +739,7 @@ both!(every_rlimit_is_set_soft_equal_hard, |who| {
     let dir = Scratch::new("rlimits-all");
     let p = dir.write(
         "p.yaml",
-        "extends: strict\nlayers:\n  rlimits:\n    nproc: 4000\n    core: 0\n    cpu: 7\n    as: 1G\n    stack: 4M\n    memlock: 64K\n",
+        "extends: strict\nlayers:\n  cgroups:\n    mode: off\n  rlimits:\n    nproc: 4000\n    core: 0\n    cpu: 7\n    as: 1G\n    stack: 4M\n    memlock: 64K\n",
     );
     let script = "for r in u c t v s l; do echo $(ulimit -S$r) $(ulimit -H$r); done";
     let c = Contrast::run(

@@ -4,6 +4,8 @@
 mod doctor;
 mod inspect;
 mod run;
+mod score;
+mod test;
 
 use std::path::PathBuf;
 
@@ -49,6 +51,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Attack a profile's live sandbox with a battery of probes, layer by layer; exit 1 when
+    /// a probe gets through the whole profile.
+    Test(TestArgs),
+    /// Rate a profile's exposure offline, from 0 (nothing open) to 10; exit 1 above
+    /// --threshold.
+    Score {
+        profile: String,
+        /// Exit 1 when the exposure is above N.
+        #[arg(long, value_name = "N")]
+        threshold: Option<f64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One probe of `lasagna test`, run inside the sandbox by the harness.
+    #[command(hide = true)]
+    Probe {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// List or show the shipped profiles.
     Profiles {
         #[command(subcommand)]
@@ -64,6 +87,30 @@ pub enum ProfilesAction {
     List,
     /// Print a shipped profile's YAML.
     Show { name: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Profile name (shipped or user) or path to a YAML file.
+    pub profile: String,
+    /// Test the profile with this layer already off (repeatable).
+    #[arg(long = "without", value_name = "LAYER", value_parser = parse_layer)]
+    pub without: Vec<Layer>,
+    /// Also run each layer on its own, and count the layers that stop each probe.
+    #[arg(long, conflicts_with = "quick")]
+    pub alone: bool,
+    /// Only the full profile: no leave-one-out columns (does the profile hold?).
+    #[arg(long)]
+    pub quick: bool,
+    /// Only the probes whose name contains this (repeatable).
+    #[arg(long = "probe", value_name = "NAME")]
+    pub probes: Vec<String>,
+    /// Print the matrix as versioned JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Runs at once (default: twice the number of CPUs, at least 4).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +140,10 @@ pub struct RunArgs {
     /// Keep inherited fd N open in the payload (repeatable); every other fd above 2 is closed.
     #[arg(long = "pass-fd", value_name = "N")]
     pub pass_fd: Vec<i32>,
+    /// With --without: a layer that needs a switched-off one degrades instead of refusing
+    /// the run (the fresh /proc without a pid namespace, Landlock rule paths without the view).
+    #[arg(long)]
+    pub degrade_dependents: bool,
     /// Refused: chroot is not a security boundary.
     #[arg(long, value_name = "DIR", hide = true)]
     pub chroot: Option<String>,
@@ -167,6 +218,13 @@ pub fn main(cli: Cli) -> Result<i32, Error> {
         Command::Explain { profile, without } => inspect::explain(&profile, &without),
         Command::Doctor { json } => doctor::doctor(json),
         Command::Profiles { action } => inspect::profiles(action),
+        Command::Test(args) => test::test(args),
+        Command::Score {
+            profile,
+            threshold,
+            json,
+        } => score::score(&profile, threshold, json),
+        Command::Probe { name, args } => Ok(crate::probe::run_inside(&name, &args)),
         Command::Schema => {
             print!("{}", include_str!("../../profiles/REFERENCE.yaml"));
             Ok(0)

@@ -34,7 +34,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     let opts = plan::Options {
         without: args.without.clone(),
         timeout: args.timeout,
-        degrade_dependents: false,
+        degrade_dependents: args.degrade_dependents,
     };
     let plan = plan::plan(&profile, &host, &opts);
     let refusals: Vec<String> = plan

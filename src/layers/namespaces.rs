@@ -39,6 +39,9 @@ pub struct Section {
     pub host_id_range: Option<Spanned<String>>,
     /// Host uid or gid 0 is refused unless this says so: the payload would be real root.
     pub run_as_host_root: Option<bool>,
+    /// Let the payload create user namespaces of its own (default false: the sandbox's user
+    /// namespace gets `user.max_user_namespaces = 0`, a second stop beside seccomp's).
+    pub nested_userns: Option<bool>,
 }
 
 crate::merge_fields!(Section {
@@ -56,7 +59,8 @@ crate::merge_fields!(Section {
     host_uid: or,
     host_gid: or,
     host_id_range: or,
-    run_as_host_root: or
+    run_as_host_root: or,
+    nested_userns: or
 });
 
 /// `host-uid:` as written: a number or the word `auto`.
@@ -169,6 +173,7 @@ impl Section {
             gid: self.gid.unwrap_or(1000),
             host_ids,
             run_as_host_root: host_root,
+            nested_userns: self.nested_userns.unwrap_or(false),
         })
     }
 }
@@ -198,6 +203,8 @@ pub struct Config {
     pub host_ids: HostIds,
     /// The profile allowed host uid or gid 0.
     pub run_as_host_root: bool,
+    /// The payload may create user namespaces (no `max_user_namespaces = 0`).
+    pub nested_userns: bool,
 }
 
 /// Namespace kinds, for flags, reporting and observation.
@@ -421,6 +428,9 @@ pub fn explain(cfg: &Config, as_root: bool) -> Vec<String> {
             "the payload runs as uid {} / gid {} inside a user namespace, mapped to {host}; no other host id is mapped",
             cfg.uid, cfg.gid
         ));
+    }
+    if cfg.user && !cfg.nested_userns {
+        out.push("stops: nested user namespaces (user.max_user_namespaces = 0 in the sandbox's user namespace, set before the payload starts; a second stop beside seccomp's)".into());
     }
     if cfg.pid {
         out.push("stops: seeing or signalling host processes (new pid namespace, lasagna's init is pid 1)".into());

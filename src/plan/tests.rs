@@ -81,6 +81,8 @@ fn profile(yaml: &str) -> Profile {
     std::fs::write(&path, yaml).unwrap();
     let p = crate::profile::load(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     std::fs::remove_file(&path).unwrap();
+    // The last test to finish with it removes the directory (the others find it busy).
+    let _ = std::fs::remove_dir(&dir);
     p
 }
 
@@ -121,7 +123,7 @@ use Layer::*;
 
 const CASES: &[Case] = &[
     Case {
-        name: "strict as root on a full host: every layer but cgroups applies",
+        name: "strict as root on a full host: every layer applies, cgroups as far as the host has them",
         profile: STRICT,
         root: true,
         host: as_is,
@@ -130,7 +132,7 @@ const CASES: &[Case] = &[
         expect: &[
             (Namespaces, "applied", ""),
             (Filesystem, "applied", ""),
-            (Cgroups, "skipped", "not in the profile"),
+            (Cgroups, "degraded", "no cgroup hierarchy is mounted"),
             (Capabilities, "applied", ""),
             (Rlimits, "applied", ""),
             (Process, "applied", ""),

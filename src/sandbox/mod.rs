@@ -88,6 +88,18 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<Option<OwnedFd>, ChildE
         Ok(_) => sys::exit_now(EXIT_SETUP_FAILED),
         Err(e) => return Err(ChildError::new(At::WaitRelease, "wait for release", e)),
     }
+    //     No user namespace below this one: the limit of the sandbox's own namespace,
+    //     written while the child holds CAP_SYS_RESOURCE in it (the file under /proc/sys
+    //     is the opener's user namespace's).
+    if armed.userns_limit {
+        let f = nix::fcntl::open(
+            c"/proc/sys/user/max_user_namespaces",
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .step(At::UsernsLimit, "open /proc/sys/user/max_user_namespaces")?;
+        sys::write_all(f.as_fd(), b"0").step(At::UsernsLimit, "write max_user_namespaces")?;
+    }
     // 4d. As host root in a user namespace, take the mapped ids now: uid 0 is unmapped
     //     inside, and nothing can be created on a filesystem until the fsuid is mapped.
     if armed.identity.switch == Switch::InInit {

@@ -10,6 +10,7 @@
 //! an `unsafe fn` here would only move the obligation to a place that cannot discharge it.
 
 pub mod landlock;
+pub mod probe;
 pub mod seccomp;
 
 use std::ffi::{CStr, CString};
