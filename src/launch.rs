@@ -159,7 +159,7 @@ pub const STEPS: [Step; 35] = [
     step(At::Hostname, "4e", Child, Some(Layer::Namespaces), "namespaces",
         "sethostname",
         "the uts namespace is the child's"),
-    step(At::Loopback, "4e", Child, Some(Layer::Namespaces), "namespaces",
+    step(At::Loopback, "4e", Child, Some(Layer::Network), "network",
         "bring lo up",
         "the network namespace has only its loopback"),
     step(At::Filesystem, "4f", Child, Some(Layer::Filesystem), "filesystem",
@@ -421,12 +421,14 @@ pub enum Layer {
     Process,
     Landlock,
     Seccomp,
+    Network,
 }
 
 impl Layer {
     /// Every layer, in the order each is in place: by its last step in [`STEPS`] (a test
     /// holds this list to the table). The plan, the report and `explain` list layers so.
-    pub const ALL: [Layer; 8] = [
+    pub const ALL: [Layer; 9] = [
+        Layer::Network,
         Layer::Filesystem,
         Layer::Cgroups,
         Layer::Namespaces,
@@ -447,6 +449,7 @@ impl Layer {
             Layer::Process => "process",
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
+            Layer::Network => "network",
         }
     }
 

@@ -140,6 +140,10 @@ pub struct RunArgs {
     /// Keep inherited fd N open in the payload (repeatable); every other fd above 2 is closed.
     #[arg(long = "pass-fd", value_name = "N")]
     pub pass_fd: Vec<i32>,
+    /// The sandbox's network: none (a namespace with only its loopback) or host (the
+    /// host's network); overrides the profile's `network:` section.
+    #[arg(long = "net", value_name = "MODE", value_parser = parse_net)]
+    pub net: Option<crate::layers::network::Net>,
     /// With --without: a layer that needs a switched-off one degrades instead of refusing
     /// the run (the fresh /proc without a pid namespace, Landlock rule paths without the view).
     #[arg(long)]
@@ -167,6 +171,10 @@ fn parse_layer(s: &str) -> Result<Layer, String> {
             names.join(", ")
         )
     })
+}
+
+fn parse_net(s: &str) -> Result<crate::layers::network::Net, String> {
+    crate::layers::network::Net::parse(s)
 }
 
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {

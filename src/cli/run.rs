@@ -9,7 +9,16 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     if args.chroot.is_some() {
         return Err(Error::Chroot);
     }
-    let profile = profile::load(&args.profile)?;
+    let mut profile = profile::load(&args.profile)?;
+    if let Some(net) = args.net {
+        // The flag is the last word: a network section of its own, required.
+        let allow = profile.network.take().map(|c| c.allow).unwrap_or_default();
+        profile.network = Some(crate::layers::network::Config {
+            mode: crate::profile::Requirement::Required,
+            net,
+            allow,
+        });
+    }
     let command = if args.command.is_empty() {
         profile.command.clone().ok_or_else(|| {
             Error::Usage(format!(

@@ -45,7 +45,10 @@ fn open_if(cond: bool, what: &str) -> Option<String> {
 /// 2000, CAP_SYS_ADMIN and user-namespace creation 1500, most others 1000 or less).
 pub const CHECKS: &[Check] = &[
     Check { id: "network", weight: 2500, why: "the sandbox shares the host's network: host loopback services, abstract unix sockets and the outside are reachable", fix: "namespaces: net: true", probe: "tcp-host-loopback",
-        open: |p| open_if(!ns(p).is_some_and(|n| n.net), "no network namespace") },
+        open: |p| match on(&p.network, |c| c.mode) {
+            Some(n) => open_if(n.net == crate::layers::network::Net::Host, "network: net: host"),
+            None => open_if(!ns(p).is_some_and(|n| n.net), "no network namespace"),
+        } },
     Check { id: "host-root", weight: 2000, why: "the payload may run as host root: every file and process root may touch is in reach of a single escape", fix: "namespaces: user: true (and no run-as-host-root)", probe: "capabilities",
         open: |p| open_if(ns(p).is_none_or(|n| !n.user || n.run_as_host_root), "no user namespace, or host root allowed") },
     Check { id: "filesystem", weight: 2000, why: "the payload sees the host's file tree", fix: "enable the filesystem layer", probe: "read-host-file",

@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod filesystem;
 pub mod landlock;
 pub mod namespaces;
+pub mod network;
 pub mod process;
 pub mod rlimits;
 pub mod seccomp;

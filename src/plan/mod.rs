@@ -22,7 +22,7 @@ use crate::layers::filesystem::{view, FsPlan};
 use crate::layers::namespaces::Kind;
 use crate::layers::rlimits::Limit;
 use crate::layers::{
-    capabilities, cgroups, filesystem, landlock, namespaces, process, rlimits, seccomp,
+    capabilities, cgroups, filesystem, landlock, namespaces, network, process, rlimits, seccomp,
 };
 use crate::profile::{Profile, Requirement};
 
@@ -145,6 +145,7 @@ pub struct Configs {
     pub process: Option<process::Config>,
     pub landlock: Option<landlock::Config>,
     pub seccomp: Option<seccomp::Config>,
+    pub network: Option<network::Config>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -252,6 +253,7 @@ impl Plan {
             Layer::Process => c.process.as_ref().map(process::explain),
             Layer::Landlock => c.landlock.as_ref().map(landlock::explain),
             Layer::Seccomp => c.seccomp.as_ref().map(seccomp::explain),
+            Layer::Network => c.network.as_ref().map(network::explain),
         }
         .unwrap_or_default()
     }
@@ -346,6 +348,39 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
                 config.namespaces = Some(cfg.clone());
             }
             planned(Layer::Namespaces, p.decision, p.notes)
+        }
+    };
+    // network: owns the network namespace when its section is present.
+    let nw = match asked.on(Layer::Network, profile.network.as_ref()) {
+        None => planned(Layer::Network, skip(Layer::Network), Vec::new()),
+        Some((req, cfg)) => {
+            let p = network::plan(cfg, kinds.contains(&Kind::Net));
+            if p.own_netns {
+                match userns_for(
+                    req,
+                    host,
+                    &kinds,
+                    "a network namespace needs a user namespace when not root",
+                ) {
+                    Err(refused) => planned(Layer::Network, refused, p.notes),
+                    Ok(own_userns) => {
+                        let mut notes = p.notes;
+                        if !kinds.contains(&Kind::Net) {
+                            kinds.push(Kind::Net);
+                        }
+                        if own_userns {
+                            kinds.push(Kind::User);
+                            notes.insert(0, "a user namespace is created for the network namespace (the namespaces layer is off)".into());
+                        }
+                        config.network = Some(cfg.clone());
+                        planned(Layer::Network, p.decision, notes)
+                    }
+                }
+            } else {
+                kinds.retain(|k| *k != Kind::Net);
+                config.network = Some(cfg.clone());
+                planned(Layer::Network, p.decision, p.notes)
+            }
         }
     };
     let fresh_proc = kinds.contains(&Kind::Pid);
@@ -566,7 +601,7 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
         profile: profile.name.clone(),
         description: profile.description.clone(),
         extends: profile.extends.clone(),
-        layers: vec![fs, cg, ns, rl, caps, pr, ll, sc],
+        layers: vec![nw, fs, cg, ns, rl, caps, pr, ll, sc],
         namespaces: kinds,
         identity,
         fresh_proc,

@@ -111,7 +111,9 @@ const SIBLING: Needs = needs(false, true, false, false);
 const HEAVY: Needs = needs(false, false, false, true);
 
 use Evidence::{Host, Kernel};
-use Layer::{Capabilities, Cgroups, Filesystem, Landlock, Namespaces, Process, Rlimits, Seccomp};
+use Layer::{
+    Capabilities, Cgroups, Filesystem, Landlock, Namespaces, Network, Process, Rlimits, Seccomp,
+};
 
 macro_rules! probe {
     ($name:literal, $cat:literal, $what:literal, [$($l:ident),*], $ev:expr, $needs:expr) => {
@@ -215,7 +217,7 @@ pub const PROBES: &[Probe] = &[
         "tcp-host-loopback",
         "network",
         "connect to a listener on the host's 127.0.0.1",
-        [Namespaces, Landlock],
+        [Network, Namespaces, Landlock],
         Host(HostCheck::TcpConnected),
         NONE
     ),
@@ -223,7 +225,7 @@ pub const PROBES: &[Probe] = &[
         "abstract-unix-socket",
         "network",
         "connect to a host abstract unix socket",
-        [Namespaces, Landlock],
+        [Network, Namespaces, Landlock],
         Host(HostCheck::AbstractConnected),
         NONE
     ),

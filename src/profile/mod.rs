@@ -14,7 +14,7 @@ use crate::types::{LayerSection, Merge, Spanned};
 use serde::Deserialize;
 
 use crate::layers::{
-    capabilities, cgroups, filesystem, landlock, namespaces, process, rlimits, seccomp,
+    capabilities, cgroups, filesystem, landlock, namespaces, network, process, rlimits, seccomp,
 };
 pub use crate::types::{Loc, ProfileError, Requirement, SandboxPath};
 
@@ -63,6 +63,7 @@ pub struct Sections {
     pub process: Option<process::Section>,
     pub landlock: Option<landlock::Section>,
     pub seccomp: Option<seccomp::Section>,
+    pub network: Option<network::Section>,
 }
 
 crate::merge_fields!(Sections {
@@ -73,7 +74,8 @@ crate::merge_fields!(Sections {
     rlimits: nested,
     process: nested,
     landlock: nested,
-    seccomp: nested
+    seccomp: nested,
+    network: nested
 });
 
 /// Where a profile came from.
@@ -121,6 +123,7 @@ pub struct Profile {
     pub process: Option<process::Config>,
     pub landlock: Option<landlock::Config>,
     pub seccomp: Option<seccomp::Config>,
+    pub network: Option<network::Config>,
 }
 
 /// Find a profile by name or path: a path if it contains `/` or ends in `.yaml`/`.yml`,
@@ -441,6 +444,7 @@ fn check_sections(s: &Sections, dir: &Path) -> Result<(), ProfileError> {
     checked(&s.process, dir)?;
     checked(&s.landlock, dir)?;
     checked(&s.seccomp, dir)?;
+    checked(&s.network, dir)?;
     Ok(())
 }
 
@@ -479,6 +483,7 @@ fn validate(
         process: checked(&s.process, &dir).map_err(at)?,
         landlock: checked(&s.landlock, &dir).map_err(at)?,
         seccomp: checked(&s.seccomp, &dir).map_err(at)?,
+        network: checked(&s.network, &dir).map_err(at)?,
         source,
         extends,
     })
@@ -497,6 +502,7 @@ impl Profile {
             Layer::Process => self.process.is_some(),
             Layer::Landlock => self.landlock.is_some(),
             Layer::Seccomp => self.seccomp.is_some(),
+            Layer::Network => self.network.is_some(),
         }
     }
 
@@ -512,6 +518,7 @@ impl Profile {
             Layer::Process => self.process.as_ref().map(|c| c.mode),
             Layer::Landlock => self.landlock.as_ref().map(|c| c.mode),
             Layer::Seccomp => self.seccomp.as_ref().map(|c| c.mode),
+            Layer::Network => self.network.as_ref().map(|c| c.mode),
         }
         .unwrap_or(Requirement::Off)
     }
