@@ -1,4 +1,4 @@
-//! Reading /proc, /sys and /etc as text: the few readers every part of lasagna shares.
+//! Reading /proc, /sys and /etc as text, and random bytes from /dev/urandom: the few readers every part of lasagna shares.
 //! A leaf: nothing here knows about profiles, layers or the plan.
 
 use std::path::Path;
@@ -34,6 +34,31 @@ pub fn kernel_at_least(release: &str, major: u32, minor: u32) -> bool {
         (Some(a), Some(b)) => (a, b) >= (major, minor),
         _ => false,
     }
+}
+
+/// Fill `buf` from /dev/urandom; where it cannot be read, from the clock and the pid (names
+/// then still differ between runs, which is all their callers need: none is a secret of
+/// lasagna's own).
+pub fn random_bytes(buf: &mut [u8]) {
+    use std::io::Read;
+    let got = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf));
+    if got.is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ u128::from(std::process::id());
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8;
+        }
+    }
+}
+
+/// `n` random bytes as lower-case hex.
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    random_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

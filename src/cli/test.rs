@@ -282,20 +282,7 @@ pub struct Session {
 }
 
 fn token(tag: &str) -> String {
-    let mut buf = [0u8; 12];
-    let got = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
-    let mut s = format!("{tag}-");
-    if got.is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        buf[..8].copy_from_slice(&(t as u64 ^ u64::from(std::process::id())).to_ne_bytes());
-    }
-    for b in buf {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("{tag}-{}", crate::procfs::random_hex(12))
 }
 
 fn chmod(path: &Path, mode: u32) -> std::io::Result<()> {

@@ -101,11 +101,6 @@ fn ids_in_use() -> std::collections::HashSet<u32> {
 
 fn random() -> u64 {
     let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_err()
-    {
-        return std::process::id() as u64;
-    }
+    crate::procfs::random_bytes(&mut b);
     u64::from_le_bytes(b)
 }

@@ -5,7 +5,6 @@
 //! start with `lasagna-`.
 
 use std::fs;
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -507,16 +506,7 @@ fn open_dir_path(dir: &Path) -> Result<OwnedFd, CgroupError> {
 
 /// 32 random bits as hex, so two runs with a recycled pid never share a name.
 fn nonce() -> String {
-    let mut b = [0u8; 4];
-    let got = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    if got.is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        b = t.to_le_bytes();
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::procfs::random_hex(4)
 }
 
 /// The supervisor pid in a `lasagna-<pid>-<nonce>` name.
