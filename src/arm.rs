@@ -10,7 +10,7 @@ use nix::sched::CloneFlags;
 use crate::launch::Layer;
 use crate::layers::namespaces::Kind;
 use crate::layers::rlimits::Limit;
-use crate::layers::{capabilities, cgroups, filesystem, landlock, process, seccomp};
+use crate::layers::{capabilities, cgroups, filesystem, landlock, network, process, seccomp};
 use crate::plan::{Identity, Plan};
 use crate::profile::Requirement;
 use crate::sys;
@@ -97,6 +97,28 @@ pub struct Armed {
     pub reap_by_children: bool,
     /// Inherited fds that stay open in the payload (`--pass-fd`, `process.pass-fds`).
     pub pass_fds: Vec<i32>,
+    /// `net: proxy`: the port the child listens on inside, and what the proxy lets through.
+    pub proxy: Option<Proxy>,
+    /// `net: user`: how the supervisor starts pasta.
+    pub pasta: Option<Pasta>,
+}
+
+/// `net: proxy`, armed.
+#[derive(Debug)]
+pub struct Proxy {
+    pub port: u16,
+    pub allow: Vec<network::Entry>,
+    /// `-v`: each connection on stderr as it ends (set by `run`).
+    pub log_stderr: bool,
+}
+
+/// `net: user`, armed.
+#[derive(Debug)]
+pub struct Pasta {
+    pub bin: std::path::PathBuf,
+    pub forward: Vec<(u16, u16)>,
+    /// pasta joins the sandbox's user namespace.
+    pub userns: bool,
 }
 
 /// The child's ends of the supervisor's pipes.
@@ -111,6 +133,9 @@ pub struct ChildFds {
     /// v1 `tasks` files to write "0" into (join the cgroup), owned by the supervisor's
     /// `ActiveCgroup`; closed by the child once written.
     pub cgroup_join: Vec<RawFd>,
+    /// `net: proxy`: the child's end of the socketpair the listener is passed out on;
+    /// closed once sent (step 4e).
+    pub proxy: Option<OwnedFd>,
 }
 
 /// Why a plan could not be armed: each names what the user gave that cannot be used.
@@ -153,7 +178,11 @@ pub fn arm(plan: Plan, command: &[String], pass_fds: &[i32]) -> Result<Armed, Ar
         .as_ref()
         .map(|c| capabilities::prepare(c, plan.cap_last_cap));
     let caller_env: Vec<_> = std::env::vars_os().collect();
-    let envp = process::build_env(cfg.process.as_ref(), &caller_env);
+    let mut envp = process::build_env(cfg.process.as_ref(), &caller_env);
+    let proxy_port = cfg.network.as_ref().and_then(network::Config::proxy_listen);
+    if let Some(port) = proxy_port {
+        network::proxy_env(&mut envp, port);
+    }
     let exec = Exec::new(command, envp).map_err(ArmError::Usage)?;
     let landlock = plan.landlock.as_ref().map(landlock::prepare);
     let prepare = |what: String| ArmError::Prepare {
@@ -226,6 +255,24 @@ pub fn arm(plan: Plan, command: &[String], pass_fds: &[i32]) -> Result<Armed, Ar
         exec,
         timeout: plan.timeout,
         observe: true,
+        proxy: proxy_port.map(|port| Proxy {
+            port,
+            allow: cfg
+                .network
+                .as_ref()
+                .map(|n| n.allow.clone())
+                .unwrap_or_default(),
+            log_stderr: false,
+        }),
+        pasta: plan.pasta.clone().map(|bin| Pasta {
+            bin,
+            forward: cfg
+                .network
+                .as_ref()
+                .map(|n| n.forward.clone())
+                .unwrap_or_default(),
+            userns: plan.has(Kind::User),
+        }),
         plan,
     })
 }

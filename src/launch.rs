@@ -47,6 +47,7 @@ pub enum At {
     CgroupCreate,
     Clone,
     IdMaps,
+    NetworkStart,
     Release,
     ParentDeath,
     CgroupJoin,
@@ -57,6 +58,7 @@ pub enum At {
     ReapList,
     Hostname,
     Loopback,
+    ProxyListener,
     Filesystem,
     CgroupAttach,
     ParentDeathRearm,
@@ -119,7 +121,7 @@ use Process::{Child, Init, Payload, Supervisor};
 
 /// Every step, in launch order. Step 0 (load, probe, plan, prepare) has no side effect and
 /// is not listed.
-pub const STEPS: [Step; 35] = [
+pub const STEPS: [Step; 37] = [
     step(At::HostEntries, "1", Supervisor, Some(Layer::Filesystem), "filesystem",
         "make the mount points and entries a profile needs inside a bound host directory, through directory descriptors",
         "the plan walked there without following links; the child only attaches"),
@@ -132,6 +134,9 @@ pub const STEPS: [Step; 35] = [
     step(At::IdMaps, "3", Supervisor, Some(Layer::Namespaces), "namespaces",
         "setgroups deny, one-line uid_map and gid_map",
         "only the parent namespace may write the maps"),
+    step(At::NetworkStart, "3", Supervisor, Some(Layer::Network), "network",
+        "proxy: start its thread, which receives the listener of 4e; user: start pasta on descriptors of the child's network and user namespaces, its interface awaited before the second release byte",
+        "after the maps, which pasta's setup in the user namespace needs; threads only after the clone"),
     step(At::Release, "3", Supervisor, None, "init",
         "first release byte",
         "the child waits for its maps"),
@@ -162,6 +167,9 @@ pub const STEPS: [Step; 35] = [
     step(At::Loopback, "4e", Child, Some(Layer::Network), "network",
         "bring lo up",
         "the network namespace has only its loopback"),
+    step(At::ProxyListener, "4e", Child, Some(Layer::Network), "network",
+        "proxy: listen on 127.0.0.1:PORT and pass the socket to the supervisor (SCM_RIGHTS)",
+        "the socket must belong to the sandbox's network namespace; the supervisor cannot enter it unprivileged"),
     step(At::Filesystem, "4f", Child, Some(Layer::Filesystem), "filesystem",
         "staging root, the profile's mounts attached onto descriptors, /proc, /dev, pivot_root, old root detached",
         "needs CAP_SYS_ADMIN in the user namespace; Landlock would forbid mounts"),

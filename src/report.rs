@@ -189,6 +189,17 @@ pub struct Report {
     /// What went wrong around the payload without changing its outcome.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// `net: proxy`: every connection the sandbox made through the proxy, in the order
+    /// they ended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<crate::layers::network::proxy::Connection>,
+    /// Connections beyond the log's size, counted only.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub connections_unlogged: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where in the launch order a setup failure happened (ARCHITECTURE.md's step numbers).
@@ -261,6 +272,8 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
         oom: None,
         failed_step: None,
         warnings: Vec::new(),
+        connections: Vec::new(),
+        connections_unlogged: 0,
     }
 }
 
@@ -345,6 +358,29 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
     report.oom = outcome.oom.clone();
     if let Some(l) = report.layers.iter_mut().find(|l| l.layer == Layer::Cgroups) {
         l.notes.extend(outcome.cgroup_notes.iter().cloned());
+    }
+    report.connections = outcome.connections.clone();
+    report.connections_unlogged = outcome.connections_unlogged;
+    let proxied = plan
+        .config
+        .network
+        .as_ref()
+        .is_some_and(|n| n.proxy_listen().is_some());
+    if let (true, Some(l)) = (
+        proxied
+            && outcome
+                .failure
+                .as_ref()
+                .is_none_or(|f| f.at == crate::launch::At::Exec),
+        report.layers.iter_mut().find(|l| l.layer == Layer::Network),
+    ) {
+        let total = outcome.connections.len() as u64 + outcome.connections_unlogged;
+        let allowed = outcome.connections.iter().filter(|c| c.allowed).count();
+        let denied = outcome.connections.len() - allowed;
+        l.observed = Some(format!(
+            "proxy: {total} connection{}, {allowed} allowed, {denied} denied",
+            if total == 1 { "" } else { "s" }
+        ));
     }
     report
 }

@@ -1,10 +1,14 @@
 //! The network layer: `none` keeps the host's loopback out of reach, `host` lets it in while
-//! Landlock's ports still hold; bad input names file, line and column.
+//! Landlock's ports still hold, `proxy` lets through only its allow-list (and logs each
+//! decision), `user` reaches a stand-in for the outside world through pasta but not the
+//! host's loopback; bad input names file, line and column.
 
 mod common;
 use common::*;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 /// A listener on the host's 127.0.0.1 (a random port), accepting in the background.
 fn listener() -> u16 {
@@ -102,16 +106,36 @@ both!(bad_network_input_names_the_place, |who| {
             "3:10: unknown net \"hots\" (did you mean \"host\"?)",
         ),
         (
-            "layers:\n  network:\n    net: proxy\n",
-            "3:10: net: proxy is not available in this version",
-        ),
-        (
             "layers:\n  network:\n    allow: [\"example.com:0\"]\n",
             "port 0 is not a port",
         ),
         (
-            "layers:\n  network:\n    allow: [\"example.com:443\"]\n",
-            "3:13: allow: entries need net: proxy",
+            "layers:\n  network:\n    allow: [\"example.com:70000\"]\n",
+            "port 70000 is above 65535",
+        ),
+        (
+            "layers:\n  network:\n    allow: [\"example.com:90-80\"]\n",
+            "3:13: allow: \"example.com:90-80\": the port range 90-80 is empty",
+        ),
+        (
+            "layers:\n  network:\n    allow: [\"exa mple.com:80\"]\n",
+            "is not a host name",
+        ),
+        (
+            "layers:\n  network:\n    net: host\n    allow: [\"example.com:443\"]\n",
+            "4:13: allow: entries are the proxy's, and net is host",
+        ),
+        (
+            "layers:\n  network:\n    proxy-port: 8080\n",
+            "3:17: proxy-port applies to net: proxy",
+        ),
+        (
+            "layers:\n  network:\n    net: proxy\n    proxy-port: 0\n",
+            "4:17: proxy-port: port 0 is not a port",
+        ),
+        (
+            "layers:\n  network:\n    net: proxy\n    forward: [\"8080\"]\n",
+            "forward applies to net: user",
         ),
         ("layers:\n  network:\n    nett: none\n", "unknown field"),
     ] {
@@ -122,6 +146,385 @@ both!(bad_network_input_names_the_place, |who| {
         assert!(err.contains(want), "{yaml}: {err}");
         assert!(err.contains("bad.yaml"), "{err}");
     }
-    let o = run(who, &["run", "--net", "user", "--", "/bin/true"]);
-    assert_code(&o, 2);
+    for (args, want) in [
+        (&["--allow", "example.com:0"][..], "port 0 is not a port"),
+        (
+            &["--net", "host", "--allow", "example.com:443"],
+            "--allow is the proxy's allow-list, and --net is host",
+        ),
+        (&["--net", "nope"], "unknown net"),
+    ] {
+        let mut argv = vec!["run", "-p", "strict"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--", "/bin/true"]);
+        let o = run(who, &argv);
+        assert_code(&o, 2);
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
 });
+
+/// An HTTP server on the host's 127.0.0.1 (a random port) answering `body PORT` to every
+/// request, for a bounded number of connections.
+fn http_server() -> u16 {
+    use std::io::{Read, Write};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(32) {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = format!("body {port}\n");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+fn connections(report: &serde_json::Value) -> Vec<(bool, String, String, u64, u64)> {
+    report["connections"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    (
+                        c["allowed"].as_bool().unwrap(),
+                        c["protocol"].as_str().unwrap().to_string(),
+                        format!("{}:{}", c["host"].as_str().unwrap(), c["port"]),
+                        c["bytes_in"].as_u64().unwrap(),
+                        c["bytes_out"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+both!(proxy_lets_through_only_the_allow_list, |who| {
+    let (allowed, other) = (http_server(), http_server());
+    let dir = Scratch::new("net-proxy");
+    let report = dir.for_anyone("r.json");
+    let report = report.as_str();
+    // curl reads HTTP_PROXY; -p tunnels through CONNECT; the last line ignores the proxy.
+    let script = format!(
+        "curl -sS -m 10 http://localhost:{allowed}/; \
+         curl -sS -m 10 -o /dev/null -w '%{{http_code}}\\n' http://localhost:{other}/; \
+         curl -sS -m 10 -p http://localhost:{allowed}/; \
+         (exec 3<>/dev/tcp/127.0.0.1/{allowed}) 2>/dev/null && echo direct || echo no-direct"
+    );
+    let allow = format!("localhost:{allowed}");
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--allow",
+            &allow,
+            "--report",
+            report,
+            "-v",
+            "--",
+            "/bin/bash",
+            "-c",
+            &script,
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("body {allowed}\n403\nbody {allowed}\nno-direct\n"),
+        "{}",
+        stderr(&o)
+    );
+    // -v: one line per decision, as each connection ends.
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "lasagna: network: allowed HTTP localhost:{allowed} (127.0.0.1:{allowed})"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("lasagna: network: denied HTTP localhost:{other}: localhost:{other} is not on the allow-list")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "lasagna: network: allowed CONNECT localhost:{allowed}"
+        )),
+        "{err}"
+    );
+    // The report lists each decision with its bytes.
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    let c = connections(&r);
+    assert_eq!(c.len(), 3, "{c:?}");
+    let find =
+        |proto: &str, target: &str| c.iter().find(|x| x.1 == proto && x.2 == target).cloned();
+    let http = find("http", &format!("localhost:{allowed}")).expect("the allowed HTTP request");
+    assert!(http.0 && http.3 > 0 && http.4 > 0, "{http:?}");
+    let denied = find("http", &format!("localhost:{other}")).expect("the denied request");
+    assert!(!denied.0 && denied.3 == 0, "{denied:?}");
+    let tunnel = find("connect", &format!("localhost:{allowed}")).expect("the CONNECT tunnel");
+    assert!(tunnel.0 && tunnel.3 > 0, "{tunnel:?}");
+    assert_eq!(
+        layer_of(&r, "network")["observed"],
+        "proxy: 3 connections, 2 allowed, 1 denied"
+    );
+    // The namespace alone refuses the direct connection (Landlock's TCP rules off), and the
+    // control with the host's network makes it.
+    let direct = format!(
+        "(exec 3<>/dev/tcp/127.0.0.1/{allowed}) 2>/dev/null && echo direct || echo no-direct"
+    );
+    let c = Contrast::of(
+        who,
+        &["-p", "strict", "--without", "landlock", "--allow", &allow],
+        &["-p", "strict", "--without", "landlock", "--net", "host"],
+        &["/bin/bash", "-c", &direct],
+    );
+    c.prints("no-direct\n", "direct\n");
+});
+
+both!(proxy_wildcards_match_names_below_the_domain_only, |who| {
+    let port = http_server();
+    let allow = format!("*.w.localhost:{port}");
+    // SOCKS5 (curl resolves nothing itself with socks5h) and HTTP.
+    let script = format!(
+        "for h in a.w.localhost b.c.w.localhost w.localhost xw.localhost; do \
+           printf '%s ' $h; curl -sS -m 10 -o /dev/null -w '%{{http_code}}\\n' http://$h:{port}/; done; \
+         curl -sS -m 10 --socks5-hostname 127.0.0.1:3128 http://a.w.localhost:{port}/; \
+         curl -sS -m 10 --socks5-hostname 127.0.0.1:3128 http://w.localhost:{port}/ 2>/dev/null || echo socks-refused"
+    );
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--allow",
+            &allow,
+            "--",
+            "/bin/bash",
+            "-c",
+            &script,
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("a.w.localhost 200\nb.c.w.localhost 200\nw.localhost 403\nxw.localhost 403\nbody {port}\nsocks-refused\n"),
+        "{}",
+        stderr(&o)
+    );
+    // An address entry covers the address, whatever name leads to it; another port is out.
+    let allow = format!("127.0.0.1:{port}");
+    let script = format!(
+        "curl -sS -m 10 http://127.0.0.1:{port}/; curl -sS -m 10 -o /dev/null -w '%{{http_code}}\\n' http://127.0.0.2:{port}/"
+    );
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--allow",
+            &allow,
+            "--",
+            "/bin/bash",
+            "-c",
+            &script,
+        ],
+    );
+    assert_eq!(stdout(&o), format!("body {port}\n403\n"), "{}", stderr(&o));
+});
+
+both!(proxy_mode_in_a_profile_and_explain, |who| {
+    let port = http_server();
+    let dir = Scratch::new("net-prof");
+    let p = dir.write(
+        "p.yaml",
+        &format!("extends: strict\nlayers:\n  network:\n    allow:\n      - localhost:{port}\n    proxy-port: 8899\n"),
+    );
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            &p,
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $HTTP_PROXY; curl -sS -m 10 http://localhost:$0/",
+            &port.to_string(),
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("http://127.0.0.1:8899\nbody {port}\n"),
+        "{}",
+        stderr(&o)
+    );
+    let text = stdout(&run(who, &["explain", &p]));
+    assert!(text.contains("net: proxy"), "{text}");
+    assert!(text.contains(&format!("allow: localhost:{port}")), "{text}");
+    assert!(
+        text.contains("net: connect to port 8899 (the proxy) is allowed") || text.contains("8899"),
+        "{text}"
+    );
+});
+
+/// A stand-in for the outside world: a network namespace with one end of a veth pair and an
+/// HTTP server on its address, reachable from the host's namespace only. Removed on drop.
+struct StandIn {
+    netns: String,
+    veth: String,
+    server: Option<Spawned>,
+    addr: String,
+}
+
+impl StandIn {
+    fn new(who: As) -> StandIn {
+        let n = std::process::id() % 10000;
+        let (tag, net) = match who {
+            As::Root => ("r", 11),
+            As::User => ("u", 12),
+        };
+        let netns = format!("lsg-{n}-{tag}");
+        let veth = format!("lsg{n}{tag}");
+        let addr = format!("10.199.{net}.2");
+        let ip = |args: &[&str]| {
+            let o = Command::new("ip").args(args).output().expect("ip");
+            assert!(
+                o.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let _ = Command::new("ip").args(["netns", "del", &netns]).output();
+        let _ = Command::new("ip").args(["link", "del", &veth]).output();
+        let mut s = StandIn {
+            netns: netns.clone(),
+            veth: veth.clone(),
+            server: None,
+            addr: addr.clone(),
+        };
+        ip(&["netns", "add", &netns]);
+        ip(&[
+            "link",
+            "add",
+            &veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{veth}p"),
+        ]);
+        ip(&["link", "set", &format!("{veth}p"), "netns", &netns]);
+        ip(&["addr", "add", &format!("10.199.{net}.1/30"), "dev", &veth]);
+        ip(&["link", "set", &veth, "up"]);
+        ip(&[
+            "-n",
+            &netns,
+            "addr",
+            "add",
+            &format!("{addr}/30"),
+            "dev",
+            &format!("{veth}p"),
+        ]);
+        ip(&["-n", &netns, "link", "set", &format!("{veth}p"), "up"]);
+        let py = format!(
+            "import socket\n\
+             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('{addr}', 8000)); s.listen(8); print('ready', flush=True)\n\
+             s.settimeout(60)\n\
+             for _ in range(8):\n\
+             \x20   c, _ = s.accept(); c.settimeout(10); c.recv(4096)\n\
+             \x20   c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: 9\\r\\n\\r\\nstand-in\\n'); c.close()\n"
+        );
+        let mut cmd = Command::new("timeout");
+        cmd.args(["90", "ip", "netns", "exec", &netns, "python3", "-c", &py])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0);
+        let mut server = Spawned::new(&mut cmd);
+        let mut line = String::new();
+        let out = server.child().stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+        assert_eq!(line, "ready\n", "the stand-in server did not start");
+        s.server = Some(server);
+        s
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .output();
+    }
+}
+
+both!(
+    net_user_reaches_the_outside_but_not_the_host_loopback,
+    |who| {
+        if !nix::unistd::geteuid().is_root() {
+            return skip(
+                "net_user_reaches_the_outside_but_not_the_host_loopback",
+                "the stand-in's namespace needs root",
+            );
+        }
+        let stand_in = StandIn::new(who);
+        let host_port = http_server();
+        let dir = Scratch::new("net-user");
+        let p = dir.write(
+        "p.yaml",
+        &format!("extends: strict\nlayers:\n  network:\n    net: user\n  landlock:\n    net:\n      connect: [8000, {host_port}]\n"),
+    );
+        let script = format!(
+            "grep -o '^ *[a-z0-9]*:' /proc/net/dev | tr -d ' :' | sort | tr '\\n' ' '; echo; \
+         curl -sS -m 10 http://{}:8000/; \
+         curl -sS -m 5 http://127.0.0.1:{host_port}/ 2>/dev/null || echo host-loopback-refused",
+            stand_in.addr
+        );
+        let o = run(who, &["run", "-p", &p, "--", "/bin/bash", "-c", &script]);
+        assert_code(&o, 0);
+        assert_eq!(
+            stdout(&o),
+            "eth0 lo \nstand-in\nhost-loopback-refused\n",
+            "{}",
+            stderr(&o)
+        );
+        // Control: net none has no way to the stand-in.
+        let o = run(
+            who,
+            &[
+                "run",
+                "-p",
+                &p,
+                "--net",
+                "none",
+                "--",
+                "/bin/bash",
+                "-c",
+                &format!(
+                    "curl -sS -m 5 http://{}:8000/ 2>/dev/null || echo unreachable",
+                    stand_in.addr
+                ),
+            ],
+        );
+        assert_eq!(stdout(&o), "unreachable\n", "{}", stderr(&o));
+    }
+);

@@ -140,10 +140,15 @@ pub struct RunArgs {
     /// Keep inherited fd N open in the payload (repeatable); every other fd above 2 is closed.
     #[arg(long = "pass-fd", value_name = "N")]
     pub pass_fd: Vec<i32>,
-    /// The sandbox's network: none (a namespace with only its loopback) or host (the
-    /// host's network); overrides the profile's `network:` section.
+    /// The sandbox's network: none (only its own loopback), host (the host's network),
+    /// user (pasta: outbound through the host's stack, not its loopback) or proxy (only
+    /// the --allow list); overrides the profile's `network:` section.
     #[arg(long = "net", value_name = "MODE", value_parser = parse_net)]
     pub net: Option<crate::layers::network::Net>,
+    /// Let the proxy through to HOST:PORT (repeatable; `*.domain:port`, `address/prefix:port`
+    /// and port ranges too); implies --net proxy.
+    #[arg(long = "allow", value_name = "HOST:PORT")]
+    pub allow: Vec<String>,
     /// With --without: a layer that needs a switched-off one degrades instead of refusing
     /// the run (the fresh /proc without a pid namespace, Landlock rule paths without the view).
     #[arg(long)]

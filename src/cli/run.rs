@@ -10,14 +10,8 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         return Err(Error::Chroot);
     }
     let mut profile = profile::load(&args.profile)?;
-    if let Some(net) = args.net {
-        // The flag is the last word: a network section of its own, required.
-        let allow = profile.network.take().map(|c| c.allow).unwrap_or_default();
-        profile.network = Some(crate::layers::network::Config {
-            mode: crate::profile::Requirement::Required,
-            net,
-            allow,
-        });
+    if let Some(cfg) = network_flags(&args, profile.network.as_ref())? {
+        profile.network = Some(cfg);
     }
     let command = if args.command.is_empty() {
         profile.command.clone().ok_or_else(|| {
@@ -100,6 +94,9 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     }
     let mut armed = arm::arm(plan, &command, &args.pass_fd)?;
     armed.observe = args.verbose || sink.is_some();
+    if let Some(p) = &mut armed.proxy {
+        p.log_stderr = args.verbose;
+    }
     let outcome = supervisor::launch(&mut armed)?;
     // Built only when someone reads it: -v or a report.
     if args.verbose || sink.is_some() {
@@ -137,4 +134,36 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         eprintln!("lasagna: warning: {}", crate::text::escape(w));
     }
     Ok(outcome.exit_code)
+}
+
+/// `--net` and `--allow`: the last word on the network, as a required section of its own.
+/// `--allow` implies `--net proxy`; the profile's entries, proxy port and forwards stay when
+/// its mode is the same.
+fn network_flags(
+    args: &RunArgs,
+    profile: Option<&crate::layers::network::Config>,
+) -> Result<Option<crate::layers::network::Config>, Error> {
+    use crate::layers::network::{self, Net};
+    if args.net.is_none() && args.allow.is_empty() {
+        return Ok(None);
+    }
+    let net = args.net.unwrap_or(Net::Proxy);
+    if !args.allow.is_empty() && net != Net::Proxy {
+        return Err(Error::Usage(format!(
+            "--allow is the proxy's allow-list, and --net is {}; use --net proxy or leave --net out",
+            net.name()
+        )));
+    }
+    let mut cfg = network::Config::required(net, Vec::new());
+    if let Some(p) = profile.filter(|p| p.net == net) {
+        cfg.allow = p.allow.clone();
+        cfg.proxy_port = p.proxy_port;
+        cfg.forward = p.forward.clone();
+    }
+    for a in &args.allow {
+        let entry = network::parse_entry(a)
+            .map_err(|m| Error::Usage(format!("--allow: {}", crate::text::escape(&m))))?;
+        cfg.allow.push(entry);
+    }
+    Ok(Some(cfg))
 }

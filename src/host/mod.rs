@@ -43,6 +43,25 @@ pub struct Host {
     /// them out.
     #[serde(skip)]
     pub cgroups: CgroupHost,
+    /// pasta (`net: user`), where the system has it.
+    pub pasta: Option<std::path::PathBuf>,
+    /// This user can open `/dev/net/tun` (pasta's interface needs it; udev makes it 0666,
+    /// a system without udev's rules leaves it 0600 root).
+    pub tun: bool,
+}
+
+/// Where this host has pasta: a root-owned binary, writable by root alone, in the system's
+/// directories (the supervisor may be root, and `PATH` is the caller's).
+fn find_pasta(root: &Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    ["usr/bin/pasta", "usr/sbin/pasta", "usr/local/bin/pasta"]
+        .iter()
+        .map(|rel| root.join(rel))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| {
+                m.is_file() && m.uid() == 0 && m.mode() & 0o022 == 0 && m.mode() & 0o111 != 0
+            })
+        })
 }
 
 fn read_trim(root: &Path, rel: &str) -> Option<String> {
@@ -126,6 +145,12 @@ impl Host {
                 .is_some_and(|u| kernel_at_least(&u.release().to_string_lossy(), 5, 12)),
             seccomp: seccomp_actions(root),
             cgroups,
+            pasta: find_pasta(root),
+            tun: nix::unistd::access(
+                &root.join("dev/net/tun"),
+                nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+            )
+            .is_ok(),
         }
     }
 

@@ -203,6 +203,9 @@ pub struct Plan {
     pub landlock: Option<landlock::Plan>,
     /// Landlock TCP rules are in force (seccomp then refuses MPTCP).
     pub landlock_net_rules: bool,
+    /// `net: user`: the pasta binary the supervisor starts.
+    #[serde(skip)]
+    pub pasta: Option<std::path::PathBuf>,
 }
 
 impl Plan {
@@ -330,6 +333,7 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
     let asked = Asked { profile, opts };
     let mut kinds: Vec<Kind> = Vec::new();
     let mut config = Configs::default();
+    let mut pasta = None;
     let planned = |layer: Layer, decision: Decision, notes: Vec<String>| LayerPlan {
         layer,
         requested: asked.mode(layer),
@@ -353,9 +357,27 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
     // network: owns the network namespace when its section is present.
     let nw = match asked.on(Layer::Network, profile.network.as_ref()) {
         None => planned(Layer::Network, skip(Layer::Network), Vec::new()),
+        Some((_, cfg)) if !cfg.net_needs_namespace() => {
+            let p = network::plan(
+                cfg,
+                kinds.contains(&Kind::Net),
+                host.pasta.as_deref(),
+                host.tun,
+            );
+            kinds.retain(|k| *k != Kind::Net);
+            config.network = Some(cfg.clone());
+            planned(Layer::Network, p.decision, p.notes)
+        }
         Some((req, cfg)) => {
-            let p = network::plan(cfg, kinds.contains(&Kind::Net));
-            if p.own_netns {
+            let p = network::plan(
+                cfg,
+                kinds.contains(&Kind::Net),
+                host.pasta.as_deref(),
+                host.tun,
+            );
+            if !p.decision.applies() {
+                planned(Layer::Network, p.decision, p.notes)
+            } else {
                 match userns_for(
                     req,
                     host,
@@ -372,14 +394,14 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
                             kinds.push(Kind::User);
                             notes.insert(0, "a user namespace is created for the network namespace (the namespaces layer is off)".into());
                         }
-                        config.network = Some(cfg.clone());
+                        config.network = Some(network::Config {
+                            net: p.net,
+                            ..cfg.clone()
+                        });
+                        pasta = p.pasta;
                         planned(Layer::Network, p.decision, notes)
                     }
                 }
-            } else {
-                kinds.retain(|k| *k != Kind::Net);
-                config.network = Some(cfg.clone());
-                planned(Layer::Network, p.decision, p.notes)
             }
         }
     };
@@ -523,6 +545,14 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
                 Decision::Degrade(_) => notes.push("planned: partially enforced".into()),
                 _ => {}
             }
+            // The proxy's port is a connect port inside: the one way out.
+            if let Some(port) = config.network.as_ref().and_then(|n| n.proxy_listen()) {
+                if lp.allow_connect(port) {
+                    notes.push(format!(
+                        "net: connect to port {port} (the proxy) is allowed"
+                    ));
+                }
+            }
             if decision.applies() {
                 landlock_plan = Some(lp);
                 config.landlock = Some(policy.clone());
@@ -618,6 +648,7 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
         rlimits: limits,
         landlock: landlock_plan,
         landlock_net_rules,
+        pasta,
     };
     identity_notes(&mut plan, profile, host);
     plan

@@ -45,6 +45,8 @@ fn host(root: bool) -> Host {
             v2: None,
             v1: Vec::new(),
         },
+        pasta: Some("/usr/bin/pasta".into()),
+        tun: true,
     }
 }
 
@@ -69,6 +71,12 @@ fn no_time_ns(h: &mut Host) {
     h.time_namespace = false;
 }
 fn as_is(_: &mut Host) {}
+fn no_pasta(h: &mut Host) {
+    h.pasta = None;
+}
+fn no_tun(h: &mut Host) {
+    h.tun = false;
+}
 
 /// A profile from YAML (written to a file of its own, so that `extends` and relative
 /// paths work as for a user's profile).
@@ -357,6 +365,42 @@ const CASES: &[Case] = &[
         degrade_dependents: false,
         expect: &[(Cgroups, "refused", "")],
     },
+    Case {
+        name: "net: user without pasta, required: refused with the package to install",
+        profile: "layers:\n  network:\n    net: user\n",
+        root: false,
+        host: no_pasta,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Network, "refused", "apt-get install passt")],
+    },
+    Case {
+        name: "net: user without pasta, best-effort: degraded to none",
+        profile: "layers:\n  network:\n    mode: best-effort\n    net: user\n",
+        root: false,
+        host: no_pasta,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Network, "degraded", "the sandbox gets net: none")],
+    },
+    Case {
+        name: "net: user where this user cannot open /dev/net/tun: refused with the fix",
+        profile: "layers:\n  network:\n    net: user\n",
+        root: false,
+        host: no_tun,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Network, "refused", "chmod 0666 /dev/net/tun")],
+    },
+    Case {
+        name: "net: proxy on any host: applied",
+        profile: "layers:\n  network:\n    allow: [\"example.com:443\"]\n",
+        root: false,
+        host: no_pasta,
+        without: &[],
+        degrade_dependents: false,
+        expect: &[(Network, "applied", "")],
+    },
 ];
 
 fn run_case(c: &Case) -> Plan {
@@ -476,6 +520,55 @@ fn configs_are_carried_only_for_layers_that_apply() {
     assert!(!p.explain(Landlock).is_empty());
     // seccomp off: the MPTCP gap Landlock's TCP rules leave is told.
     assert!(p.get(Landlock).notes.iter().any(|n| n.contains("MPTCP")));
+}
+
+#[test]
+fn network_modes_decide_the_namespace_and_the_proxy_port() {
+    let p = plan(
+        &profile("extends: strict\nlayers:\n  network:\n    allow: [\"a.example:443\"]\n"),
+        &host(false),
+        &Options::default(),
+    );
+    assert!(p.has(Kind::Net), "proxy: a network namespace of its own");
+    assert_eq!(
+        p.config.network.as_ref().and_then(|n| n.proxy_listen()),
+        Some(3128)
+    );
+    let lp = p.landlock.as_ref().expect("strict's Landlock");
+    assert_eq!(
+        lp.net.connect,
+        vec![3128],
+        "the proxy's port is the one connect port"
+    );
+    let degraded = plan(
+        &profile("layers:\n  network:\n    mode: best-effort\n    net: user\n"),
+        &{
+            let mut h = host(false);
+            no_pasta(&mut h);
+            h
+        },
+        &Options::default(),
+    );
+    assert!(
+        degraded.has(Kind::Net),
+        "degraded to none: still a namespace of its own"
+    );
+    assert!(degraded.pasta.is_none());
+    let user = plan(
+        &profile("layers:\n  network:\n    net: user\n"),
+        &host(false),
+        &Options::default(),
+    );
+    assert_eq!(
+        user.pasta.as_deref(),
+        Some(std::path::Path::new("/usr/bin/pasta"))
+    );
+    let host_net = plan(
+        &profile("extends: strict\nlayers:\n  network:\n    net: host\n"),
+        &host(true),
+        &Options::default(),
+    );
+    assert!(!host_net.has(Kind::Net));
 }
 
 #[test]

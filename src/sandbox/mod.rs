@@ -30,10 +30,10 @@ pub fn fail(status: &OwnedFd, err: ChildError<'_>, code: i32) -> ! {
 
 /// The child after clone: steps 4 and 5, then init. Never returns, and never unwinds into
 /// the supervisor's code it is a copy of: a panic here ends the child with 125.
-pub fn child_main(armed: &Armed, fds: ChildFds, one: sys::OneThread) -> ! {
+pub fn child_main(armed: &Armed, mut fds: ChildFds, one: sys::OneThread) -> ! {
     let status = fds.status.as_raw_fd();
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        let children = match setup(armed, &fds) {
+        let children = match setup(armed, &mut fds) {
             Ok(children) => children,
             Err(e) => fail(&fds.status, e, EXIT_SETUP_FAILED),
         };
@@ -60,7 +60,7 @@ fn close_all_but(keep: &mut [i32]) -> Result<(), Errno> {
 /// Steps 4a–4i. Returns, without a pid namespace, init's own `children` file (opened from
 /// the host's /proc before the filesystem is built): at the end init kills what descends
 /// from the payload through it, since `kill(-1)` would reach the user's host processes.
-fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<Option<OwnedFd>, ChildError<'a>> {
+fn setup<'a>(armed: &'a Armed, fds: &mut ChildFds) -> Result<Option<OwnedFd>, ChildError<'a>> {
     // 4a. Die with the supervisor: nothing must outlive it.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .step(At::ParentDeath, "set parent-death signal")?;
@@ -73,11 +73,12 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<Option<OwnedFd>, ChildE
     }
     // 4b. Keep only our pipes, stdio and the fds the profile passes: everything else the
     //     supervisor inherited stays outside.
-    let mut keep = [-1i32; MAX_PASS_FDS + 3];
+    let mut keep = [-1i32; MAX_PASS_FDS + 4];
     keep[0] = fds.release.as_raw_fd();
     keep[1] = fds.status.as_raw_fd();
     keep[2] = fds.result.as_raw_fd();
-    for (slot, fd) in keep[3..].iter_mut().zip(&armed.pass_fds) {
+    keep[3] = fds.proxy.as_ref().map_or(-1, |p| p.as_raw_fd());
+    for (slot, fd) in keep[4..].iter_mut().zip(&armed.pass_fds) {
         *slot = *fd;
     }
     close_all_but(&mut keep).step(At::CloseInherited, "close inherited fds")?;
@@ -125,6 +126,13 @@ fn setup<'a>(armed: &'a Armed, fds: &ChildFds) -> Result<Option<OwnedFd>, ChildE
     }
     if armed.loopback {
         sys::loopback_up().step(At::Loopback, "bring loopback up")?;
+    }
+    //     The proxy's listener belongs to this namespace; the supervisor serves it.
+    if let (Some(p), Some(channel)) = (&armed.proxy, fds.proxy.take()) {
+        let listener =
+            sys::loopback_listener(p.port).step(At::ProxyListener, "listen on the proxy's port")?;
+        sys::send_fd(channel.as_fd(), listener.as_fd())
+            .step(At::ProxyListener, "pass the proxy's listener out")?;
     }
     // 4f. The filesystem view, ending in pivot_root with the old root detached.
     if let Some(fs) = &armed.filesystem {

@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 use crate::arm::{Armed, ChildFds};
 use crate::launch::At;
 use crate::layers::cgroups::{self, ActiveCgroup, CgroupError, Placement, Usage};
+use crate::layers::network::{pasta, proxy};
 use crate::layers::{filesystem, namespaces};
 use crate::observe::{self, Observation};
 use crate::sandbox::child_main;
@@ -133,6 +134,10 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// The host uid and gid picked for this run (`host-uid: auto`).
     pub host_ids: Option<u32>,
+    /// `net: proxy`: every connection the sandbox made to the proxy.
+    pub connections: Vec<proxy::Connection>,
+    /// Connections beyond the log's size, counted only.
+    pub connections_unlogged: u64,
     pub wall: Duration,
     pub exit_code: i32,
 }
@@ -153,6 +158,8 @@ pub enum LaunchError {
     HostFs(String),
     #[error("namespaces: {0}")]
     HostIds(String),
+    #[error("network: {0}")]
+    Network(String),
     #[error("the supervisor has {0} threads before the clone; a clone of a multi-threaded process can deadlock the child")]
     Threads(u64),
 }
@@ -204,6 +211,20 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     let (release_r, release_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
     let (status_r, status_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
     let (result_r, result_w) = nix::unistd::pipe2(cloexec).map_err(sys_err("create pipe"))?;
+    // `net: proxy`: the child passes its listener out on this socketpair (step 4e).
+    let (proxy_ours, proxy_theirs) = match &armed.proxy {
+        Some(_) => {
+            let (a, b) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(sys_err("create socketpair"))?;
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    };
 
     // Signals to forward are blocked and read from a signalfd, with SIGCHLD (init stopped
     // or gone); init inherits the mask.
@@ -254,6 +275,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
                 drop(status_r);
                 drop(result_r);
                 drop(sigfd);
+                drop(proxy_ours);
                 child_main(
                     armed,
                     ChildFds {
@@ -261,6 +283,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
                         status: status_w,
                         result: result_w,
                         cgroup_join,
+                        proxy: proxy_theirs,
                     },
                     one,
                 )
@@ -270,6 +293,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     drop(release_r);
     drop(status_w);
     drop(result_w);
+    drop(proxy_theirs);
     let mut sandbox = Sandbox {
         init: child,
         pidfd,
@@ -291,6 +315,17 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
             };
         }
     }
+    //    The network: the proxy's thread receives the listener the child opens at 4e;
+    //    pasta attaches to the child's namespaces through descriptors.
+    let (proxy, mut pasta) = match start_network(armed, child, proxy_ours) {
+        Ok(started) => started,
+        Err(e) => {
+            sandbox.kill();
+            sandbox.reap();
+            restore_mask(&previous_mask);
+            return Err(e);
+        }
+    };
     // EPIPE: the child already failed and exited; its message is on the status pipe, which
     // the wait loop reads, so it is not an error here.
     let release = |fd: &OwnedFd| match sys::write_all(fd.as_fd(), b"1") {
@@ -313,7 +348,15 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     if let Some(cg) = &mut cgroup {
         cg.close_join_fds();
     }
-    if attach_error.is_none() {
+    // pasta's interface is up with its route before the payload can start.
+    let mut network_error = None;
+    if let (Some(p), None) = (pasta.as_mut(), &attach_error) {
+        if let Err(e) = p.wait_ready(child.as_raw()) {
+            sandbox.kill();
+            network_error = Some(e);
+        }
+    }
+    if attach_error.is_none() && network_error.is_none() {
         release(&release_w)?;
     }
     drop(release_w);
@@ -327,6 +370,13 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
         start,
         cgroup.as_mut(),
     );
+    // The network is stopped first: the proxy's log is final once its threads are done.
+    if let Some(p) = proxy {
+        let log = p.stop();
+        outcome.connections = log.connections;
+        outcome.connections_unlogged = log.unlogged;
+    }
+    drop(pasta.take());
     if let (Some(e), None) = (attach_error, &outcome.failure) {
         if let Some(cg) = cgroup.take() {
             let _ = cg.teardown();
@@ -334,6 +384,15 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
         sandbox.reap();
         restore_mask(&previous_mask);
         return Err(LaunchError::Cgroup(e));
+    }
+    // The child was killed for it: its own report of that is not the cause.
+    if let Some(e) = network_error {
+        if let Some(cg) = cgroup.take() {
+            let _ = cg.teardown();
+        }
+        sandbox.reap();
+        restore_mask(&previous_mask);
+        return Err(LaunchError::Network(e));
     }
     if let Some(mut cg) = cgroup.take() {
         outcome.usage = Some(cg.observe());
@@ -356,6 +415,35 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     drop(picked);
     outcome.wall = start.elapsed();
     Ok(outcome)
+}
+
+/// Step 3's network part: the proxy's thread (given the socketpair's end), or pasta.
+fn start_network(
+    armed: &Armed,
+    child: Pid,
+    proxy_channel: Option<OwnedFd>,
+) -> Result<(Option<proxy::Running>, Option<pasta::Running>), LaunchError> {
+    let proxy = match (&armed.proxy, proxy_channel) {
+        (Some(p), Some(channel)) => Some(
+            proxy::start(
+                channel,
+                proxy::Settings {
+                    allow: p.allow.clone(),
+                    log_stderr: p.log_stderr,
+                },
+            )
+            .map_err(|e| LaunchError::Network(format!("start the proxy: {e}")))?,
+        ),
+        _ => None,
+    };
+    let pasta = match &armed.pasta {
+        Some(p) => Some(
+            pasta::start(&p.bin, child.as_raw(), p.userns, &p.forward)
+                .map_err(LaunchError::Network)?,
+        ),
+        None => None,
+    };
+    Ok((proxy, pasta))
 }
 
 fn restore_mask(previous: &SigSet) {
@@ -390,6 +478,8 @@ fn setup_failed(failure: ChildFailure, start: Instant) -> Outcome {
         cgroup_notes: Vec::new(),
         warnings: Vec::new(),
         host_ids: None,
+        connections: Vec::new(),
+        connections_unlogged: 0,
         wall: start.elapsed(),
         exit_code: crate::launch::EXIT_SETUP_FAILED,
     }
@@ -671,6 +761,8 @@ fn wait_loop(
         cgroup_notes: Vec::new(),
         warnings,
         host_ids: None,
+        connections: Vec::new(),
+        connections_unlogged: 0,
         wall: Duration::ZERO,
         exit_code,
     }

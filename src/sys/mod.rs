@@ -410,6 +410,140 @@ pub fn loopback_up() -> Result<(), Errno> {
     Ok(())
 }
 
+/// A listening TCP socket on `127.0.0.1:port` in the current network namespace (the
+/// proxy's, opened by the child at step 4e). No allocation.
+pub fn loopback_listener(port: u16) -> Result<OwnedFd, Errno> {
+    // SAFETY: creating a stream socket; the fd is owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let raw = Errno::result(raw)?;
+    // SAFETY: `raw` is a fresh fd we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a valid sockaddr_in and the length is its size.
+    let ret = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    Errno::result(ret)?;
+    // SAFETY: listen on a socket we own.
+    Errno::result(unsafe { libc::listen(sock.as_raw_fd(), 256) })?;
+    Ok(sock)
+}
+
+/// Send `fd` over the unix socket `sock` (SCM_RIGHTS) with one byte of data. No
+/// allocation: the control message is built on the stack.
+pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    #[repr(C)]
+    union Control {
+        buf: [u8; 64],
+        _align: libc::cmsghdr,
+    }
+    let mut data = [b'L'];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = Control { buf: [0; 64] };
+    // SAFETY: CMSG_SPACE and CMSG_LEN are pure arithmetic.
+    let (space, len) = unsafe {
+        (
+            libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32),
+            libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32),
+        )
+    };
+    // SAFETY: a zeroed msghdr is valid; its pointers are set below to live stack buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: the union's buffer is 64 bytes, larger than CMSG_SPACE of one fd (24), and
+    // aligned for cmsghdr; CMSG_FIRSTHDR returns its start, written within bounds.
+    unsafe {
+        msg.msg_control = control.buf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = len as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
+    }
+    loop {
+        // SAFETY: `msg` points at live buffers for the duration of the call.
+        let ret = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        match Errno::result(ret) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Receive one fd sent by [`send_fd`]; `None` at EOF (the sender is gone).
+pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<Option<OwnedFd>, Errno> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut data = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut data)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut got = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: the kernel installed this fd in our table for this message;
+                // nothing else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                if got.is_none() {
+                    got = Some(owned);
+                }
+            }
+        }
+    }
+    Ok(got)
+}
+
+/// An anonymous in-memory file (close-on-exec).
+pub fn memfd(name: &str) -> Result<OwnedFd, Errno> {
+    let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    nix::sys::memfd::memfd_create(name.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+}
+
+/// A helper process started with `cmd` gets SIGKILL when the thread that started it ends
+/// (the supervisor killed before it could stop the helper).
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before execve and calls only prctl,
+    // which is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Write all of `buf` to `fd`, retrying on EINTR. No allocation.
 pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), Errno> {
     while !buf.is_empty() {

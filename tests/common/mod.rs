@@ -487,6 +487,15 @@ impl Scratch {
         &self.0
     }
 
+    /// A path inside a sticky world-writable directory here, for a file the test user
+    /// creates (a report).
+    pub fn for_anyone(&self, name: &str) -> String {
+        let dir = self.0.join("anyone");
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = Command::new("chmod").arg("1777").arg(&dir).status();
+        dir.join(name).to_string_lossy().into_owned()
+    }
+
     /// Write a file (world-readable) and return its path as a string.
     pub fn write(&self, name: &str, content: &str) -> String {
         let p = self.0.join(name);

@@ -32,6 +32,18 @@ pub struct Plan {
     pub unrestricted: Vec<String>,
 }
 
+impl Plan {
+    /// Allow TCP connections to `port` where connecting is handled; whether it was added.
+    pub fn allow_connect(&mut self, port: u16) -> bool {
+        if !self.handled_net.contains(AccessNet::ConnectTcp) || self.net.connect.contains(&port) {
+            return false;
+        }
+        self.net.connect.push(port);
+        self.net.connect.sort_unstable();
+        true
+    }
+}
+
 /// Decide, before the clone, what this host (or the `abi:` cap) can enforce.
 pub fn plan(
     policy: &Config,

@@ -3,21 +3,32 @@
 //! ```yaml
 //! network:
 //!   mode: required
-//!   net: none            # none | host
+//!   net: proxy           # none | host | user | proxy
+//!   allow:               # proxy: the endpoints it lets through
+//!     - registry.npmjs.org:443
+//!     - "*.pythonhosted.org:443"
 //! ```
 //! - `none`: a network namespace of its own with only its loopback (created by this layer,
 //!   with a user namespace of its own when not root and the namespaces layer is off).
 //! - `host`: no network namespace: the host's interfaces, its loopback services and its
 //!   abstract unix sockets are reachable. Landlock's TCP rules, seccomp's socket rules and
 //!   Landlock's abstract-socket scope still apply.
+//! - `user`: a network namespace of its own connected to the host's stack by `pasta`
+//!   (outbound TCP and UDP as the host's sockets; the host's loopback is not mapped in),
+//!   with optional inbound TCP forwards ([`pasta`]).
+//! - `proxy`: a network namespace with only its loopback, where a listening socket the
+//!   child opens is served from the host side by lasagna's HTTP CONNECT / HTTP / SOCKS5
+//!   proxy ([`proxy`]): the allow-list is the only way out, names are resolved by the
+//!   proxy, and a resolved address is checked against the entry.
 //!
 //! The layer owns the network namespace when its section is present: `net: host` leaves out
-//! the one the namespaces layer would create, and says so. Allow-list entries
-//! (`host:port`, `*.domain:port`, `address/prefix:port`, port ranges) are parsed here for
-//! the `proxy` mode; `user` (pasta) and `proxy` are not in this version and are refused at
-//! validation with that said.
+//! the one the namespaces layer would create, and says so.
+
+pub mod pasta;
+pub mod proxy;
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -30,18 +41,30 @@ use crate::types::{Loc, ProfileError, Requirement, Spanned};
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,
-    /// `none` (default) or `host`.
+    /// `none` (default; `proxy` when `allow` has entries), `host`, `user` or `proxy`.
     pub net: Option<Spanned<String>>,
     /// Endpoints the `proxy` mode lets through.
     #[serde(default)]
     pub allow: Vec<Spanned<String>>,
+    /// `proxy`: the loopback port inside where the proxy listens (default 3128).
+    pub proxy_port: Option<Spanned<u32>>,
+    /// `user`: inbound TCP forwards, `PORT` or `HOSTPORT:PORT` (the host's loopback port
+    /// HOSTPORT reaches PORT inside).
+    #[serde(default)]
+    pub forward: Vec<Spanned<String>>,
 }
 
 crate::merge_fields!(Section {
     mode: or,
     net: or,
-    allow: append
+    allow: append,
+    proxy_port: or,
+    forward: append
 });
+
+/// The proxy's port inside when the profile names none (Squid's, which HTTP clients and
+/// their users recognise).
+pub const DEFAULT_PROXY_PORT: u16 = 3128;
 
 /// What the sandbox's network is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -49,6 +72,8 @@ crate::merge_fields!(Section {
 pub enum Net {
     None,
     Host,
+    User,
+    Proxy,
 }
 
 impl Net {
@@ -56,6 +81,8 @@ impl Net {
         match self {
             Net::None => "none",
             Net::Host => "host",
+            Net::User => "user",
+            Net::Proxy => "proxy",
         }
     }
 
@@ -63,11 +90,10 @@ impl Net {
         match s {
             "none" => Ok(Net::None),
             "host" => Ok(Net::Host),
-            "user" | "proxy" => Err(format!(
-                "net: {s} is not available in this version of lasagna; use none or host"
-            )),
+            "user" => Ok(Net::User),
+            "proxy" => Ok(Net::Proxy),
             other => Err(format!(
-                "unknown net {other:?}{}; one of none, host",
+                "unknown net {other:?}{}; one of none, host, user, proxy",
                 crate::text::did_you_mean(other, ["none", "host", "user", "proxy"].into_iter())
             )),
         }
@@ -80,6 +106,32 @@ pub struct Config {
     pub mode: Requirement,
     pub net: Net,
     pub allow: Vec<Entry>,
+    pub proxy_port: u16,
+    /// `user`: inbound TCP forwards (host loopback port, port inside).
+    pub forward: Vec<(u16, u16)>,
+}
+
+impl Config {
+    /// Whether the mode has a network namespace of its own (every one but `host`).
+    pub fn net_needs_namespace(&self) -> bool {
+        self.net != Net::Host
+    }
+
+    /// `proxy`: the port the proxy listens on inside.
+    pub fn proxy_listen(&self) -> Option<u16> {
+        (self.net == Net::Proxy).then_some(self.proxy_port)
+    }
+
+    /// A section of its own for `run --net` / `--allow`: required.
+    pub fn required(net: Net, allow: Vec<Entry>) -> Config {
+        Config {
+            mode: Requirement::Required,
+            net,
+            allow,
+            proxy_port: DEFAULT_PROXY_PORT,
+            forward: Vec::new(),
+        }
+    }
 }
 
 /// One allow-list entry: a host pattern and an inclusive port range.
@@ -219,8 +271,10 @@ impl Section {
     fn checked(&self) -> Result<Config, ProfileError> {
         let net = match &self.net {
             Some(n) => Net::parse(&n.value).map_err(|m| {
-                ProfileError::at(Loc::of(n), m).hint("net: none (loopback only) or net: host")
+                ProfileError::at(Loc::of(n), m)
+                    .hint("net: none (loopback only), host, user (pasta) or proxy (allow-list)")
             })?,
+            None if !self.allow.is_empty() => Net::Proxy,
             None => Net::None,
         };
         let mut allow = Vec::new();
@@ -230,18 +284,60 @@ impl Section {
                     .map_err(|m| ProfileError::at(Loc::of(e), format!("allow: {m}")))?,
             );
         }
-        if let Some(first) = self.allow.first() {
+        if let (Some(first), false) = (self.allow.first(), net == Net::Proxy) {
             return Err(ProfileError::at(
                 Loc::of(first),
-                format!("allow: entries need net: proxy, which this version of lasagna does not have (net is {})", net.name()),
+                format!("allow: entries are the proxy's, and net is {}", net.name()),
             )
-            .hint("remove allow, or use net: host with landlock's net: connect ports"));
+            .hint(
+                "net: proxy, or remove allow (with net: host, landlock's net: connect lists ports)",
+            ));
+        }
+        let proxy_port = match &self.proxy_port {
+            None => DEFAULT_PROXY_PORT,
+            Some(p) if net != Net::Proxy => {
+                return Err(ProfileError::at(
+                    Loc::of(p),
+                    format!(
+                        "proxy-port applies to net: proxy, and net is {}",
+                        net.name()
+                    ),
+                ))
+            }
+            Some(p) => parse_port(&p.value.to_string())
+                .map_err(|m| ProfileError::at(Loc::of(p), format!("proxy-port: {m}")))?,
+        };
+        let mut forward = Vec::new();
+        for f in &self.forward {
+            if net != Net::User {
+                return Err(ProfileError::at(
+                    Loc::of(f),
+                    format!("forward applies to net: user, and net is {}", net.name()),
+                ));
+            }
+            forward.push(
+                parse_forward(&f.value)
+                    .map_err(|m| ProfileError::at(Loc::of(f), format!("forward: {m}")))?,
+            );
         }
         Ok(Config {
             mode: self.mode.unwrap_or_default(),
             net,
             allow,
+            proxy_port,
+            forward,
         })
+    }
+}
+
+/// `PORT` or `HOSTPORT:PORT`.
+pub fn parse_forward(raw: &str) -> Result<(u16, u16), String> {
+    match raw.split_once(':') {
+        Some((h, p)) => Ok((parse_port(h)?, parse_port(p)?)),
+        None => {
+            let p = parse_port(raw)?;
+            Ok((p, p))
+        }
     }
 }
 
@@ -260,32 +356,137 @@ pub struct Plan {
     pub decision: Decision,
     /// Whether the sandbox gets a network namespace of its own.
     pub own_netns: bool,
+    /// The network the sandbox gets: the profile's, or `none` where `user` degraded.
+    pub net: Net,
+    /// `user`: the pasta binary that connects the namespace.
+    pub pasta: Option<PathBuf>,
     pub notes: Vec<String>,
 }
 
 /// The layer's decision; `ns_has_net`: the namespaces layer would create a network
-/// namespace.
-pub fn plan(cfg: &Config, ns_has_net: bool) -> Plan {
+/// namespace; `pasta`: where the host has pasta, if it has it; `tun`: this user can open
+/// `/dev/net/tun`.
+pub fn plan(cfg: &Config, ns_has_net: bool, pasta: Option<&std::path::Path>, tun: bool) -> Plan {
     let mut notes = Vec::new();
-    let own_netns = match cfg.net {
-        Net::None => true,
+    let mut decision = Decision::Apply;
+    let mut net = cfg.net;
+    let mut pasta_bin = None;
+    match cfg.net {
+        Net::None => {}
         Net::Host => {
             if ns_has_net {
                 notes.push(
                     "net: host: the namespaces layer's network namespace is not created".into(),
                 );
             }
-            false
         }
-    };
+        Net::User => {
+            let missing = match pasta {
+                None => Some((
+                    "net: user needs pasta, which is not installed here",
+                    "install it (apt-get install passt), or use net: proxy with an allow-list",
+                )),
+                Some(_) if !tun => Some((
+                    "net: user needs /dev/net/tun, which this user cannot open",
+                    "as root: chmod 0666 /dev/net/tun (the mode udev gives it), or use net: proxy",
+                )),
+                Some(p) => {
+                    notes.push(format!("pasta: {}", p.display()));
+                    pasta_bin = Some(p.to_path_buf());
+                    None
+                }
+            };
+            match missing {
+                Some((why, fix)) if cfg.mode == Requirement::BestEffort => {
+                    decision =
+                        Decision::Degrade(format!("{why} ({fix}): the sandbox gets net: none"));
+                    net = Net::None;
+                }
+                Some((why, fix)) => decision = Decision::Refuse(format!("{why}; {fix}")),
+                None => {}
+            }
+        }
+        Net::Proxy => {
+            notes.push(format!(
+                "proxy on 127.0.0.1:{} inside, {} allow-list entr{}",
+                cfg.proxy_port,
+                cfg.allow.len(),
+                if cfg.allow.len() == 1 { "y" } else { "ies" }
+            ));
+            if cfg.allow.is_empty() {
+                notes.push(
+                    "the allow-list is empty: every connection is refused (and logged)".into(),
+                );
+            }
+        }
+    }
     Plan {
-        decision: Decision::Apply,
-        own_netns,
+        decision,
+        own_netns: net != Net::Host,
+        net,
+        pasta: pasta_bin,
         notes,
     }
 }
 
+/// `proxy`: the variables that point HTTP clients at the proxy (both cases, as curl, pip,
+/// git, npm and Go read one or the other); `NO_PROXY` is removed, since nothing inside is
+/// reachable but through the proxy.
+pub fn proxy_env(envp: &mut Vec<std::ffi::CString>, port: u16) {
+    const NAMES: [&str; 8] = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+    ];
+    envp.retain(|e| {
+        let name = e
+            .to_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .unwrap_or_default();
+        !NAMES.iter().any(|n| n.as_bytes() == name)
+    });
+    let http = format!("http://127.0.0.1:{port}");
+    let socks = format!("socks5h://127.0.0.1:{port}");
+    for (name, value) in [
+        ("HTTP_PROXY", &http),
+        ("HTTPS_PROXY", &http),
+        ("ALL_PROXY", &socks),
+        ("http_proxy", &http),
+        ("https_proxy", &http),
+        ("all_proxy", &socks),
+    ] {
+        if let Ok(c) = std::ffi::CString::new(format!("{name}={value}")) {
+            envp.push(c);
+        }
+    }
+    envp.sort();
+}
+
 // ---- explain -------------------------------------------------------------------------
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.host {
+            HostPattern::Name(n) => write!(f, "{n}")?,
+            HostPattern::Below(d) => write!(f, "*.{d}")?,
+            HostPattern::Net(a, p) if (a.is_ipv4() && *p == 32) || *p == 128 => match a {
+                IpAddr::V6(_) => write!(f, "[{a}]")?,
+                IpAddr::V4(_) => write!(f, "{a}")?,
+            },
+            HostPattern::Net(a, p) => write!(f, "{a}/{p}")?,
+        }
+        match self.ports {
+            (a, b) if a == b => write!(f, ":{a}"),
+            (a, b) => write!(f, ":{a}-{b}"),
+        }
+    }
+}
 
 pub fn explain(cfg: &Config) -> Vec<String> {
     match cfg.net {
@@ -302,6 +503,51 @@ pub fn explain(cfg: &Config) -> Vec<String> {
              rules still hold"
                 .into(),
         ],
+        Net::User => {
+            let mut lines = vec![
+                "net: user: a network namespace of its own, connected by pasta to the host's stack: \
+                 outbound TCP and UDP leave as the host's own sockets"
+                    .into(),
+                "stops: the host's loopback services (pasta runs with --no-map-gw and no \
+                 namespace-to-host forwards) and its abstract unix sockets"
+                    .into(),
+                "does NOT stop: reaching every address the host reaches, including the host's \
+                 other addresses and its LAN; use net: proxy to name the endpoints"
+                    .into(),
+            ];
+            for (h, p) in &cfg.forward {
+                lines.push(format!(
+                    "inbound: the host's 127.0.0.1:{h} reaches port {p} inside"
+                ));
+            }
+            lines
+        }
+        Net::Proxy => {
+            let mut lines = vec![
+                format!(
+                    "net: proxy: a network namespace with only its loopback; lasagna's proxy \
+                     (HTTP CONNECT, HTTP, SOCKS5) listens on 127.0.0.1:{} inside and is the \
+                     only way out; HTTP_PROXY, HTTPS_PROXY and ALL_PROXY point at it",
+                    cfg.proxy_port
+                ),
+                "names are resolved by the proxy on the host side (no DNS inside); a name entry \
+                 never reaches a loopback, link-local or host-own address unless the name is \
+                 localhost or *.localhost; an address entry reaches exactly what it covers"
+                    .into(),
+            ];
+            if cfg.allow.is_empty() {
+                lines.push("allow: nothing (every connection is refused and logged)".into());
+            } else {
+                let list: Vec<String> = cfg.allow.iter().map(Entry::to_string).collect();
+                lines.push(format!("allow: {}", list.join(", ")));
+            }
+            lines.push(
+                "stops: every connection that is not to an entry, a program that ignores the \
+                 proxy variables (it has no route out), DNS lookups from inside"
+                    .into(),
+            );
+            lines
+        }
     }
 }
 

@@ -1,0 +1,1039 @@
+//! `net: proxy`: the supervisor's side of the sandbox's only way out.
+//!
+//! The child opens a listening TCP socket on `127.0.0.1:PORT` inside its network namespace
+//! (which has no route anywhere else) and passes it out over a socketpair (SCM_RIGHTS,
+//! step 4e). The supervisor accepts on that socket, so every accepted connection is one the
+//! sandbox made, and connects outward from its own namespace. One port speaks HTTP
+//! `CONNECT`, HTTP with an absolute `http://` URI, and SOCKS5 (told apart by the first
+//! byte, 5). Each connection is decided against the allow-list ([`decide`]) and logged:
+//! allowed or denied, host, port, the address connected to, bytes each way, duration.
+//!
+//! Threads: one acceptor and one per open connection (at most [`MAX_OPEN`]), started after
+//! the clone. Every wait polls the stop pipe too, so [`Running::stop`] ends them at once.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::{Entry, HostPattern};
+
+/// Connections open at once; one more is closed at accept and logged as denied.
+pub const MAX_OPEN: usize = 256;
+/// Connections kept in the log (the report); later ones are counted.
+const MAX_LOGGED: usize = 10_000;
+/// How long a client has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an outward connect may take, per address.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request head larger than this is refused.
+const MAX_HEAD: usize = 64 * 1024;
+/// How long `stop` waits for connections still being set up (a name lookup cannot be
+/// interrupted) before it leaves them.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// One connection the sandbox made to the proxy, as the report and `-v` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Connection {
+    pub allowed: bool,
+    /// `connect`, `http` or `socks5` (empty when the request never came).
+    pub protocol: &'static str,
+    pub host: String,
+    pub port: u16,
+    /// The address connected to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Why it was denied or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// From the sandbox to the endpoint.
+    pub bytes_out: u64,
+    /// From the endpoint to the sandbox.
+    pub bytes_in: u64,
+    pub duration_ms: u64,
+}
+
+impl Connection {
+    fn new() -> Connection {
+        Connection {
+            allowed: false,
+            protocol: "",
+            host: String::new(),
+            port: 0,
+            address: None,
+            reason: None,
+            bytes_out: 0,
+            bytes_in: 0,
+            duration_ms: 0,
+        }
+    }
+
+    /// `allowed CONNECT example.com:443 (93.184.216.34): 517 B out, 4 KiB in, 120 ms`.
+    pub fn line(&self) -> String {
+        let what = match self.protocol {
+            "connect" => "CONNECT",
+            "http" => "HTTP",
+            "socks5" => "SOCKS5",
+            _ => "request",
+        };
+        let target = if self.host.is_empty() {
+            String::new()
+        } else if self.host.contains(':') {
+            format!(" [{}]:{}", self.host, self.port)
+        } else {
+            format!(" {}:{}", self.host, self.port)
+        };
+        let host = crate::text::escape(&target).into_owned();
+        let verdict = if self.allowed { "allowed" } else { "denied" };
+        let mut out = format!("{verdict} {what}{host}");
+        if let Some(a) = &self.address {
+            out.push_str(&format!(" ({a})"));
+        }
+        if let Some(r) = &self.reason {
+            out.push_str(&format!(": {}", crate::text::escape(r)));
+        }
+        if self.allowed {
+            out.push_str(&format!(
+                "; {} out, {} in, {} ms",
+                bytes(self.bytes_out),
+                bytes(self.bytes_in),
+                self.duration_ms
+            ));
+        }
+        out
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n < 10 * 1024 => format!("{n} B"),
+        n if n < 10 * 1024 * 1024 => format!("{} KiB", n / 1024),
+        n => format!("{} MiB", n / (1024 * 1024)),
+    }
+}
+
+/// What the proxy saw, for the report.
+#[derive(Debug, Default)]
+pub struct Log {
+    pub connections: Vec<Connection>,
+    /// Connections beyond [`MAX_LOGGED`], counted only.
+    pub unlogged: u64,
+}
+
+pub struct Settings {
+    pub allow: Vec<Entry>,
+    /// `-v`: one line on stderr per connection, as it ends.
+    pub log_stderr: bool,
+}
+
+struct Shared {
+    settings: Settings,
+    /// This host's own addresses: a name entry never reaches them.
+    own: Vec<IpAddr>,
+    log: Mutex<Log>,
+    open: Mutex<usize>,
+    closed: Condvar,
+    /// Read end of the stop pipe: readable (EOF) once `stop` closed the write end.
+    stop: OwnedFd,
+}
+
+/// The proxy while the sandbox runs.
+pub struct Running {
+    shared: Arc<Shared>,
+    stop_w: Option<OwnedFd>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+/// Start serving: the acceptor thread receives the listening socket from the child on
+/// `channel`, then accepts on it until [`Running::stop`].
+pub fn start(channel: OwnedFd, settings: Settings) -> io::Result<Running> {
+    let (stop_r, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let shared = Arc::new(Shared {
+        settings,
+        own: own_addresses(),
+        log: Mutex::new(Log::default()),
+        open: Mutex::new(0),
+        closed: Condvar::new(),
+        stop: stop_r,
+    });
+    let s = Arc::clone(&shared);
+    let acceptor = std::thread::Builder::new()
+        .name("proxy".into())
+        .stack_size(256 * 1024)
+        .spawn(move || accept_loop(&s, channel))?;
+    Ok(Running {
+        shared,
+        stop_w: Some(stop_w),
+        acceptor: Some(acceptor),
+    })
+}
+
+impl Running {
+    /// End every connection, wait for the threads (a lookup still running is left after
+    /// [`STOP_GRACE`]) and return the log.
+    pub fn stop(mut self) -> Log {
+        drop(self.stop_w.take());
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        let until = Instant::now() + STOP_GRACE;
+        let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
+        while *open > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            open = self
+                .shared
+                .closed
+                .wait_timeout(open, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(open);
+        std::mem::take(&mut *self.shared.log.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        let mut fds = [PollFd::new(self.stop.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
+    fn record(&self, c: Connection) {
+        if self.settings.log_stderr {
+            eprintln!("lasagna: network: {}", c.line());
+        }
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.connections.len() < MAX_LOGGED {
+            log.connections.push(c);
+        } else {
+            log.unlogged += 1;
+        }
+    }
+}
+
+fn own_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            let Some(addr) = a.address else { continue };
+            if let Some(v4) = addr.as_sockaddr_in() {
+                out.push(IpAddr::V4(v4.ip()));
+            } else if let Some(v6) = addr.as_sockaddr_in6() {
+                out.push(IpAddr::V6(v6.ip()));
+            }
+        }
+    }
+    out
+}
+
+/// Wait until `fd` is ready for `events`, the stop pipe is readable, or `deadline`.
+fn wait(
+    shared: &Shared,
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Option<Instant>,
+) -> io::Result<()> {
+    loop {
+        let timeout = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+                }
+                PollTimeout::try_from(left.as_millis().clamp(1, 60_000) as i32)
+                    .unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        let mut fds = [
+            PollFd::new(fd, events),
+            PollFd::new(shared.stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) | Ok(0) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the sandbox ended",
+            ));
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            return Ok(());
+        }
+    }
+}
+
+fn read_some(
+    shared: &Shared,
+    s: &TcpStream,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    loop {
+        match (&*s).read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait(shared, s.as_fd(), PollFlags::POLLIN, deadline)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn write_all(shared: &Shared, s: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match (&*s).write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait(shared, s.as_fd(), PollFlags::POLLOUT, None)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn accept_loop(shared: &Arc<Shared>, channel: OwnedFd) {
+    // The child sends the listener at step 4e; EOF: it failed before (its message is on
+    // the status pipe).
+    if wait(shared, channel.as_fd(), PollFlags::POLLIN, None).is_err() {
+        return;
+    }
+    let Ok(Some(fd)) = crate::sys::recv_fd(channel.as_fd()) else {
+        return;
+    };
+    drop(channel);
+    let listener = TcpListener::from(fd);
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    while wait(shared, listener.as_fd(), PollFlags::POLLIN, None).is_ok() {
+        let client = match listener.accept() {
+            Ok((c, _)) => c,
+            Err(_) => continue,
+        };
+        {
+            let mut open = shared.open.lock().unwrap_or_else(|e| e.into_inner());
+            if *open >= MAX_OPEN {
+                drop(open);
+                let mut c = Connection::new();
+                c.reason = Some(format!("{MAX_OPEN} connections are open already"));
+                shared.record(c);
+                continue;
+            }
+            *open += 1;
+        }
+        let s = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name("proxy-conn".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let start = Instant::now();
+                let mut c = Connection::new();
+                if let Err(e) = serve(&s, client, &mut c) {
+                    if c.reason.is_none() && e.kind() != io::ErrorKind::Interrupted {
+                        c.reason = Some(e.to_string());
+                    }
+                }
+                c.duration_ms = start.elapsed().as_millis() as u64;
+                if c.protocol.is_empty() && c.reason.is_none() {
+                    c.reason = Some("no request".into());
+                }
+                s.record(c);
+                let mut open = s.open.lock().unwrap_or_else(|e| e.into_inner());
+                *open -= 1;
+                s.closed.notify_all();
+            });
+        if spawned.is_err() {
+            let mut open = shared.open.lock().unwrap_or_else(|e| e.into_inner());
+            *open -= 1;
+        }
+    }
+}
+
+/// Read from the client until `buf` holds at least `n` bytes.
+fn fill(
+    shared: &Shared,
+    s: &TcpStream,
+    buf: &mut Vec<u8>,
+    n: usize,
+    deadline: Instant,
+) -> io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    while buf.len() < n {
+        let got = read_some(shared, s, &mut chunk, Some(deadline))?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the client closed the connection",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..got]);
+    }
+    Ok(())
+}
+
+fn serve(shared: &Shared, client: TcpStream, c: &mut Connection) -> io::Result<()> {
+    client.set_nonblocking(true)?;
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let mut buf = Vec::with_capacity(4096);
+    fill(shared, &client, &mut buf, 1, deadline)?;
+    if buf[0] == 5 {
+        c.protocol = "socks5";
+        socks5(shared, &client, buf, deadline, c)
+    } else {
+        http(shared, &client, buf, deadline, c)
+    }
+}
+
+/// Decide, then connect to the first allowed address that answers.
+fn open(shared: &Shared, c: &mut Connection) -> Result<TcpStream, Failure> {
+    let addrs = decide(
+        &shared.settings.allow,
+        &c.host,
+        c.port,
+        &shared.own,
+        &resolve,
+    )
+    .map_err(|why| {
+        c.reason = Some(why);
+        Failure::Denied
+    })?;
+    c.allowed = true;
+    let mut last = None;
+    for a in addrs {
+        if shared.stopped() {
+            return Err(Failure::Io(io::ErrorKind::Interrupted.into()));
+        }
+        let to = SocketAddr::new(a, c.port);
+        match TcpStream::connect_timeout(&to, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                c.address = Some(to.to_string());
+                s.set_nonblocking(true).map_err(Failure::Io)?;
+                return Ok(s);
+            }
+            Err(e) => last = Some((to, e)),
+        }
+    }
+    let (to, e) = last.expect("decide returns at least one address");
+    c.reason = Some(format!("connect {to}: {e}"));
+    Err(Failure::Io(e))
+}
+
+enum Failure {
+    Denied,
+    Io(io::Error),
+}
+
+fn resolve(name: &str) -> io::Result<Vec<IpAddr>> {
+    Ok((name, 0u16).to_socket_addrs()?.map(|a| a.ip()).collect())
+}
+
+/// Whether a name may be resolved here without DNS (RFC 6761: `localhost` and every name
+/// below it are the loopback).
+fn is_localhost(name: &str) -> bool {
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// Addresses a name entry never reaches: this host's loopback, link-local, unspecified,
+/// multicast and broadcast addresses, and its own addresses. A name the sandbox may use
+/// cannot be pointed there by its DNS answer; an address entry can name them.
+fn internal(a: IpAddr, own: &[IpAddr]) -> bool {
+    let special = match a {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_unspecified()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    special || own.contains(&a)
+}
+
+/// The allow-list's verdict on `host:port`: the addresses that may be connected to, or
+/// why not. An address literal needs an address entry that covers it. A name needs a name
+/// entry (exact, or `*.domain` for names below the domain) or an address entry covering
+/// one of its addresses; a name that no entry names is not looked up at all. Resolved
+/// addresses that [`internal`] flags are dropped for name entries, except for `localhost`
+/// names, which are the loopback by definition and are not looked up.
+pub fn decide(
+    allow: &[Entry],
+    host: &str,
+    port: u16,
+    own: &[IpAddr],
+    resolve: &dyn Fn(&str) -> io::Result<Vec<IpAddr>>,
+) -> Result<Vec<IpAddr>, String> {
+    let nets: Vec<&Entry> = allow
+        .iter()
+        .filter(|e| matches!(e.host, HostPattern::Net(..)) && e.allows_port(port))
+        .collect();
+    let covered = |a: IpAddr| nets.iter().any(|e| e.host.matches_addr(a));
+    if let Ok(a) = host.parse::<IpAddr>() {
+        let a = a.to_canonical();
+        return if covered(a) {
+            Ok(vec![a])
+        } else {
+            Err(format!("{} is not on the allow-list", shown(host, port)))
+        };
+    }
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    if !super::valid_name(&name) {
+        return Err(format!("{host:?} is not a host name"));
+    }
+    let by_name = allow.iter().any(|e| {
+        matches!(e.host, HostPattern::Name(_) | HostPattern::Below(_))
+            && e.allows_port(port)
+            && e.host.matches_name(&name)
+    });
+    if !by_name && nets.is_empty() {
+        return Err(format!("{} is not on the allow-list", shown(&name, port)));
+    }
+    let local = is_localhost(&name);
+    let found: Vec<IpAddr> = if local {
+        vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+    } else {
+        resolve(&name).map_err(|e| format!("cannot resolve {name}: {e}"))?
+    };
+    let mut kept = Vec::new();
+    for a in found.iter().map(|a| a.to_canonical()) {
+        if (covered(a) || (by_name && (local || !internal(a, own)))) && !kept.contains(&a) {
+            kept.push(a);
+        }
+    }
+    if kept.is_empty() {
+        let list: Vec<String> = found.iter().map(IpAddr::to_string).collect();
+        let list = if list.is_empty() {
+            "nothing".to_string()
+        } else {
+            list.join(", ")
+        };
+        return Err(if by_name {
+            format!(
+                "{name} resolves to {list}: a name entry does not reach a loopback, link-local or this host's own address (an address entry does)"
+            )
+        } else {
+            format!("{name} resolves to {list}, which no address entry covers for port {port}")
+        });
+    }
+    Ok(kept)
+}
+
+fn shown(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+// ---- SOCKS5 (RFC 1928), CONNECT only, no authentication ----------------------------
+
+fn socks5(
+    shared: &Shared,
+    client: &TcpStream,
+    mut buf: Vec<u8>,
+    deadline: Instant,
+    c: &mut Connection,
+) -> io::Result<()> {
+    fill(shared, client, &mut buf, 2, deadline)?;
+    let n = buf[1] as usize;
+    fill(shared, client, &mut buf, 2 + n, deadline)?;
+    if !buf[2..2 + n].contains(&0) {
+        write_all(shared, client, &[5, 0xff])?;
+        c.reason = Some("SOCKS5 client offers no method without authentication".into());
+        return Ok(());
+    }
+    write_all(shared, client, &[5, 0])?;
+    buf.drain(..2 + n);
+    fill(shared, client, &mut buf, 5, deadline)?;
+    let (cmd, atyp) = (buf[1], buf[3]);
+    let (host, at) = match atyp {
+        1 => {
+            fill(shared, client, &mut buf, 4 + 4 + 2, deadline)?;
+            (Ipv4Addr::new(buf[4], buf[5], buf[6], buf[7]).to_string(), 8)
+        }
+        3 => {
+            let len = buf[4] as usize;
+            fill(shared, client, &mut buf, 5 + len + 2, deadline)?;
+            (
+                String::from_utf8_lossy(&buf[5..5 + len]).into_owned(),
+                5 + len,
+            )
+        }
+        4 => {
+            fill(shared, client, &mut buf, 4 + 16 + 2, deadline)?;
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&buf[4..20]);
+            (Ipv6Addr::from(o).to_string(), 20)
+        }
+        other => {
+            write_all(shared, client, &socks_reply(8))?;
+            c.reason = Some(format!("SOCKS5 address type {other} is not one"));
+            return Ok(());
+        }
+    };
+    c.host = host;
+    c.port = u16::from_be_bytes([buf[at], buf[at + 1]]);
+    buf.drain(..at + 2);
+    if buf.first().is_some_and(|v| *v != 5) || cmd != 1 {
+        write_all(shared, client, &socks_reply(7))?;
+        c.reason = Some(format!("SOCKS5 command {cmd}: only CONNECT (1) is served"));
+        return Ok(());
+    }
+    let remote = match open(shared, c) {
+        Ok(r) => r,
+        Err(Failure::Denied) => return write_all(shared, client, &socks_reply(2)),
+        Err(Failure::Io(e)) => {
+            let code = match e.kind() {
+                io::ErrorKind::ConnectionRefused => 5,
+                io::ErrorKind::TimedOut => 6,
+                _ => 4,
+            };
+            let _ = write_all(shared, client, &socks_reply(code));
+            return Err(e);
+        }
+    };
+    write_all(shared, client, &socks_reply(0))?;
+    relay(shared, client, &remote, &buf, c)
+}
+
+fn socks_reply(code: u8) -> [u8; 10] {
+    [5, code, 0, 1, 0, 0, 0, 0, 0, 0]
+}
+
+// ---- HTTP: CONNECT, and absolute-URI requests ---------------------------------------
+
+fn http(
+    shared: &Shared,
+    client: &TcpStream,
+    mut buf: Vec<u8>,
+    deadline: Instant,
+    c: &mut Connection,
+) -> io::Result<()> {
+    let end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_HEAD {
+            c.reason = Some("request head over 64 KiB".into());
+            return respond(
+                shared,
+                client,
+                "431 Request Header Fields Too Large",
+                "the request head is over 64 KiB",
+            );
+        }
+        let have = buf.len();
+        fill(shared, client, &mut buf, have + 1, deadline)?;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let rest = buf[end..].to_vec();
+    let mut lines = head.split("\r\n");
+    let request = lines.next().unwrap_or_default();
+    let mut parts = request.split(' ');
+    let (method, target, version) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
+        c.reason = Some(format!("not an HTTP/1 request: {:?}", truncate(request)));
+        return respond(shared, client, "400 Bad Request", "not an HTTP/1 request");
+    }
+    if method.eq_ignore_ascii_case("CONNECT") {
+        c.protocol = "connect";
+        let Some((host, port)) = authority(target, None) else {
+            c.reason = Some(format!(
+                "CONNECT target {:?} is not host:port",
+                truncate(target)
+            ));
+            return respond(shared, client, "400 Bad Request", "CONNECT takes host:port");
+        };
+        (c.host, c.port) = (host, port);
+        let remote = match open(shared, c) {
+            Ok(r) => r,
+            Err(Failure::Denied) => {
+                let why = c.reason.clone().unwrap_or_default();
+                return respond(shared, client, "403 Forbidden", &why);
+            }
+            Err(Failure::Io(e)) => {
+                let why = c.reason.clone().unwrap_or_default();
+                let _ = respond(shared, client, "502 Bad Gateway", &why);
+                return Err(e);
+            }
+        };
+        write_all(
+            shared,
+            client,
+            b"HTTP/1.1 200 Connection established\r\n\r\n",
+        )?;
+        return relay(shared, client, &remote, &rest, c);
+    }
+    c.protocol = "http";
+    let Some(after) = target
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("http://"))
+        .map(|_| &target[7..])
+    else {
+        c.reason = Some(format!(
+            "{method} {:?}: not an absolute http:// URI",
+            truncate(target)
+        ));
+        return respond(
+            shared,
+            client,
+            "400 Bad Request",
+            "lasagna's proxy serves CONNECT and absolute http:// URIs",
+        );
+    };
+    let cut = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (auth, path) = after.split_at(cut);
+    let auth = auth.rsplit('@').next().unwrap_or(auth);
+    let Some((host, port)) = authority(auth, Some(80)) else {
+        c.reason = Some(format!("{:?} is not host[:port]", truncate(auth)));
+        return respond(
+            shared,
+            client,
+            "400 Bad Request",
+            "the URI's host is not host[:port]",
+        );
+    };
+    (c.host, c.port) = (host, port);
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('/') => p.to_string(),
+        p => format!("/{p}"),
+    };
+    let mut forward = format!("{method} {path} {version}\r\n");
+    let mut has_host = false;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or_default().trim();
+        let hop = [
+            "proxy-connection",
+            "proxy-authorization",
+            "connection",
+            "keep-alive",
+        ];
+        if hop.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            continue;
+        }
+        has_host |= name.eq_ignore_ascii_case("host");
+        forward.push_str(line);
+        forward.push_str("\r\n");
+    }
+    if !has_host {
+        forward.push_str(&format!("Host: {auth}\r\n"));
+    }
+    // One request per connection: the next one may name another host.
+    forward.push_str("Connection: close\r\n\r\n");
+    let remote = match open(shared, c) {
+        Ok(r) => r,
+        Err(Failure::Denied) => {
+            let why = c.reason.clone().unwrap_or_default();
+            return respond(shared, client, "403 Forbidden", &why);
+        }
+        Err(Failure::Io(e)) => {
+            let why = c.reason.clone().unwrap_or_default();
+            let _ = respond(shared, client, "502 Bad Gateway", &why);
+            return Err(e);
+        }
+    };
+    let mut first = forward.into_bytes();
+    first.extend_from_slice(&rest);
+    relay(shared, client, &remote, &first, c)
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `host:port`, `[v6]:port`, or (with a default port) `host`.
+fn authority(s: &str, default_port: Option<u16>) -> Option<(String, u16)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if after.is_empty() => (h, None),
+            None => return None,
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
+        None => default_port?,
+    };
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+/// An answer from the proxy itself, and the end of the connection.
+fn respond(shared: &Shared, client: &TcpStream, status: &str, body: &str) -> io::Result<()> {
+    let body = format!("lasagna: {body}\n");
+    let text = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    write_all(shared, client, text.as_bytes())
+}
+
+// ---- relay ---------------------------------------------------------------------------
+
+/// Copy both ways until both sides are done (`first`: bytes for the endpoint first).
+fn relay(
+    shared: &Shared,
+    client: &TcpStream,
+    remote: &TcpStream,
+    first: &[u8],
+    c: &mut Connection,
+) -> io::Result<()> {
+    if !first.is_empty() {
+        write_all(shared, remote, first)?;
+        c.bytes_out += first.len() as u64;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut out_open, mut in_open) = (true, true);
+    while out_open || in_open {
+        let mut fds = Vec::with_capacity(3);
+        fds.push(PollFd::new(shared.stop.as_fd(), PollFlags::POLLIN));
+        if out_open {
+            fds.push(PollFd::new(client.as_fd(), PollFlags::POLLIN));
+        }
+        if in_open {
+            fds.push(PollFd::new(remote.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            return Ok(());
+        }
+        let mut i = 1;
+        if out_open {
+            if ready[i] {
+                match copy(shared, client, remote, &mut buf)? {
+                    Some(0) => out_open = false,
+                    Some(n) => c.bytes_out += n as u64,
+                    None => {}
+                }
+            }
+            i += 1;
+        }
+        if in_open && ready[i] {
+            match copy(shared, remote, client, &mut buf)? {
+                Some(0) => in_open = false,
+                Some(n) => c.bytes_in += n as u64,
+                None => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One read from `from` written to `to`: `Some(0)` at EOF (then `to`'s write side is
+/// shut), `None` when nothing was there after all.
+fn copy(
+    shared: &Shared,
+    from: &TcpStream,
+    to: &TcpStream,
+    buf: &mut [u8],
+) -> io::Result<Option<usize>> {
+    let n = match (&*from).read(buf) {
+        Ok(n) => n,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => 0,
+        Err(e) => return Err(e),
+    };
+    if n == 0 {
+        let _ = to.shutdown(std::net::Shutdown::Write);
+        return Ok(Some(0));
+    }
+    write_all(shared, to, &buf[..n])?;
+    Ok(Some(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::network::parse_entry;
+
+    fn list(entries: &[&str]) -> Vec<Entry> {
+        entries.iter().map(|e| parse_entry(e).unwrap()).collect()
+    }
+
+    fn dns(
+        answers: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> io::Result<Vec<IpAddr>> {
+        move |name: &str| {
+            let found: Vec<IpAddr> = answers
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, a)| a.parse().unwrap())
+                .collect();
+            if found.is_empty() {
+                Err(io::Error::new(io::ErrorKind::NotFound, "no such name"))
+            } else {
+                Ok(found)
+            }
+        }
+    }
+
+    #[test]
+    fn names_need_a_name_entry_and_a_port_in_its_range() {
+        let allow = list(&["api.example.com:443", "*.pkg.example:8000-8010"]);
+        let r = dns(&[
+            ("api.example.com", "203.0.113.5"),
+            ("a.pkg.example", "203.0.113.6"),
+        ]);
+        assert_eq!(
+            decide(&allow, "api.example.com", 443, &[], &r).unwrap(),
+            vec!["203.0.113.5".parse::<IpAddr>().unwrap()]
+        );
+        assert!(decide(&allow, "api.example.com", 80, &[], &r)
+            .unwrap_err()
+            .contains("not on the allow-list"));
+        assert!(decide(&allow, "a.pkg.example", 8005, &[], &r).is_ok());
+        assert!(
+            decide(&allow, "pkg.example", 8005, &[], &r).is_err(),
+            "the bare domain"
+        );
+        assert!(
+            decide(&allow, "xpkg.example", 8005, &[], &r).is_err(),
+            "a sibling"
+        );
+        assert!(
+            decide(&allow, "203.0.113.5", 443, &[], &r).is_err(),
+            "a name entry does not allow its address"
+        );
+    }
+
+    #[test]
+    fn a_name_entry_never_reaches_loopback_link_local_or_this_host() {
+        let allow = list(&["evil.example:80"]);
+        let own: Vec<IpAddr> = vec!["192.0.2.2".parse().unwrap()];
+        for answer in [
+            &[("evil.example", "127.0.0.1")][..],
+            &[("evil.example", "::1")],
+            &[("evil.example", "169.254.169.254")],
+            &[("evil.example", "::ffff:127.0.0.1")],
+            &[("evil.example", "0.0.0.0")],
+            &[("evil.example", "192.0.2.2")],
+            &[("evil.example", "fe80::1")],
+        ] {
+            let leaked: &'static [(&'static str, &'static str)] =
+                Box::leak(answer.to_vec().into_boxed_slice());
+            let err = decide(&allow, "evil.example", 80, &own, &dns(leaked)).unwrap_err();
+            assert!(err.contains("does not reach"), "{answer:?}: {err}");
+        }
+        // Mixed answers keep only the outside address.
+        let r = dns(&[
+            ("evil.example", "127.0.0.1"),
+            ("evil.example", "203.0.113.9"),
+        ]);
+        assert_eq!(
+            decide(&allow, "evil.example", 80, &own, &r).unwrap(),
+            vec!["203.0.113.9".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn localhost_names_are_the_loopback_without_a_lookup() {
+        let allow = list(&["localhost:8080", "*.test.localhost:9000"]);
+        let none = |_: &str| -> io::Result<Vec<IpAddr>> { panic!("no lookup for localhost names") };
+        let got = decide(&allow, "localhost", 8080, &[], &none).unwrap();
+        assert!(got.iter().all(|a| a.is_loopback()));
+        assert!(decide(&allow, "a.test.localhost", 9000, &[], &none).is_ok());
+        assert!(decide(&allow, "test.localhost", 9000, &[], &none).is_err());
+        assert!(decide(&allow, "localhost", 8081, &[], &none).is_err());
+    }
+
+    #[test]
+    fn address_entries_cover_literals_and_resolved_names() {
+        let allow = list(&["127.0.0.1:5432", "10.0.0.0/8:443"]);
+        let r = dns(&[
+            ("db.internal", "10.1.2.3"),
+            ("outside.example", "203.0.113.1"),
+        ]);
+        assert!(decide(&allow, "127.0.0.1", 5432, &[], &r).is_ok());
+        assert!(
+            decide(&allow, "::ffff:127.0.0.1", 5432, &[], &r).is_ok(),
+            "v4-mapped is the same address"
+        );
+        assert!(decide(&allow, "127.0.0.2", 5432, &[], &r).is_err());
+        assert!(decide(&allow, "db.internal", 443, &[], &r).is_ok());
+        assert!(decide(&allow, "outside.example", 443, &[], &r)
+            .unwrap_err()
+            .contains("no address entry"));
+        let unlisted =
+            |_: &str| -> io::Result<Vec<IpAddr>> { panic!("an unlisted name is not looked up") };
+        assert!(decide(
+            &list(&["api.example.com:443"]),
+            "other.example",
+            443,
+            &[],
+            &unlisted
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn authorities_parse() {
+        assert_eq!(
+            authority("example.com:443", None),
+            Some(("example.com".into(), 443))
+        );
+        assert_eq!(authority("[::1]:8080", None), Some(("::1".into(), 8080)));
+        assert_eq!(
+            authority("example.com", Some(80)),
+            Some(("example.com".into(), 80))
+        );
+        assert_eq!(authority("example.com", None), None);
+        assert_eq!(authority("example.com:0", None), None);
+        assert_eq!(authority(":80", None), None);
+    }
+}
