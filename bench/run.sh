@@ -13,6 +13,9 @@
 #                (Landlock with 1, 10, 100 rules).
 #   5. battery   `lasagna test strict --json`: the whole leave-one-out matrix, its wall time
 #                (target: at most 30 s on a 2-core machine) and how many probes get through.
+#   6. network   bench/network.sh: launch median per network mode (none, proxy, user, host)
+#                against none and bwrap; the proxy's CONNECT throughput on loopback against a
+#                direct connection, and the time to first byte it adds.
 #   4. cgroups   launch latency of strict + cgroups (memory.max 256M, pids.max 256) against
 #                the same profile --without cgroups, hyperfine median and p90 (RUNS each, in
 #                two rounds of opposite order).
@@ -27,7 +30,7 @@
 # Environment: LASAGNA (default: what `make build` makes), CARGO (cargo), CC (cc),
 # RUNS (hyperfine runs per command, default 200), WARMUP (20), SYSCOST_ROUNDS (rounds of
 # the syscost configs, interleaved, best kept; default 2), UNIT_RUNS (runs of bench_figures,
-# median kept; default 3), PARTS (which parts to run, default "launch syscost unit cgroups").
+# median kept; default 3), PARTS (which parts to run, default "launch syscost unit cgroups battery network").
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,13 +42,13 @@ CARGO=${CARGO:-cargo}
 CC=${CC:-cc}
 SYSCOST_ROUNDS=${SYSCOST_ROUNDS:-2}
 UNIT_RUNS=${UNIT_RUNS:-3}
-PARTS=${PARTS:-launch syscost unit cgroups battery}
+PARTS=${PARTS:-launch syscost unit cgroups battery network}
 OUT=target/bench
 mkdir -p "$OUT/bin" "$OUT/profiles"
 # Results of an earlier run must not pass for this one's.
 rm -f "$OUT"/launch.json "$OUT"/launch.txt "$OUT"/interleave.txt "$OUT"/perf-*.txt "$OUT"/syscost-*.txt \
     "$OUT"/unit-*.txt "$OUT"/cgroups-*.json "$OUT"/battery.json "$OUT"/skipped.txt "$OUT"/summary.txt \
-    "$OUT"/loadavg-start.txt
+    "$OUT"/loadavg-start.txt "$OUT"/network.txt "$OUT"/network-launch.json
 : >"$OUT/skipped.txt"
 
 skip() { # part, reason
@@ -209,6 +212,13 @@ if want battery; then
         1) echo "bench: a probe got through strict (see $OUT/battery.json)" >&2 ;;
         *) skip battery "lasagna test failed (see above)"; rm -f "$OUT/battery.json" ;;
     esac
+fi
+
+# ---------------------------------------------------------------------------------------
+# 6. The network layer: launch per mode, the proxy's throughput and added latency.
+if want network; then
+    section "network: launch per mode against none and bwrap, proxy throughput and latency"
+    bench/network.sh || { skip network "bench/network.sh failed (see above)"; rm -f "$OUT/network.txt"; }
 fi
 
 # ---------------------------------------------------------------------------------------

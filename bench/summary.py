@@ -293,6 +293,10 @@ def main():
         print("\nsyscost, best ns/call; host = no lasagna; none/seccomp/landlock/strict = "
               "lasagna strict with those layers")
         print("\n".join(matrix))
+    network = (read(os.path.join(out, "network.txt")) or "").strip()
+    if network:
+        print("\nnetwork (bench/network.sh):")
+        print("\n".join(f"  {l}" for l in network.splitlines()))
     skipped = (read(os.path.join(out, "skipped.txt")) or "").strip()
     if skipped:
         print("\nSKIPPED:")

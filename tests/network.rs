@@ -528,3 +528,53 @@ both!(
         assert_eq!(stdout(&o), "unreachable\n", "{}", stderr(&o));
     }
 );
+
+both!(net_user_forwards_inbound_only_as_listed, |who| {
+    // A free port on the host's loopback for the forward (picked, then released).
+    let host_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = Scratch::new("net-fwd");
+    let p = dir.write(
+        "p.yaml",
+        &format!("extends: strict\nlayers:\n  network:\n    net: user\n    forward: [\"{host_port}:8555\"]\n  landlock:\n    net:\n      bind: [8555, 8556]\n"),
+    );
+    let explained = stdout(&run(who, &["explain", &p]));
+    assert!(
+        explained.contains(&format!(
+            "inbound: the host's 127.0.0.1:{host_port} reaches port 8555 inside"
+        )),
+        "{explained}"
+    );
+    // Inside: a server on the forwarded port, and one on a port nobody forwards.
+    let server = "import socket, sys\n\
+        a = socket.socket(); a.bind(('0.0.0.0', 8555)); a.listen(1)\n\
+        b = socket.socket(); b.bind(('0.0.0.0', 8556)); b.listen(1)\n\
+        a.settimeout(30); c, _ = a.accept(); c.sendall(b'inside\\n'); c.close()\n\
+        import time; time.sleep(3)\n";
+    let mut sandbox = spawn(who, &["run", "-p", &p, "--", "python3", "-c", server]);
+    let mut got = String::new();
+    wait_until(
+        "the forwarded port answers",
+        std::time::Duration::from_secs(20),
+        || {
+            use std::io::Read;
+            let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", host_port)) else {
+                return false;
+            };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            got.clear();
+            s.read_to_string(&mut got).is_ok() && !got.is_empty()
+        },
+    );
+    assert_eq!(got, "inside\n");
+    // pasta's default (`-t auto`) would forward every port bound inside; 8556 is not listed.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", 8556)).is_err(),
+        "an unlisted port inside is reachable from the host"
+    );
+    let status = sandbox.wait_within(DEADLINE);
+    assert!(status.success(), "{status:?}");
+});

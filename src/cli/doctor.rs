@@ -80,6 +80,10 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
         },
         (!host.time_namespace).then(|| "set `time: false`, or use Linux 5.6+".to_string()),
     ));
+    let netns = host.is_root || host.userns_blocker().is_none();
+    for (ok, what, fix) in crate::layers::network::doctor(host.pasta.as_deref(), host.tun, netns) {
+        out.push(finding("network", ok, what, fix));
+    }
     out.push(finding(
         "filesystem",
         host.is_root || host.userns_blocker().is_none(),

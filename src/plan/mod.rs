@@ -355,7 +355,7 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
         }
     };
     // network: owns the network namespace when its section is present.
-    let nw = match asked.on(Layer::Network, profile.network.as_ref()) {
+    let mut nw = match asked.on(Layer::Network, profile.network.as_ref()) {
         None => planned(Layer::Network, skip(Layer::Network), Vec::new()),
         Some((_, cfg)) if !cfg.net_needs_namespace() => {
             let p = network::plan(
@@ -563,6 +563,17 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
     let landlock_net_rules = landlock_plan
         .as_ref()
         .is_some_and(|lp| !lp.handled_net.is_empty());
+    // A network with a way out, under Landlock's TCP rules: say which ports it leaves.
+    if let (Some(n), Some(lp)) = (config.network.as_ref(), landlock_plan.as_ref()) {
+        if matches!(n.net, network::Net::User | network::Net::Host) && landlock_net_rules {
+            let ports: Vec<String> = lp.net.connect.iter().map(u16::to_string).collect();
+            nw.notes.push(if ports.is_empty() {
+                format!("net: {}: Landlock's TCP rules allow no connect port: every TCP connection is refused (landlock: net: connect lists the ports)", n.net.name())
+            } else {
+                format!("net: {}: Landlock allows TCP connections to ports {} only", n.net.name(), ports.join(", "))
+            });
+        }
+    }
 
     // seccomp: the filter is compiled in `arm`; here only host support is decided.
     let sc = match asked.on(Layer::Seccomp, profile.seccomp.as_ref()) {

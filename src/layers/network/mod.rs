@@ -488,6 +488,48 @@ impl std::fmt::Display for Entry {
     }
 }
 
+/// `doctor`'s lines: (supported, what, fix) for each mode on this host. `netns`: this user
+/// can have a network namespace (root, or user namespaces).
+pub fn doctor(
+    pasta: Option<&std::path::Path>,
+    tun: bool,
+    netns: bool,
+) -> Vec<(bool, String, Option<String>)> {
+    let ns_fix = || {
+        Some(
+            "see namespaces above: a network namespace needs a user namespace when not root"
+                .to_string(),
+        )
+    };
+    let mut out = vec![
+        (netns, "net: none and net: proxy: a network namespace of its own (the proxy is lasagna's own, nothing to install)".to_string(), (!netns).then(ns_fix).flatten()),
+        (true, "net: host: always (no namespace; Landlock's TCP rules and seccomp still apply)".to_string(), None),
+    ];
+    match pasta {
+        None => out.push((
+            false,
+            "net: user: pasta is not installed".into(),
+            Some("apt-get install passt".into()),
+        )),
+        Some(p) => {
+            let version = pasta::version(p).unwrap_or_else(|| "version unknown".into());
+            out.push((
+                true,
+                format!("net: user: pasta at {} ({version})", p.display()),
+                None,
+            ));
+            if !tun {
+                out.push((
+                    false,
+                    "net: user: this user cannot open /dev/net/tun, which pasta needs (udev makes it 0666; this system left it 0600)".into(),
+                    Some("as root: chmod 0666 /dev/net/tun".into()),
+                ));
+            }
+        }
+    }
+    out
+}
+
 pub fn explain(cfg: &Config) -> Vec<String> {
     match cfg.net {
         Net::None => vec![
