@@ -571,7 +571,11 @@ fn socks5(
     write_all(shared, client, &[5, 0])?;
     buf.drain(..2 + n);
     fill(shared, client, &mut buf, 5, deadline)?;
-    let (cmd, atyp) = (buf[1], buf[3]);
+    let (ver, cmd, atyp) = (buf[0], buf[1], buf[3]);
+    if ver != 5 {
+        c.reason = Some(format!("SOCKS5 request with version {ver}"));
+        return Ok(());
+    }
     let (host, at) = match atyp {
         1 => {
             fill(shared, client, &mut buf, 4 + 4 + 2, deadline)?;
@@ -600,7 +604,7 @@ fn socks5(
     c.host = host;
     c.port = u16::from_be_bytes([buf[at], buf[at + 1]]);
     buf.drain(..at + 2);
-    if buf.first().is_some_and(|v| *v != 5) || cmd != 1 {
+    if cmd != 1 {
         write_all(shared, client, &socks_reply(7))?;
         c.reason = Some(format!("SOCKS5 command {cmd}: only CONNECT (1) is served"));
         return Ok(());
