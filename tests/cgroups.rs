@@ -767,7 +767,7 @@ both!(cpu_quota_holds, |who| {
     // Control: the same burn without a CPU limit (still in a cgroup, which counts it).
     let (free, free_wall, _) = burn(&ctx, "    pids:\n      max: 64\n", "no-cpu", None);
     assert!(
-        free >= 0.9 * free_wall.min(1.5) && free >= 3.0 * cpu,
+        free >= 0.75 * free_wall.min(1.5) && free >= 3.0 * cpu,
         "without a quota: cpu {free:.3} s over {free_wall:.3} s (limited run: {cpu:.3} s)"
     );
 });

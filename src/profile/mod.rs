@@ -6,6 +6,7 @@
 //! parsed at run time: [`shipped`] holds them compiled from the same YAML.
 
 pub mod shipped;
+pub mod vars;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -201,8 +202,19 @@ pub fn parse_text(text: &str, file: &Path) -> Result<ProfileFile, ProfileError> 
     }
     let mut options = serde_saphyr::options! { strict_booleans: true };
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
-    serde_saphyr::from_str_with_options::<ProfileFile>(text, options)
-        .map_err(|e| yaml_error(&e, file))
+    serde_saphyr::from_str_with_options::<ProfileFile>(text, options).map_err(|e| {
+        let mut err = yaml_error(&e, file);
+        // `[${CWD}]`: in a flow collection `{` opens a mapping.
+        let line = err
+            .loc
+            .and_then(|l| text.lines().nth(l.line.saturating_sub(1) as usize))
+            .unwrap_or("");
+        if line.contains("${") && (line.contains('[') || line.contains('{')) {
+            err.hint =
+                Some("inside [ ] or { }, quote a value that holds a variable: [\"${CWD}\"]".into());
+        }
+        err
+    })
 }
 
 fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ProfileError {
@@ -305,6 +317,7 @@ pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
 }
 
 pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
+    let caller = vars::Vars::of_caller(None);
     let mut chain: Vec<(Source, ProfileFile)> = Vec::new();
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut next = Some(source);
@@ -335,10 +348,22 @@ pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
             Source::Shipped(name) => shipped::file(name),
             Source::File(_) => None,
         };
-        let mut file = match compiled {
-            Some(file) => file,
-            None => parse_text(&read_source(&src)?, &src.display_path())?,
+        let (mut file, has_vars) = match compiled {
+            Some(file) => (file, shipped::has_vars(&src)),
+            None => {
+                let text = read_source(&src)?;
+                (
+                    parse_text(&text, &src.display_path())?,
+                    vars::has_vars(&text),
+                )
+            }
         };
+        // Variables, in this file's values, before anything is merged or checked.
+        if has_vars {
+            let dir = matches!(src, Source::File(_)).then(|| src.dir());
+            file = expand_vars(file, &caller.for_file(dir.as_deref()))
+                .map_err(|e| e.in_file(&src.display_path()))?;
+        }
         // A relative seccomp `import` is relative to the file that names it.
         if let Some(imp) = file.layers.seccomp.as_mut().and_then(|s| s.import.as_mut()) {
             if !imp.value.starts_with('/') {
@@ -383,6 +408,21 @@ pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
         };
     }
     validate(merged, top_source, dir, names).map_err(|e| attribute(e, &own_sections))
+}
+
+/// A file with its variables expanded ([`vars`]), through its JSON form (the form the
+/// shipped profiles are embedded in).
+fn expand_vars(file: ProfileFile, vars: &vars::Vars) -> Result<ProfileFile, ProfileError> {
+    let internal = |e: serde_json::Error| ProfileError {
+        file: PathBuf::new(),
+        loc: None,
+        message: format!("expanding variables: {e}"),
+        hint: None,
+    };
+    let mut json = serde_json::to_value(&file).map_err(internal)?;
+    vars::expand_json(&mut json, vars)?;
+    let _plain = crate::types::PlainSpans::enter();
+    serde_json::from_value(json).map_err(internal)
 }
 
 /// An error of the merged profile points into the file whose own sections give the same

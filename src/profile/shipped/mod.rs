@@ -23,6 +23,16 @@ pub fn file(name: &str) -> Option<ProfileFile> {
     serde_json::from_str(json).ok()
 }
 
+/// Whether a shipped profile's values hold variables.
+pub fn has_vars(src: &super::Source) -> bool {
+    match src {
+        super::Source::Shipped(name) => JSON
+            .iter()
+            .any(|(n, json)| n == name && super::vars::has_vars(json)),
+        super::Source::File(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

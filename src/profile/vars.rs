@@ -1,0 +1,369 @@
+//! Variables in profile values: `${HOME}`, `${CWD}`, `${USER}`, `${UID}`, `${GID}`,
+//! `${XDG_RUNTIME_DIR}`, `${XDG_CONFIG_HOME}`, `${XDG_CACHE_HOME}`, `${PROFILE_DIR}` and
+//! `${ENV:NAME}` / `${ENV:NAME:-default}`; `$${` is a literal `${`.
+//!
+//! Expanded once per file, right after it is read and before anything is merged or
+//! validated, in every located value (paths, sources, rule paths, cwd, …), the `command`
+//! and `process.env.set` values. Never in inline file `content`. No shell, no command
+//! substitution, no nesting. A variable whose value is empty, holds a `..` component, or (for
+//! the path variables) is not absolute, is an error naming the file, line, column, the
+//! variable and its value: a profile that says `${HOME}/.cache` must never mean `/.cache` or
+//! `../../etc`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::types::{Loc, ProfileError};
+
+/// The variables' values for one file.
+#[derive(Debug, Clone)]
+pub struct Vars {
+    home: Option<String>,
+    cwd: Option<String>,
+    user: Option<String>,
+    uid: u32,
+    gid: u32,
+    runtime: Option<String>,
+    config: Option<String>,
+    cache: Option<String>,
+    profile_dir: Option<String>,
+}
+
+/// The variables that name directories (their values must be absolute).
+const PATHS: [&str; 6] = [
+    "HOME",
+    "CWD",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "PROFILE_DIR",
+];
+const NAMES: [&str; 9] = [
+    "HOME",
+    "CWD",
+    "USER",
+    "UID",
+    "GID",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "PROFILE_DIR",
+];
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Vars {
+    /// The caller's values; `profile_dir`: the file's directory (`None` for a shipped one).
+    pub fn of_caller(profile_dir: Option<&Path>) -> Vars {
+        let uid = nix::unistd::getuid();
+        let pw = nix::unistd::User::from_uid(uid).ok().flatten();
+        let home =
+            env("HOME").or_else(|| pw.as_ref().map(|p| p.dir.to_string_lossy().into_owned()));
+        let user = env("USER").or_else(|| pw.as_ref().map(|p| p.name.clone()));
+        let under_home = |rel: &str| {
+            home.as_ref()
+                .map(|h| format!("{}/{rel}", h.trim_end_matches('/')))
+        };
+        Vars {
+            cwd: std::env::current_dir()
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
+            uid: uid.as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            runtime: env("XDG_RUNTIME_DIR").or_else(|| Some(format!("/run/user/{}", uid.as_raw()))),
+            config: env("XDG_CONFIG_HOME").or_else(|| under_home(".config")),
+            cache: env("XDG_CACHE_HOME").or_else(|| under_home(".cache")),
+            profile_dir: profile_dir.map(|p| {
+                std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.to_path_buf())
+                    .to_string_lossy()
+                    .into_owned()
+            }),
+            home,
+            user,
+        }
+    }
+
+    /// The same values for another file.
+    pub fn for_file(&self, profile_dir: Option<&Path>) -> Vars {
+        let mut v = self.clone();
+        v.profile_dir = profile_dir.map(|p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| PathBuf::from(p))
+                .to_string_lossy()
+                .into_owned()
+        });
+        v
+    }
+
+    fn get(&self, name: &str) -> Result<String, String> {
+        let unset = |what: &str| format!("${{{name}}} has no value: {what}");
+        match name {
+            "HOME" => self.home.clone().ok_or_else(|| unset("HOME is not set")),
+            "CWD" => self
+                .cwd
+                .clone()
+                .ok_or_else(|| unset("the working directory is gone")),
+            "USER" => self
+                .user
+                .clone()
+                .ok_or_else(|| unset("USER is not set and the uid has no passwd entry")),
+            "UID" => Ok(self.uid.to_string()),
+            "GID" => Ok(self.gid.to_string()),
+            "XDG_RUNTIME_DIR" => self.runtime.clone().ok_or_else(|| unset("not set")),
+            "XDG_CONFIG_HOME" => self
+                .config
+                .clone()
+                .ok_or_else(|| unset("neither it nor HOME is set")),
+            "XDG_CACHE_HOME" => self
+                .cache
+                .clone()
+                .ok_or_else(|| unset("neither it nor HOME is set")),
+            "PROFILE_DIR" => self
+                .profile_dir
+                .clone()
+                .ok_or_else(|| unset("a shipped profile has no directory")),
+            _ => Err(format!(
+                "unknown variable ${{{name}}}{}; known: {}, and ${{ENV:NAME}}",
+                crate::text::did_you_mean(name, NAMES.iter().copied()),
+                NAMES.map(|n| format!("${{{n}}}")).join(", ")
+            )),
+        }
+    }
+}
+
+/// Whether `s` holds anything [`expand`] would change.
+pub fn has_vars(s: &str) -> bool {
+    s.contains("${")
+}
+
+/// `s` with its variables replaced.
+pub fn expand(s: &str, vars: &Vars) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+            continue;
+        }
+        let Some(body) = after.strip_prefix("${") else {
+            out.push('$');
+            rest = &after[1..];
+            continue;
+        };
+        let end = body.find('}').ok_or_else(|| {
+            format!(
+                "{:?}: `${{` without its closing `}}`",
+                crate::text::quote_short(s, 60)
+            )
+        })?;
+        let inner = &body[..end];
+        let (name, value) = if let Some(e) = inner.strip_prefix("ENV:") {
+            let (var, default) = match e.split_once(":-") {
+                Some((v, d)) => (v, Some(d)),
+                None => (e, None),
+            };
+            if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("${{ENV:{var}}}: not a variable name"));
+            }
+            let value = match (std::env::var(var), default) {
+                (Ok(v), _) if !v.is_empty() => v,
+                (_, Some(d)) => d.to_string(),
+                (Ok(_), None) => return Err(format!("${{ENV:{var}}} is empty (write ${{ENV:{var}:-default}} for a default)")),
+                (Err(_), None) => return Err(format!("${{ENV:{var}}}: {var} is not set (write ${{ENV:{var}:-default}} for a default)")),
+            };
+            (format!("ENV:{var}"), value)
+        } else {
+            (inner.to_string(), vars.get(inner)?)
+        };
+        check(&name, &value)?;
+        out.push_str(&value);
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A variable's value: not empty, no `..` component, no NUL; absolute for a directory.
+fn check(name: &str, value: &str) -> Result<(), String> {
+    let shown = crate::text::quote_short(value, 80);
+    if value.is_empty() {
+        return Err(format!("${{{name}}} is empty"));
+    }
+    if value.contains('\0') {
+        return Err(format!("${{{name}}} holds a NUL byte"));
+    }
+    if value.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "${{{name}}} is {shown}, which has a `..` component"
+        ));
+    }
+    if PATHS.contains(&name) && !value.starts_with('/') {
+        return Err(format!(
+            "${{{name}}} is {shown}, which is not an absolute path"
+        ));
+    }
+    Ok(())
+}
+
+/// Expand every located string of a profile in its JSON form (`{value, loc}` objects),
+/// and the plain strings of `command` and `process.env.set`. Errors carry the value's loc.
+pub fn expand_json(v: &mut Value, vars: &Vars) -> Result<(), ProfileError> {
+    walk(v, vars, Ctx::Other)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Ctx {
+    Other,
+    /// Inside `command` or `env.set`: plain strings are expanded too.
+    Plain,
+}
+
+fn walk(v: &mut Value, vars: &Vars, ctx: Ctx) -> Result<(), ProfileError> {
+    match v {
+        Value::Object(map) => {
+            if map.len() == 2 && map.contains_key("loc") {
+                if let (Some(Value::String(s)), Some(loc)) = (map.get("value"), map.get("loc")) {
+                    if has_vars(s) {
+                        let loc: Option<Loc> = serde_json::from_value(loc.clone()).ok();
+                        let expanded = expand(s, vars).map_err(|m| match loc {
+                            Some(l) => ProfileError::at(l, m),
+                            None => ProfileError {
+                                file: PathBuf::new(),
+                                loc: None,
+                                message: m,
+                                hint: None,
+                            },
+                        })?;
+                        map.insert("value".into(), Value::String(expanded));
+                    }
+                    return Ok(());
+                }
+            }
+            for (k, child) in map.iter_mut() {
+                if k == "content" {
+                    continue;
+                }
+                let c = if k == "command" || (k == "set" && ctx == Ctx::Other) {
+                    Ctx::Plain
+                } else {
+                    ctx
+                };
+                walk(child, vars, c)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            for i in items {
+                walk(i, vars, ctx)?;
+            }
+            Ok(())
+        }
+        Value::String(s) if ctx == Ctx::Plain && has_vars(s) => {
+            *s = expand(s, vars).map_err(|m| ProfileError {
+                file: PathBuf::new(),
+                loc: None,
+                message: m,
+                hint: None,
+            })?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars {
+        Vars {
+            home: Some("/home/ann".into()),
+            cwd: Some("/home/ann/src/app".into()),
+            user: Some("ann".into()),
+            uid: 1000,
+            gid: 1000,
+            runtime: Some("/run/user/1000".into()),
+            config: Some("/home/ann/.config".into()),
+            cache: Some("/home/ann/.cache".into()),
+            profile_dir: Some("/etc/lasagna/profiles".into()),
+        }
+    }
+
+    #[test]
+    fn variables_expand_and_literals_stay() {
+        let v = vars();
+        assert_eq!(expand("${HOME}/.cache", &v).unwrap(), "/home/ann/.cache");
+        assert_eq!(expand("${CWD}", &v).unwrap(), "/home/ann/src/app");
+        assert_eq!(
+            expand("/run/user/${UID}/bus", &v).unwrap(),
+            "/run/user/1000/bus"
+        );
+        assert_eq!(
+            expand("${PROFILE_DIR}/x.yaml", &v).unwrap(),
+            "/etc/lasagna/profiles/x.yaml"
+        );
+        assert_eq!(
+            expand("cost: $5, $${HOME}", &v).unwrap(),
+            "cost: $5, ${HOME}"
+        );
+        assert_eq!(
+            expand("${ENV:LASAGNA_SURELY_UNSET_VAR:-fallback}", &v).unwrap(),
+            "fallback"
+        );
+        assert_eq!(expand("plain", &v).unwrap(), "plain");
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_the_variable() {
+        let mut v = vars();
+        assert!(expand("${HOEM}", &v).unwrap_err().contains("did you mean"));
+        assert!(expand("${HOME", &v).unwrap_err().contains("closing"));
+        assert!(expand("${ENV:LASAGNA_SURELY_UNSET_VAR}", &v)
+            .unwrap_err()
+            .contains("is not set"));
+        v.home = Some("relative/home".into());
+        let e = expand("${HOME}/x", &v).unwrap_err();
+        assert!(
+            e.contains("${HOME} is \"relative/home\"") && e.contains("not an absolute path"),
+            "{e}"
+        );
+        v.home = Some("/home/../etc".into());
+        assert!(expand("${HOME}", &v).unwrap_err().contains("`..`"));
+        v.home = Some(String::new());
+        assert!(expand("${HOME}", &v).unwrap_err().contains("is empty"));
+        v.profile_dir = None;
+        assert!(expand("${PROFILE_DIR}", &v)
+            .unwrap_err()
+            .contains("shipped"));
+    }
+
+    #[test]
+    fn json_walk_expands_located_values_and_commands_not_content() {
+        let mut j: Value = serde_json::json!({
+            "command": ["${HOME}/bin/x"],
+            "layers": {
+                "filesystem": {"mounts": [{"bind": {"value": "${CWD}", "loc": {"line": 3, "column": 9}}, "content": "${HOME}"}]},
+                "process": {"env": {"set": {"A": "${USER}"}}},
+            }
+        });
+        expand_json(&mut j, &vars()).unwrap();
+        assert_eq!(j["command"][0], "/home/ann/bin/x");
+        assert_eq!(
+            j["layers"]["filesystem"]["mounts"][0]["bind"]["value"],
+            "/home/ann/src/app"
+        );
+        assert_eq!(j["layers"]["filesystem"]["mounts"][0]["content"], "${HOME}");
+        assert_eq!(j["layers"]["process"]["env"]["set"]["A"], "ann");
+        let mut bad =
+            serde_json::json!({"x": {"value": "${NOPE}", "loc": {"line": 7, "column": 2}}});
+        let e = expand_json(&mut bad, &vars()).unwrap_err();
+        assert_eq!(e.loc, Some(Loc { line: 7, column: 2 }));
+    }
+}
