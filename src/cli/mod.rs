@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in the sandbox a profile describes.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate profiles and plan them against this host; exit 1 on findings.
     Check {
         #[arg(required = true)]
@@ -145,6 +145,38 @@ pub struct RunArgs {
     /// the --allow list); overrides the profile's `network:` section.
     #[arg(long = "net", value_name = "MODE", value_parser = parse_net)]
     pub net: Option<crate::layers::network::Net>,
+    /// Bind host SRC read-write at DST (default: the same path), and grant it Landlock's
+    /// read, write and execute rights when the profile has Landlock (repeatable).
+    #[arg(long = "bind", value_name = "SRC[:DST]")]
+    pub bind: Vec<String>,
+    /// Bind host SRC read-only at DST, with Landlock's read and execute rights (repeatable).
+    #[arg(long = "ro-bind", value_name = "SRC[:DST]")]
+    pub ro_bind: Vec<String>,
+    /// A fresh tmpfs at DST (256M), writable (repeatable).
+    #[arg(long = "tmpfs", value_name = "DST")]
+    pub tmpfs: Vec<String>,
+    /// Bind the current directory read-write at the same path, and start there.
+    #[arg(long = "bind-cwd", conflicts_with = "ro_bind_cwd")]
+    pub bind_cwd: bool,
+    /// Bind the current directory read-only at the same path, and start there.
+    #[arg(long = "ro-bind-cwd")]
+    pub ro_bind_cwd: bool,
+    /// Set NAME=VALUE in the payload's environment (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Keep the caller's NAME in the payload's environment (repeatable; `*` ends a prefix).
+    #[arg(long = "keep-env", value_name = "NAME")]
+    pub keep_env: Vec<String>,
+    /// Memory limit for the whole sandbox, e.g. 512M (cgroups; an rlimit where the host has
+    /// no cgroup to give).
+    #[arg(long = "memory", value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Limit on processes and threads in the sandbox.
+    #[arg(long = "pids", value_name = "N")]
+    pub pids: Option<u64>,
+    /// CPU bandwidth in cores, e.g. 0.5.
+    #[arg(long = "cpus", value_name = "N")]
+    pub cpus: Option<f64>,
     /// Let the proxy through to HOST:PORT (repeatable; `*.domain:port`, `address/prefix:port`
     /// and port ranges too); implies --net proxy.
     #[arg(long = "allow", value_name = "HOST:PORT")]
@@ -226,7 +258,7 @@ impl Error {
 
 pub fn main(cli: Cli) -> Result<i32, Error> {
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Check { profiles } => inspect::check(&profiles),
         Command::Explain { profile, without } => inspect::explain(&profile, &without),
         Command::Doctor { json } => doctor::doctor(json),

@@ -9,7 +9,8 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     if args.chroot.is_some() {
         return Err(Error::Chroot);
     }
-    let mut profile = profile::load(&args.profile)?;
+    let overlay = overlay_of(&args).map_err(Error::Usage)?;
+    let mut profile = profile::load_with(profile::resolve(&args.profile)?, Some(&overlay))?;
     if let Some(cfg) = network_flags(&args, profile.network.as_ref())? {
         profile.network = Some(cfg);
     }
@@ -166,4 +167,37 @@ fn network_flags(
         cfg.allow.push(entry);
     }
     Ok(Some(cfg))
+}
+
+/// `run`'s ad-hoc flags as the profile overlay they make.
+fn overlay_of(args: &RunArgs) -> Result<profile::overlay::Overlay, String> {
+    let mut o = profile::overlay::Overlay::default();
+    for b in &args.bind {
+        o.bind(b, false)?;
+    }
+    for b in &args.ro_bind {
+        o.bind(b, true)?;
+    }
+    if args.bind_cwd || args.ro_bind_cwd {
+        o.bind_cwd(args.ro_bind_cwd)?;
+    }
+    for t in &args.tmpfs {
+        o.tmpfs(t)?;
+    }
+    for e in &args.env {
+        o.env(e)?;
+    }
+    for k in &args.keep_env {
+        o.keep_env(k)?;
+    }
+    if let Some(m) = &args.memory {
+        o.memory(m)?;
+    }
+    if let Some(n) = args.pids {
+        o.pids(n)?;
+    }
+    if let Some(n) = args.cpus {
+        o.cpus(n)?;
+    }
+    Ok(o)
 }

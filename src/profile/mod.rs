@@ -5,6 +5,7 @@
 //! as errors and a size cap. Every error carries file:line:col. Shipped profiles are not
 //! parsed at run time: [`shipped`] holds them compiled from the same YAML.
 
+pub mod overlay;
 pub mod shipped;
 pub mod vars;
 
@@ -317,6 +318,14 @@ pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
 }
 
 pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
+    load_with(source, None)
+}
+
+/// Load a profile with `run`'s ad-hoc flags merged on top as a last overlay.
+pub fn load_with(
+    source: Source,
+    overlay: Option<&overlay::Overlay>,
+) -> Result<Profile, ProfileError> {
     let caller = vars::Vars::of_caller(None);
     let mut chain: Vec<(Source, ProfileFile)> = Vec::new();
     let mut seen: HashSet<PathBuf> = HashSet::new();
@@ -407,7 +416,33 @@ pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
             layers: Merge::merge(merged.layers, file.layers),
         };
     }
-    validate(merged, top_source, dir, names).map_err(|e| attribute(e, &own_sections))
+    let flags: &[String] = overlay.map_or(&[], |o| o.flags.as_slice());
+    if let Some(o) = overlay.filter(|o| !o.is_empty()) {
+        let extra = o.sections(&merged.layers)?;
+        merged.layers = Merge::merge(merged.layers, extra);
+    }
+    validate(merged, top_source, dir, names)
+        .map_err(|e| attribute(e, &own_sections))
+        .map_err(|e| on_flag(e, flags))
+}
+
+/// An error at an overlay value (line 0) names its flag instead of a line.
+fn on_flag(e: ProfileError, flags: &[String]) -> ProfileError {
+    match e.loc {
+        Some(l) if l.line == 0 => {
+            let flag = (l.column as usize)
+                .checked_sub(1)
+                .and_then(|i| flags.get(i))
+                .map_or("the command line", String::as_str);
+            ProfileError {
+                file: PathBuf::from("<command line>"),
+                loc: None,
+                message: format!("{flag}: {}", e.message),
+                hint: e.hint,
+            }
+        }
+        _ => e,
+    }
 }
 
 /// A file with its variables expanded ([`vars`]), through its JSON form (the form the

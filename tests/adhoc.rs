@@ -1,0 +1,266 @@
+//! `run`'s ad-hoc flags: binds (with their Landlock rights under strict), the caller's
+//! directory, tmpfs, environment, limits; each shown doing what it says against a run
+//! without it, and bad flags named as flags.
+
+mod common;
+use common::*;
+
+/// A scratch directory the test user may read and write, with one file in it.
+fn workdir(tag: &str) -> (Scratch, String) {
+    let s = Scratch::new(tag);
+    let dir = s.path().join("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("in.txt"), "input\n").unwrap();
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "0777"])
+        .arg(&dir)
+        .status();
+    let d = dir.to_string_lossy().into_owned();
+    (s, d)
+}
+
+fn in_dir(who: As, dir: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = command(who, args);
+    cmd.current_dir(dir);
+    output_within(cmd, DEADLINE)
+}
+
+both!(the_callers_directory_read_only_or_writable, |who| {
+    let (_s, dir) = workdir("adhoc-cwd");
+    let script = "pwd; cat in.txt; (echo out > out.txt) 2>/dev/null && echo wrote || echo no-write";
+    let o = in_dir(
+        who,
+        &dir,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--ro-bind-cwd",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("{dir}\ninput\nno-write\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = in_dir(
+        who,
+        &dir,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--bind-cwd",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("{dir}\ninput\nwrote\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/out.txt")).unwrap(),
+        "out\n"
+    );
+    // Control: without the flag strict's sandbox has no such directory.
+    let o = in_dir(
+        who,
+        &dir,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat in.txt 2>/dev/null || echo absent",
+        ],
+    );
+    assert_eq!(stdout(&o), "absent\n");
+});
+
+both!(binds_get_the_landlock_rights_they_need, |who| {
+    let (_s, dir) = workdir("adhoc-bind");
+    let rw = format!("{dir}:/data");
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--bind",
+            &rw,
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /data/in.txt && echo new > /data/new.txt && echo ok",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "input\nok\n", "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/new.txt")).unwrap(),
+        "new\n"
+    );
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--ro-bind",
+            &rw,
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /data/in.txt; (echo x > /data/x.txt) 2>/dev/null && echo wrote || echo read-only",
+        ],
+    );
+    assert_eq!(stdout(&o), "input\nread-only\n", "{}", stderr(&o));
+    // A program in a read-only bind runs: the bind has Landlock's execute right.
+    std::fs::write(format!("{dir}/tool.sh"), "#!/bin/sh\necho tool ran\n").unwrap();
+    let _ = std::process::Command::new("chmod")
+        .arg("0755")
+        .arg(format!("{dir}/tool.sh"))
+        .status();
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--ro-bind",
+            &rw,
+            "--",
+            "/data/tool.sh",
+        ],
+    );
+    assert_eq!(stdout(&o), "tool ran\n", "{}", stderr(&o));
+    // A tmpfs of its own, writable under strict.
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--tmpfs",
+            "/scratch",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo a > /scratch/a && cat /scratch/a",
+        ],
+    );
+    assert_eq!(stdout(&o), "a\n", "{}", stderr(&o));
+});
+
+both!(environment_flags_set_and_keep, |who| {
+    let mut cmd = command(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--env",
+            "GREETING=hello",
+            "--keep-env",
+            "LASAGNA_ADHOC_KEPT",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $GREETING ${LASAGNA_ADHOC_KEPT:-unset} ${LASAGNA_ADHOC_DROPPED:-unset}",
+        ],
+    );
+    cmd.env("LASAGNA_ADHOC_KEPT", "kept")
+        .env("LASAGNA_ADHOC_DROPPED", "dropped");
+    let o = output_within(cmd, DEADLINE);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "hello kept unset\n", "{}", stderr(&o));
+});
+
+both!(limit_flags_hold, |who| {
+    // 200 MiB against --memory 64M: killed by the cgroup (root) or refused by the rlimit
+    // that stands in for it (an unprivileged user without a delegated cgroup).
+    let hog = [
+        "python3",
+        "-c",
+        "b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); print('allocated')",
+    ];
+    let mut with = vec!["run", "-p", "strict", "--memory", "64M", "--"];
+    with.extend_from_slice(&hog);
+    let o = run(who, &with);
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("allocated"));
+    let mut without = vec!["run", "-p", "strict", "--"];
+    without.extend_from_slice(&hog);
+    let o = run(who, &without);
+    assert_code(&o, 0);
+    // --pids: the 9th concurrent process is refused.
+    let forks = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 2 & done; wait; echo done";
+    let o = run(
+        who,
+        &[
+            "run", "-p", "strict", "--pids", "6", "--", "/bin/sh", "-c", forks,
+        ],
+    );
+    let err = stderr(&o).to_lowercase();
+    assert!(err.contains("fork"), "{err}");
+    let o = run(who, &["run", "-p", "strict", "--", "/bin/sh", "-c", forks]);
+    assert_eq!(stdout(&o), "done\n", "{}", stderr(&o));
+});
+
+both!(bad_flags_are_named, |who| {
+    for (args, code, want) in [
+        (
+            &["--bind", "/tmp:relative/dir"][..],
+            2,
+            "--bind \"relative/dir\": path \"relative/dir\" is relative",
+        ),
+        (&["--ro-bind", "/tmp/../etc"], 2, "--ro-bind"),
+        (
+            &["--bind", "/nonexistent-lasagna-adhoc"],
+            125,
+            "/nonexistent-lasagna-adhoc",
+        ),
+        (&["--env", "NOEQUALS"], 2, "write NAME=VALUE"),
+        (&["--memory", "lots"], 2, "--memory lots"),
+        (&["--pids", "0"], 2, "--pids 0"),
+    ] {
+        let mut argv = vec!["run", "-p", "strict"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--", "/bin/true"]);
+        let o = run(who, &argv);
+        assert_code(&o, code);
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "seccomp-default",
+            "--bind",
+            "/tmp",
+            "--",
+            "/bin/true",
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("no filesystem section"),
+        "{}",
+        stderr(&o)
+    );
+});
