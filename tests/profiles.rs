@@ -472,3 +472,52 @@ both!(the_dry_run_report_is_the_plan, |who| {
     let r: serde_json::Value = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
     assert_eq!(layer_of(&r, "filesystem")["outcome"], "refused", "{r:#}");
 });
+
+both!(variables_expand_in_paths_and_bad_values_say_where, |who| {
+    let dir = Scratch::new("vars");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("data.txt"), "from cwd\n").unwrap();
+    let _ = std::process::Command::new("chmod").args(["-R", "0755"]).arg(&work).status();
+    let _ = std::process::Command::new("chmod").arg("0644").arg(work.join("data.txt")).status();
+    dir.write(
+        "parent.yaml",
+        "extends: strict\nlayers:\n  process:\n    env:\n      set:\n        WHO: \"${USER} (${UID})\"\n",
+    );
+    let p = dir.write(
+        "child.yaml",
+        "extends: ${PROFILE_DIR}/parent.yaml\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: ${CWD}\n  landlock:\n    read: [\"${CWD}\"]\n  process:\n    cwd: ${CWD}\n    env:\n      set:\n        MSG: \"${ENV:LASAGNA_VARS_MSG:-no message}\"\n",
+    );
+    let mut cmd = command(who, &["run", "-p", &p, "--", "/bin/sh", "-c", "pwd; cat data.txt; echo \"$WHO\"; echo \"$MSG\""]);
+    cmd.current_dir(&work);
+    let o = output_within(cmd, DEADLINE);
+    assert_code(&o, 0);
+    let (user, uid) = match who {
+        As::Root => ("root".to_string(), 0),
+        As::User => (TEST_USER.to_string(), test_user().unwrap().0),
+    };
+    assert_eq!(
+        stdout(&o),
+        format!("{}\nfrom cwd\n{user} ({uid})\nno message\n", work.display()),
+        "{}",
+        stderr(&o)
+    );
+    // Bad values: the file, line and column, the variable and its value.
+    for (yaml, env, want) in [
+        ("layers:\n  process:\n    cwd: ${HOEM}/x\n", None, ":3:10: unknown variable ${HOEM} (did you mean \"HOME\"?)"),
+        ("layers:\n  process:\n    cwd: ${HOME}/x\n", Some(("HOME", "relative/home")), ":3:10: ${HOME} is \"relative/home\", which is not an absolute path"),
+        ("layers:\n  process:\n    cwd: ${HOME}/x\n", Some(("HOME", "/home/../etc")), ":3:10: ${HOME} is \"/home/../etc\", which has a `..` component"),
+        ("layers:\n  process:\n    cwd: /x/${ENV:LASAGNA_VARS_UNSET}\n", None, ":3:10: ${ENV:LASAGNA_VARS_UNSET}: LASAGNA_VARS_UNSET is not set"),
+        ("layers:\n  landlock:\n    read: [${CWD}]\n", None, "quote a value that holds a variable"),
+    ] {
+        let bad = dir.write("bad.yaml", yaml);
+        let mut cmd = command(who, &["check", &bad]);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let o = output_within(cmd, DEADLINE);
+        assert_code(&o, 1);
+        let err = stderr(&o);
+        assert!(err.contains(&bad) && err.contains(want), "{yaml}: {err}");
+    }
+});
