@@ -478,8 +478,14 @@ both!(variables_expand_in_paths_and_bad_values_say_where, |who| {
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(work.join("data.txt"), "from cwd\n").unwrap();
-    let _ = std::process::Command::new("chmod").args(["-R", "0755"]).arg(&work).status();
-    let _ = std::process::Command::new("chmod").arg("0644").arg(work.join("data.txt")).status();
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "0755"])
+        .arg(&work)
+        .status();
+    let _ = std::process::Command::new("chmod")
+        .arg("0644")
+        .arg(work.join("data.txt"))
+        .status();
     dir.write(
         "parent.yaml",
         "extends: strict\nlayers:\n  process:\n    env:\n      set:\n        WHO: \"${USER} (${UID})\"\n",
@@ -488,7 +494,18 @@ both!(variables_expand_in_paths_and_bad_values_say_where, |who| {
         "child.yaml",
         "extends: ${PROFILE_DIR}/parent.yaml\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: ${CWD}\n  landlock:\n    read: [\"${CWD}\"]\n  process:\n    cwd: ${CWD}\n    env:\n      set:\n        MSG: \"${ENV:LASAGNA_VARS_MSG:-no message}\"\n",
     );
-    let mut cmd = command(who, &["run", "-p", &p, "--", "/bin/sh", "-c", "pwd; cat data.txt; echo \"$WHO\"; echo \"$MSG\""]);
+    let mut cmd = command(
+        who,
+        &[
+            "run",
+            "-p",
+            &p,
+            "--",
+            "/bin/sh",
+            "-c",
+            "pwd; cat data.txt; echo \"$WHO\"; echo \"$MSG\"",
+        ],
+    );
     cmd.current_dir(&work);
     let o = output_within(cmd, DEADLINE);
     assert_code(&o, 0);
@@ -504,11 +521,31 @@ both!(variables_expand_in_paths_and_bad_values_say_where, |who| {
     );
     // Bad values: the file, line and column, the variable and its value.
     for (yaml, env, want) in [
-        ("layers:\n  process:\n    cwd: ${HOEM}/x\n", None, ":3:10: unknown variable ${HOEM} (did you mean \"HOME\"?)"),
-        ("layers:\n  process:\n    cwd: ${HOME}/x\n", Some(("HOME", "relative/home")), ":3:10: ${HOME} is \"relative/home\", which is not an absolute path"),
-        ("layers:\n  process:\n    cwd: ${HOME}/x\n", Some(("HOME", "/home/../etc")), ":3:10: ${HOME} is \"/home/../etc\", which has a `..` component"),
-        ("layers:\n  process:\n    cwd: /x/${ENV:LASAGNA_VARS_UNSET}\n", None, ":3:10: ${ENV:LASAGNA_VARS_UNSET}: LASAGNA_VARS_UNSET is not set"),
-        ("layers:\n  landlock:\n    read: [${CWD}]\n", None, "quote a value that holds a variable"),
+        (
+            "layers:\n  process:\n    cwd: ${HOEM}/x\n",
+            None,
+            ":3:10: unknown variable ${HOEM} (did you mean \"HOME\"?)",
+        ),
+        (
+            "layers:\n  process:\n    cwd: ${HOME}/x\n",
+            Some(("HOME", "relative/home")),
+            ":3:10: ${HOME} is \"relative/home\", which is not an absolute path",
+        ),
+        (
+            "layers:\n  process:\n    cwd: ${HOME}/x\n",
+            Some(("HOME", "/home/../etc")),
+            ":3:10: ${HOME} is \"/home/../etc\", which has a `..` component",
+        ),
+        (
+            "layers:\n  process:\n    cwd: /x/${ENV:LASAGNA_VARS_UNSET}\n",
+            None,
+            ":3:10: ${ENV:LASAGNA_VARS_UNSET}: LASAGNA_VARS_UNSET is not set",
+        ),
+        (
+            "layers:\n  landlock:\n    read: [${CWD}]\n",
+            None,
+            "quote a value that holds a variable",
+        ),
     ] {
         let bad = dir.write("bad.yaml", yaml);
         let mut cmd = command(who, &["check", &bad]);
@@ -519,5 +556,102 @@ both!(variables_expand_in_paths_and_bad_values_say_where, |who| {
         assert_code(&o, 1);
         let err = stderr(&o);
         assert!(err.contains(&bad) && err.contains(want), "{yaml}: {err}");
+    }
+});
+
+both!(search_path_and_local_overlays, |who| {
+    let dir = Scratch::new("search");
+    let profiles = dir.path().join("xdg/lasagna/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "0755"])
+        .arg(dir.path().join("xdg"))
+        .status();
+    let put = |name: &str, text: &str| {
+        let p = profiles.join(name);
+        std::fs::write(&p, text).unwrap();
+        let _ = std::process::Command::new("chmod")
+            .arg("0644")
+            .arg(&p)
+            .status();
+    };
+    // strict.local.yaml adjusts the shipped strict, and every profile that extends it.
+    put(
+        "strict.local.yaml",
+        "layers:\n  process:\n    env:\n      set:\n        FROM_STRICT_LOCAL: \"yes\"\n",
+    );
+    put("mine.yaml", "extends: strict\ndescription: my own\nlayers:\n  process:\n    env:\n      set:\n        FROM_MINE: \"yes\"\n");
+    put(
+        "mine.local.yaml",
+        "layers:\n  process:\n    env:\n      set:\n        FROM_MINE: \"overridden\"\n",
+    );
+    let xdg = dir.path().join("xdg");
+    let with_xdg = |args: &[&str]| {
+        let mut cmd = command(who, args);
+        cmd.env("XDG_CONFIG_HOME", &xdg);
+        output_within(cmd, DEADLINE)
+    };
+    let o = with_xdg(&["profiles", "which", "mine"]);
+    assert_code(&o, 0);
+    let p = profiles.display();
+    assert_eq!(
+        stdout(&o),
+        format!("<shipped>/seccomp-default.yaml\n<shipped>/base.yaml\n<shipped>/strict.yaml\n{p}/strict.local.yaml\n{p}/mine.yaml\n{p}/mine.local.yaml\n")
+    );
+    let o = with_xdg(&[
+        "run",
+        "-p",
+        "mine",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo $FROM_STRICT_LOCAL $FROM_MINE",
+    ]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "yes overridden\n", "{}", stderr(&o));
+    // Control: without the search directory, neither exists.
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo ${FROM_STRICT_LOCAL:-none}",
+        ],
+    );
+    assert_eq!(stdout(&o), "none\n");
+    let o = with_xdg(&["profiles", "list"]);
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("mine ") && l.contains("my own")),
+        "{}",
+        stdout(&o)
+    );
+    // An overlay cannot extend anything.
+    put("mine.local.yaml", "extends: base\n");
+    let o = with_xdg(&["check", "mine"]);
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains("mine.local.yaml:1:10: a .local.yaml overlay has no extends"),
+        "{}",
+        stderr(&o)
+    );
+    // profiles edit: the user's overlay, created, edited, checked.
+    std::fs::remove_file(profiles.join("mine.local.yaml")).unwrap();
+    if who == As::Root {
+        let mut cmd = command(who, &["profiles", "edit", "mine"]);
+        cmd.env("XDG_CONFIG_HOME", &xdg)
+            .env("EDITOR", "sh -c 'printf \"layers:\\n  process:\\n    env:\\n      set:\\n        E: x\\n\" >> \"$0\"'");
+        let o = output_within(cmd, DEADLINE);
+        assert_code(&o, 0);
+        let text = std::fs::read_to_string(profiles.join("mine.local.yaml")).unwrap();
+        assert!(
+            text.contains("# Merged on top of the profile mine"),
+            "{text}"
+        );
     }
 });

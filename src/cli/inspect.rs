@@ -82,24 +82,121 @@ pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
 }
 
 pub fn profiles(action: ProfilesAction) -> Result<i32, Error> {
+    use crate::text::escape;
     match action {
         ProfilesAction::List => {
+            let mut seen = std::collections::BTreeSet::new();
+            for dir in profile::search_dirs() {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                let mut names: Vec<String> = entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.ends_with(".yaml") && !n.ends_with(".local.yaml"))
+                    .map(|n| n.trim_end_matches(".yaml").to_string())
+                    .collect();
+                names.sort();
+                for name in names {
+                    if seen.insert(name.clone()) {
+                        let desc = profile::load(&name)
+                            .map(|p| p.description)
+                            .unwrap_or_else(|e| format!("(invalid: {e})"));
+                        println!(
+                            "{:<18} {:<28} {}",
+                            escape(&name),
+                            escape(&dir.display().to_string()),
+                            escape(&desc)
+                        );
+                    }
+                }
+            }
             for (name, _) in SHIPPED {
+                if !seen.insert(name.to_string()) {
+                    continue;
+                }
                 let desc = profile::load(name)
                     .map(|p| p.description)
                     .unwrap_or_else(|e| format!("(invalid: {e})"));
-                println!("{name:<18} {}", crate::text::escape(&desc));
+                println!("{name:<18} {:<28} {}", "shipped", escape(&desc));
             }
             Ok(0)
         }
-        ProfilesAction::Show { name } => match SHIPPED.iter().find(|(n, _)| *n == name) {
-            Some((_, text)) => {
+        ProfilesAction::Show { name } => match profile::resolve(&name)? {
+            profile::Source::Shipped(n) => {
+                let text = SHIPPED
+                    .iter()
+                    .find(|(s, _)| *s == n)
+                    .map(|(_, t)| *t)
+                    .unwrap_or("");
                 print!("{text}");
                 Ok(0)
             }
-            None => Err(Error::Usage(format!(
-                "no shipped profile named {name:?}; see 'lasagna profiles list'"
-            ))),
+            profile::Source::File(p) => {
+                let text = crate::hostfs::read_config(&p, profile::MAX_PROFILE_BYTES)
+                    .map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
+                print!("{text}");
+                Ok(0)
+            }
         },
+        ProfilesAction::Which { name } => {
+            let p = profile::load(&name)?;
+            for f in &p.files {
+                println!("{}", escape(f));
+            }
+            Ok(0)
+        }
+        ProfilesAction::Edit { name } => edit(&name),
+    }
+}
+
+/// `profiles edit NAME`: the user's NAME.local.yaml in an editor, then a check of the
+/// merged profile.
+fn edit(name: &str) -> Result<i32, Error> {
+    if name.contains('/') || name.ends_with(".yaml") {
+        return Err(Error::Usage(format!(
+            "profiles edit takes a profile name, not a path ({})",
+            crate::text::escape(name)
+        )));
+    }
+    profile::resolve(name)?;
+    let dir = profile::search_dirs()
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Usage("neither XDG_CONFIG_HOME nor HOME is set".into()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+    let file = dir.join(format!("{name}.local.yaml"));
+    if !file.exists() {
+        let header = format!(
+            "# Merged on top of the profile {name} wherever it is used by name (no extends here).\n\
+             # `lasagna profiles which {name}` lists every file of it; `lasagna schema` the format.\n\
+             # layers:\n\
+             #   process:\n\
+             #     env:\n\
+             #       set:\n\
+             #         EXAMPLE: value\n"
+        );
+        std::fs::write(&file, header).map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
+    }
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&file)
+        .status()
+        .map_err(|e| Error::Io(format!("start {editor}: {e}")))?;
+    if !status.success() {
+        return Err(Error::Io(format!("{editor} exited with {status}")));
+    }
+    println!("{}", crate::text::escape(&file.display().to_string()));
+    match profile::load(name) {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            eprintln!("lasagna: {e}");
+            Ok(1)
+        }
     }
 }

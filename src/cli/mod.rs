@@ -72,7 +72,7 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// List or show the shipped profiles.
+    /// List, show, locate or adjust profiles.
     Profiles {
         #[command(subcommand)]
         action: ProfilesAction,
@@ -83,10 +83,16 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ProfilesAction {
-    /// List shipped profiles.
+    /// List every profile found: the user's, the system's and the shipped ones.
     List,
-    /// Print a shipped profile's YAML.
+    /// Print a profile's YAML (the file that NAME finds).
     Show { name: String },
+    /// Print each file that makes up a profile, in merge order (its `extends` chain root
+    /// first, then its `.local.yaml` overlays).
+    Which { name: String },
+    /// Open the user's NAME.local.yaml (created with a header if missing) in $VISUAL or
+    /// $EDITOR, then check the merged profile.
+    Edit { name: String },
 }
 
 #[derive(Debug, clap::Args)]

@@ -10,7 +10,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         return Err(Error::Chroot);
     }
     let overlay = overlay_of(&args).map_err(Error::Usage)?;
-    let mut profile = profile::load_with(profile::resolve(&args.profile)?, Some(&overlay))?;
+    let mut profile = profile::load_named(&args.profile, Some(&overlay))?;
     if let Some(cfg) = network_flags(&args, profile.network.as_ref())? {
         profile.network = Some(cfg);
     }

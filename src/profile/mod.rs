@@ -126,50 +126,69 @@ pub struct Profile {
     pub landlock: Option<landlock::Config>,
     pub seccomp: Option<seccomp::Config>,
     pub network: Option<network::Config>,
+    /// Every file that makes up the profile, in merge order (root first, `.local.yaml`
+    /// overlays last).
+    pub files: Vec<String>,
 }
 
-/// Find a profile by name or path: a path if it contains `/` or ends in `.yaml`/`.yml`,
-/// otherwise a shipped profile, otherwise a file in the user's profile directory.
+/// Find a profile by name or path: a path if it contains `/` or ends in `.yaml`/`.yml`;
+/// otherwise `NAME.yaml` in the search path ([`search_dirs`]: the user's, then the
+/// system's), otherwise a shipped profile.
 pub fn resolve(name_or_path: &str) -> Result<Source, ProfileError> {
-    let looks_like_path = name_or_path.contains('/')
-        || name_or_path.ends_with(".yaml")
-        || name_or_path.ends_with(".yml");
-    if !looks_like_path {
-        if let Some((name, _)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
-            return Ok(Source::Shipped(name));
-        }
-        for dir in user_profile_dirs() {
-            let candidate = dir.join(format!("{name_or_path}.yaml"));
-            if candidate.is_file() {
-                return Ok(Source::File(candidate));
-            }
-        }
-        let known: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
-        return Err(ProfileError {
-            file: PathBuf::from(name_or_path),
-            loc: None,
-            message: format!(
-                "no profile named {name_or_path:?}{}",
-                crate::text::did_you_mean(name_or_path, known.iter().copied())
-            ),
-            hint: Some(format!(
-                "shipped profiles: {}; or give a path to a .yaml file",
-                known.join(", ")
-            )),
-        });
+    if looks_like_path(name_or_path) {
+        return Ok(Source::File(PathBuf::from(name_or_path)));
     }
-    Ok(Source::File(PathBuf::from(name_or_path)))
+    for dir in search_dirs() {
+        let candidate = dir.join(format!("{name_or_path}.yaml"));
+        if candidate.is_file() {
+            return Ok(Source::File(candidate));
+        }
+    }
+    if let Some((name, _)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
+        return Ok(Source::Shipped(name));
+    }
+    let known: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+    Err(ProfileError {
+        file: PathBuf::from(name_or_path),
+        loc: None,
+        message: format!(
+            "no profile named {name_or_path:?}{}",
+            crate::text::did_you_mean(name_or_path, known.iter().copied())
+        ),
+        hint: Some(format!(
+            "shipped profiles: {}; `lasagna profiles list` shows every profile found; or give a path to a .yaml file",
+            known.join(", ")
+        )),
+    })
 }
 
-fn user_profile_dirs() -> Vec<PathBuf> {
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/') || s.ends_with(".yaml") || s.ends_with(".yml")
+}
+
+/// Where profiles are looked up by name, in order: `$XDG_CONFIG_HOME/lasagna/profiles`
+/// (`~/.config/...`), then `/etc/lasagna/profiles`; shipped profiles come last.
+pub fn search_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(cfg) = std::env::var_os("XDG_CONFIG_HOME") {
+    if let Some(cfg) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
         dirs.push(PathBuf::from(cfg).join("lasagna/profiles"));
-    } else if let Some(home) = std::env::var_os("HOME") {
+    } else if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         dirs.push(PathBuf::from(home).join(".config/lasagna/profiles"));
     }
     dirs.push(PathBuf::from("/etc/lasagna/profiles"));
     dirs
+}
+
+/// The `NAME.local.yaml` overlays of a profile named NAME, in merge order: the system's,
+/// then the user's (both on top of NAME).
+pub fn local_overlays(name: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = search_dirs()
+        .into_iter()
+        .map(|d| d.join(format!("{name}.local.yaml")))
+        .filter(|p| p.is_file())
+        .collect();
+    found.reverse();
+    found
 }
 
 fn read_source(source: &Source) -> Result<String, ProfileError> {
@@ -311,26 +330,52 @@ fn cut_fragments(message: &str, max: usize) -> String {
     out
 }
 
-/// Load a profile with its `extends` chain, then validate it.
+/// Load a profile with its `extends` chain and, for a name, its `.local.yaml` overlays,
+/// then validate it.
 pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+    load_named(name_or_path, None)
+}
+
+/// [`load`] with `run`'s ad-hoc flags on top.
+pub fn load_named(
+    name_or_path: &str,
+    overlay: Option<&overlay::Overlay>,
+) -> Result<Profile, ProfileError> {
     let source = resolve(name_or_path)?;
-    load_source(source)
+    let mut locals = if looks_like_path(name_or_path) {
+        Vec::new()
+    } else {
+        local_overlays(name_or_path)
+    };
+    // Outermost first: the user's overlay is the child of the system's.
+    locals.reverse();
+    load_chain(source, &locals, overlay)
 }
 
 pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
-    load_with(source, None)
+    load_chain(source, &[], None)
 }
 
-/// Load a profile with `run`'s ad-hoc flags merged on top as a last overlay.
-pub fn load_with(
+/// Load `source`'s chain under `locals` (`.local.yaml` overlays, outermost first) and
+/// `run`'s ad-hoc flags.
+fn load_chain(
     source: Source,
+    locals: &[PathBuf],
     overlay: Option<&overlay::Overlay>,
 ) -> Result<Profile, ProfileError> {
     let caller = vars::Vars::of_caller(None);
     let mut chain: Vec<(Source, ProfileFile)> = Vec::new();
     let mut seen: HashSet<PathBuf> = HashSet::new();
-    let mut next = Some(source);
-    while let Some(src) = next.take() {
+    // (source, is a `.local.yaml` overlay), in the order they are read: each profile
+    // reached by name comes after its overlays, which sit on top of it.
+    let mut queue: std::collections::VecDeque<(Source, bool)> = locals
+        .iter()
+        .cloned()
+        .map(|p| (Source::File(p), true))
+        .collect();
+    queue.push_back((source, false));
+    let mut local_flags: Vec<bool> = Vec::new();
+    while let Some((src, is_local)) = queue.pop_front() {
         let key = match &src {
             Source::File(p) => std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()),
             Source::Shipped(_) => src.display_path(),
@@ -379,18 +424,40 @@ pub fn load_with(
                 imp.value = src.dir().join(&imp.value).to_string_lossy().into_owned();
             }
         }
-        if let Some(ext) = &file.extends {
-            let parent = resolve_extends(&src, ext)?;
-            next = Some(parent);
+        if let (true, Some(ext)) = (is_local, &file.extends) {
+            return Err(ProfileError::at(
+                Loc::of(ext),
+                "a .local.yaml overlay has no extends: it is merged on top of the profile of its name",
+            )
+            .in_file(&src.display_path()));
         }
+        if let (false, Some(ext)) = (is_local, &file.extends) {
+            let parent = resolve_extends(&src, ext)?;
+            if !looks_like_path(&ext.value) {
+                let mut theirs = local_overlays(&ext.value);
+                theirs.reverse();
+                queue.extend(theirs.into_iter().map(|p| (Source::File(p), true)));
+            }
+            queue.push_back((parent, false));
+        }
+        local_flags.push(is_local);
         chain.push((src, file));
     }
-    let (top_source, _) = &chain[0];
+    let n_locals = local_flags.iter().take_while(|l| **l).count();
+    let files: Vec<String> = chain
+        .iter()
+        .rev()
+        .map(|(s, _)| s.display_path().display().to_string())
+        .collect();
+    let (top_source, _) = &chain[n_locals];
     let top_source = top_source.clone();
     let dir = top_source.dir();
     let names: Vec<String> = chain
         .iter()
-        .skip(1)
+        .zip(&local_flags)
+        .skip(n_locals + 1)
+        .filter(|(_, local)| !**local)
+        .map(|(c, _)| c)
         .map(|(s, f)| {
             f.name
                 .clone()
@@ -404,8 +471,8 @@ pub fn load_with(
         .collect();
     // Merge from the root of the chain down to the profile itself.
     let mut merged = ProfileFile::default();
-    let top_name = chain[0].1.name.clone();
-    let top_description = chain[0].1.description.clone();
+    let top_name = chain[n_locals].1.name.clone();
+    let top_description = chain[n_locals].1.description.clone();
     for (_, file) in chain.into_iter().rev() {
         merged = ProfileFile {
             // A profile's name and description are its own, not its parent's.
@@ -421,9 +488,11 @@ pub fn load_with(
         let extra = o.sections(&merged.layers)?;
         merged.layers = Merge::merge(merged.layers, extra);
     }
-    validate(merged, top_source, dir, names)
+    let mut profile = validate(merged, top_source, dir, names)
         .map_err(|e| attribute(e, &own_sections))
-        .map_err(|e| on_flag(e, flags))
+        .map_err(|e| on_flag(e, flags))?;
+    profile.files = files;
+    Ok(profile)
 }
 
 /// An error at an overlay value (line 0) names its flag instead of a line.
@@ -561,6 +630,7 @@ fn validate(
         network: checked(&s.network, &dir).map_err(at)?,
         source,
         extends,
+        files: Vec::new(),
     })
 }
 
