@@ -246,6 +246,9 @@ pub enum Error {
     Launch(#[from] crate::supervisor::LaunchError),
     #[error("{0}")]
     Io(String),
+    /// The profile's program is not on this host (exit 127, as a shell's command not found).
+    #[error("{0}")]
+    NotInstalled(String),
 }
 
 impl Error {
@@ -258,6 +261,7 @@ impl Error {
             | Error::Arm(crate::arm::ArmError::Prepare { .. })
             | Error::Launch(_)
             | Error::Io(_) => crate::launch::EXIT_SETUP_FAILED,
+            Error::NotInstalled(_) => crate::launch::EXIT_NOT_FOUND,
         }
     }
 }

@@ -14,6 +14,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     if let Some(cfg) = network_flags(&args, profile.network.as_ref())? {
         profile.network = Some(cfg);
     }
+    profile.find_program().map_err(Error::NotInstalled)?;
     let command = if args.command.is_empty() {
         profile.command.clone().ok_or_else(|| {
             Error::Usage(format!(

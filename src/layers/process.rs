@@ -38,11 +38,15 @@ pub const MAX_PASS_FDS: usize = 61;
 pub struct EnvSection {
     pub allow: Option<Vec<Spanned<String>>>,
     pub set: Option<BTreeMap<String, String>>,
+    /// `false`: none of the caller's variables but those `allow` names (the default list
+    /// of terminal and locale variables is not kept either).
+    pub inherit: Option<bool>,
 }
 
 crate::merge_fields!(EnvSection {
     allow: append,
-    set: append
+    set: append,
+    inherit: or
 });
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
@@ -123,7 +127,7 @@ impl Section {
             }
             allow.push(name.to_string());
         }
-        let default_allow = allow.is_empty();
+        let default_allow = allow.is_empty() && env.inherit != Some(false);
         if default_allow {
             allow = DEFAULT_ENV_ALLOW.iter().map(|s| s.to_string()).collect();
         }

@@ -27,12 +27,49 @@ const MAX_EXTENDS_DEPTH: usize = 16;
 
 /// The profiles shipped inside the binary, by name.
 pub const SHIPPED: &[(&str, &str)] = &[
-    ("base", include_str!("../../profiles/base.yaml")),
-    ("strict", include_str!("../../profiles/strict.yaml")),
     (
         "seccomp-default",
         include_str!("../../profiles/seccomp-default.yaml"),
     ),
+    ("base", include_str!("../../profiles/base.yaml")),
+    ("strict", include_str!("../../profiles/strict.yaml")),
+    ("cli-read", include_str!("../../profiles/cli-read.yaml")),
+    ("cli-write", include_str!("../../profiles/cli-write.yaml")),
+    (
+        "interpreter",
+        include_str!("../../profiles/interpreter.yaml"),
+    ),
+    ("build", include_str!("../../profiles/build.yaml")),
+    ("python3", include_str!("../../profiles/python3.yaml")),
+    ("node", include_str!("../../profiles/node.yaml")),
+    ("perl", include_str!("../../profiles/perl.yaml")),
+    ("ruby", include_str!("../../profiles/ruby.yaml")),
+    ("lua", include_str!("../../profiles/lua.yaml")),
+    ("sh", include_str!("../../profiles/sh.yaml")),
+    ("make", include_str!("../../profiles/make.yaml")),
+    ("cmake", include_str!("../../profiles/cmake.yaml")),
+    ("cargo", include_str!("../../profiles/cargo.yaml")),
+    ("jq", include_str!("../../profiles/jq.yaml")),
+    ("sqlite3", include_str!("../../profiles/sqlite3.yaml")),
+    ("tar", include_str!("../../profiles/tar.yaml")),
+    ("gzip", include_str!("../../profiles/gzip.yaml")),
+    ("xz", include_str!("../../profiles/xz.yaml")),
+    ("zstd", include_str!("../../profiles/zstd.yaml")),
+    ("unzip", include_str!("../../profiles/unzip.yaml")),
+    ("awk", include_str!("../../profiles/awk.yaml")),
+    ("sed", include_str!("../../profiles/sed.yaml")),
+    ("ripgrep", include_str!("../../profiles/ripgrep.yaml")),
+    (
+        "imagemagick",
+        include_str!("../../profiles/imagemagick.yaml"),
+    ),
+    ("ffmpeg", include_str!("../../profiles/ffmpeg.yaml")),
+    ("curl", include_str!("../../profiles/curl.yaml")),
+    ("wget", include_str!("../../profiles/wget.yaml")),
+    ("git", include_str!("../../profiles/git.yaml")),
+    ("untrusted", include_str!("../../profiles/untrusted.yaml")),
+    ("judge", include_str!("../../profiles/judge.yaml")),
+    ("agent", include_str!("../../profiles/agent.yaml")),
 ];
 
 pub const CHROOT_REFUSAL: &str = "chroot is not a security boundary: chroot(2) says it is not \
@@ -49,6 +86,11 @@ pub struct ProfileFile {
     pub description: Option<String>,
     pub extends: Option<Spanned<String>>,
     pub command: Option<Vec<String>>,
+    /// The program the profile is for: a run is refused, naming it and the profile, when
+    /// the host does not have it.
+    pub program: Option<String>,
+    /// The Debian package that provides `program` (for the fix in that message).
+    pub package: Option<String>,
     #[serde(default)]
     pub layers: Sections,
 }
@@ -129,6 +171,8 @@ pub struct Profile {
     /// Every file that makes up the profile, in merge order (root first, `.local.yaml`
     /// overlays last).
     pub files: Vec<String>,
+    /// The program the profile is for, and its Debian package.
+    pub program: Option<(String, Option<String>)>,
 }
 
 /// Find a profile by name or path: a path if it contains `/` or ends in `.yaml`/`.yml`;
@@ -480,6 +524,8 @@ fn load_chain(
             description: top_description.clone(),
             extends: None,
             command: file.command.or(merged.command),
+            program: file.program.or(merged.program),
+            package: file.package.or(merged.package),
             layers: Merge::merge(merged.layers, file.layers),
         };
     }
@@ -631,10 +677,40 @@ fn validate(
         source,
         extends,
         files: Vec::new(),
+        program: file.program.map(|p| (p, file.package)),
     })
 }
 
 impl Profile {
+    /// Where the host has the profile's program (searched in the sandbox's `PATH`, which
+    /// the view binds from the host), or why it is missing.
+    pub fn find_program(&self) -> Result<(), String> {
+        let Some((program, package)) = &self.program else {
+            return Ok(());
+        };
+        let path = self
+            .process
+            .as_ref()
+            .and_then(|p| p.env_set.get("PATH").cloned())
+            .unwrap_or_else(|| process::DEFAULT_PATH.to_string());
+        let found = path.split(':').filter(|d| d.starts_with('/')).any(|d| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(Path::new(d).join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        });
+        if found {
+            return Ok(());
+        }
+        let fix = match package {
+            Some(pkg) => format!("apt-get install {pkg}"),
+            None => format!("install {program}"),
+        };
+        Err(format!(
+            "profile {} is for {program}, which is not installed here (not in {path}); {fix}",
+            self.name
+        ))
+    }
+
     /// Whether the profile has a section for `layer`.
     pub fn section_present(&self, layer: crate::launch::Layer) -> bool {
         use crate::launch::Layer;

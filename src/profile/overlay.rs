@@ -246,6 +246,7 @@ impl Overlay {
                             .collect()
                     }),
                     set: (!self.env_set.is_empty()).then(|| self.env_set.iter().cloned().collect()),
+                    inherit: None,
                 });
             }
             out.process = Some(p);

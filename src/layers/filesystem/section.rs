@@ -117,7 +117,7 @@ impl Section {
                     .hint(format!("list {t} before {}", op.target())));
                 }
             }
-            if let Op::Mask { target } = op {
+            if let Op::Mask { target, .. } = op {
                 let in_built_tree = ["/proc", "/dev"].iter().any(|t| {
                     target.starts_with(&SandboxPath::parse(t).expect("a valid constant path"))
                 });
@@ -212,7 +212,7 @@ impl MountEntry {
         let is_bind = matches!(kind, "ro-bind" | "bind" | "dev-bind");
         if !is_bind {
             refuse("source", self.source.as_ref().map(Loc::of))?;
-            if self.optional.is_some() {
+            if self.optional.is_some() && kind != "mask" {
                 return Err(ProfileError::at(
                     loc,
                     format!("`optional` does not apply to {kind}"),
@@ -285,7 +285,10 @@ impl MountEntry {
                 content: self.content.unwrap_or_default().into_bytes(),
                 perms: perms.unwrap_or(0o444),
             },
-            _ => Op::Mask { target },
+            _ => Op::Mask {
+                target,
+                optional: self.optional.unwrap_or(false),
+            },
         };
         Ok((loc, op))
     }
@@ -329,6 +332,8 @@ pub enum Op {
     },
     Mask {
         target: SandboxPath,
+        /// Nothing there is not an error: the mask is left out, and the plan says so.
+        optional: bool,
     },
 }
 
@@ -340,7 +345,7 @@ impl Op {
             | Op::Dir { target, .. }
             | Op::Symlink { target, .. }
             | Op::File { target, .. }
-            | Op::Mask { target } => target,
+            | Op::Mask { target, .. } => target,
         }
     }
 
@@ -378,7 +383,11 @@ impl Op {
                     content.len()
                 )
             }
-            Op::Mask { target } => format!("{target} hidden (masked)"),
+            Op::Mask {
+                target,
+                optional: false,
+            } => format!("{target} hidden (masked)"),
+            Op::Mask { target, .. } => format!("{target} hidden (masked, if it exists)"),
         }
     }
 }

@@ -237,8 +237,14 @@ pub fn plan(cfg: &Config, fresh_proc: bool) -> FsPlan {
             },
             Op::Mask { .. } => What::Mask,
         };
+        let optional_mask = matches!(op, Op::Mask { optional: true, .. });
         match plan.place(&target, &what, &mut planned) {
             Ok(at) => plan.entries.push(Entry { target, what, at }),
+            Err(problem) if optional_mask && problem.contains(MASK_HIDES_NOTHING) => {
+                plan.notes.push(format!(
+                    "optional mask of {target} left out: nothing is there"
+                ))
+            }
             Err(problem) => plan.problems.push(problem),
         }
     }
@@ -752,6 +758,9 @@ fn real(asked: &SandboxPath, path: SandboxPath, via: Vec<String>) -> RulePath {
         .then(|| format!("{}: the rule for {asked} applies to {path}", via.join(", ")));
     RulePath::Real { path, note }
 }
+
+/// Every missing-mask problem says this (an optional mask is left out on it).
+const MASK_HIDES_NOTHING: &str = " hides nothing: ";
 
 fn missing_mask(target: &SandboxPath, why: &str) -> String {
     format!(
