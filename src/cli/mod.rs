@@ -3,6 +3,7 @@
 
 mod doctor;
 mod inspect;
+mod install;
 mod run;
 mod score;
 mod test;
@@ -77,8 +78,17 @@ pub enum Command {
         #[command(subcommand)]
         action: ProfilesAction,
     },
-    /// Print the profile format reference.
-    Schema,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (lasagna(1), one per subcommand, lasagna-profile(5)) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
+    /// Print the profile format reference (commented YAML), or with --json its JSON Schema.
+    Schema {
+        /// The JSON Schema, derived from the section types (for editors and validators).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,8 +290,18 @@ pub fn main(cli: Cli) -> Result<i32, Error> {
             json,
         } => score::score(&profile, threshold, json),
         Command::Probe { name, args } => Ok(crate::probe::run_inside(&name, &args)),
-        Command::Schema => {
-            print!("{}", include_str!("../../profiles/REFERENCE.yaml"));
+        Command::Completions { shell } => install::completions(shell),
+        Command::Man { dir } => install::man(&dir),
+        Command::Schema { json } => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::profile::schema::json())
+                        .expect("the schema serializes")
+                );
+            } else {
+                print!("{}", include_str!("../../profiles/REFERENCE.yaml"));
+            }
             Ok(0)
         }
     }

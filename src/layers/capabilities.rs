@@ -16,7 +16,7 @@ use crate::types::{Loc, ProfileError, Requirement};
 
 // ---- section: the profile's keys, merged over `extends`, checked into `Config` ----------
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,

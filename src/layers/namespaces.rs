@@ -16,7 +16,7 @@ use crate::types::{Loc, ProfileError, Requirement};
 
 // ---- section: the profile's keys, merged over `extends`, checked into `Config` ----------
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     #[serde(default)]
@@ -64,7 +64,7 @@ crate::merge_fields!(Section {
 });
 
 /// `host-uid:` as written: a number or the word `auto`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum HostIdRaw {
     Id(u32),

@@ -33,7 +33,7 @@ pub const MAX_PASS_FDS: usize = 61;
 
 // ---- section: the profile's keys, merged over `extends`, checked into `Config` ----------
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EnvSection {
     pub allow: Option<Vec<Spanned<String>>>,
@@ -49,7 +49,7 @@ crate::merge_fields!(EnvSection {
     inherit: or
 });
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,
@@ -57,11 +57,13 @@ pub struct Section {
     pub new_session: Option<bool>,
     pub die_with_parent: Option<bool>,
     /// Gone: every fd above 2 is always closed. Kept only to say so, with the fix.
+    #[schemars(skip)]
     pub close_fds: Option<Spanned<bool>>,
     /// Inherited fds that stay open in the payload; every other fd above 2 is closed.
     pub pass_fds: Option<Vec<Spanned<i64>>>,
     pub env: Option<EnvSection>,
     pub cwd: Option<Spanned<String>>,
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub timeout: Option<Spanned<String>>,
 }
 

@@ -11,18 +11,26 @@ const LAYER: crate::launch::At = crate::launch::At::Rlimits;
 
 // ---- section: the profile's keys, merged over `extends`, checked into `Config` ----------
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub nofile: Option<Spanned<String>>,
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub nproc: Option<Spanned<String>>,
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub fsize: Option<Spanned<String>>,
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub core: Option<Spanned<String>>,
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub cpu: Option<Spanned<String>>,
     #[serde(rename = "as")]
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub address_space: Option<Spanned<String>>,
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub stack: Option<Spanned<String>>,
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub memlock: Option<Spanned<String>>,
 }
 

@@ -6,6 +6,7 @@
 //! parsed at run time: [`shipped`] holds them compiled from the same YAML.
 
 pub mod overlay;
+pub mod schema;
 pub mod shipped;
 pub mod vars;
 
@@ -79,7 +80,7 @@ pub const CHROOT_HINT: &str = "use the `filesystem` layer (mount namespace + piv
 root detached) together with `landlock` for path rules";
 
 /// A profile file as written.
-#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ProfileFile {
     pub name: Option<String>,
@@ -96,7 +97,7 @@ pub struct ProfileFile {
 }
 
 /// One optional section per layer, as written.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Sections {
     pub namespaces: Option<namespaces::Section>,

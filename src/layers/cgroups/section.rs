@@ -11,7 +11,7 @@ use super::explain::human;
 use super::CPU_PERIOD_US;
 
 /// `layers: cgroups:` as written.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     /// `None` when not written: `extends` then keeps the parent's mode (default required).
@@ -40,14 +40,17 @@ crate::merge_fields!(Section {
     parent: or
 });
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MemorySection {
     #[serde(default)]
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub max: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub high: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub swap_max: Option<Spanned<String>>,
 }
 
@@ -57,7 +60,7 @@ crate::merge_fields!(MemorySection {
     swap_max: or
 });
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PidsSection {
     #[serde(default)]
@@ -66,7 +69,7 @@ pub struct PidsSection {
 
 crate::merge_fields!(PidsSection { max: or });
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CpuSection {
     /// CPU bandwidth in cores: 0.5 = half of one CPU per 100 ms period.
@@ -82,7 +85,7 @@ crate::merge_fields!(CpuSection {
     weight: or
 });
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct IoSection {
     /// Relative share, 1..10000, default 100 (io.weight semantics).

@@ -28,7 +28,7 @@ fn tmpfs_size(raw: &Spanned<String>) -> Result<u64, ProfileError> {
 
 /// One entry of `mounts:`. Exactly one kind key (`ro-bind`, `bind`, `tmpfs`, `dir`,
 /// `symlink`, `file`, `mask`) whose value is the path inside the sandbox.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MountEntry {
     pub ro_bind: Option<Spanned<String>>,
@@ -46,14 +46,16 @@ pub struct MountEntry {
     /// Inline content for `file`.
     pub content: Option<String>,
     /// Size limit for `tmpfs`.
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub size: Option<Spanned<String>>,
     /// Permission bits for `tmpfs`, `dir` and `file`, e.g. `0o755` or `"1777"`.
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub perms: Option<Spanned<String>>,
     /// A bind whose source is missing is skipped instead of being an error.
     pub optional: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,
@@ -64,6 +66,7 @@ pub struct Section {
     /// Build a minimal /dev (default true).
     pub dev: Option<bool>,
     /// Size of /dev/shm (default 64M).
+    #[schemars(with = "Option<crate::types::Scalar>")]
     pub dev_shm_size: Option<Spanned<String>>,
     #[serde(default)]
     pub mounts: Vec<MountEntry>,

@@ -13,7 +13,7 @@ use crate::types::{parse_path, Loc, ProfileError, Requirement, SandboxPath};
 // Profile section
 
 /// `layers: landlock:` as written.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     /// `None` when not written: `extends` then keeps the parent's mode (default required).
@@ -52,7 +52,7 @@ crate::merge_fields!(Section {
 });
 
 /// One `rules:` entry: exact rights on one path.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RuleSection {
     pub path: Spanned<String>,
@@ -63,7 +63,7 @@ pub struct RuleSection {
 }
 
 /// `net:` TCP ports the payload may bind and connect to; every other port is denied.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NetSection {
     #[serde(default)]

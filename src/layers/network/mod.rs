@@ -37,7 +37,7 @@ use crate::types::{Loc, ProfileError, Requirement, Spanned};
 
 // ---- section: the profile's `network:` as written, and its check ---------------------
 
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     pub mode: Option<Requirement>,

@@ -16,7 +16,7 @@ use super::oci;
 use super::tables::{self, Arch};
 
 /// `layers: seccomp:` as written.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Section {
     /// `None` when not written: `extends` then keeps the parent's mode (default required).
@@ -54,7 +54,7 @@ crate::merge_fields!(Section {
     import: or
 });
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AllowIf {
     pub syscalls: Vec<Spanned<String>>,
@@ -62,7 +62,7 @@ pub struct AllowIf {
     pub args: Vec<ArgSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Deny {
     pub syscalls: Vec<Spanned<String>>,
@@ -74,7 +74,7 @@ pub struct Deny {
 }
 
 /// `{index: 0..5, op: eq|ne|lt|le|gt|ge|masked-eq, value: N, mask: N}`
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ArgSpec {
     pub index: Spanned<u64>,
