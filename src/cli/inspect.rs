@@ -17,6 +17,15 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
                 eprintln!("{e}");
             }
             Ok(p) => {
+                if let Err(missing) = p.find_program() {
+                    findings += 1;
+                    eprintln!(
+                        "{}: {}",
+                        crate::text::escape(name),
+                        crate::text::escape(&missing)
+                    );
+                    continue;
+                }
                 let plan = plan::plan(&p, &host, &plan::Options::default());
                 let refused = plan.refusals();
                 if refused.is_empty() {

@@ -197,6 +197,10 @@ pub struct RunArgs {
     /// and port ranges too); implies --net proxy.
     #[arg(long = "allow", value_name = "HOST:PORT")]
     pub allow: Vec<String>,
+    /// Print the merged profile (with --bind and the other ad-hoc flags) as YAML, each
+    /// value with the file and line, or the flag, it comes from; run nothing.
+    #[arg(long)]
+    pub print_profile: bool,
     /// With --without: a layer that needs a switched-off one degrades instead of refusing
     /// the run (the fresh /proc without a pid namespace, Landlock rule paths without the view).
     #[arg(long)]

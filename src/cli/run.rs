@@ -10,6 +10,10 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         return Err(Error::Chroot);
     }
     let overlay = overlay_of(&args).map_err(Error::Usage)?;
+    if args.print_profile {
+        print!("{}", profile::print_profile(&args.profile, Some(&overlay))?);
+        return Ok(0);
+    }
     let mut profile = profile::load_named(&args.profile, Some(&overlay))?;
     if let Some(cfg) = network_flags(&args, profile.network.as_ref())? {
         profile.network = Some(cfg);

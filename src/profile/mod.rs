@@ -6,6 +6,7 @@
 //! parsed at run time: [`shipped`] holds them compiled from the same YAML.
 
 pub mod overlay;
+mod print;
 pub mod schema;
 pub mod shipped;
 pub mod vars;
@@ -408,6 +409,31 @@ fn load_chain(
     locals: &[PathBuf],
     overlay: Option<&overlay::Overlay>,
 ) -> Result<Profile, ProfileError> {
+    load_chain_printed(source, locals, overlay, false).map(|(p, _)| p)
+}
+
+/// `run --print-profile`: the merged profile (checked) as YAML, each located value with
+/// the file and line it comes from, or the flag.
+pub fn print_profile(
+    name_or_path: &str,
+    overlay: Option<&overlay::Overlay>,
+) -> Result<String, ProfileError> {
+    let source = resolve(name_or_path)?;
+    let mut locals = if looks_like_path(name_or_path) {
+        Vec::new()
+    } else {
+        local_overlays(name_or_path)
+    };
+    locals.reverse();
+    load_chain_printed(source, &locals, overlay, true).map(|(_, text)| text.unwrap_or_default())
+}
+
+fn load_chain_printed(
+    source: Source,
+    locals: &[PathBuf],
+    overlay: Option<&overlay::Overlay>,
+    print: bool,
+) -> Result<(Profile, Option<String>), ProfileError> {
     let caller = vars::Vars::of_caller(None);
     let mut chain: Vec<(Source, ProfileFile)> = Vec::new();
     let mut seen: HashSet<PathBuf> = HashSet::new();
@@ -535,11 +561,24 @@ fn load_chain(
         let extra = o.sections(&merged.layers)?;
         merged.layers = Merge::merge(merged.layers, extra);
     }
+    let printed = print.then(|| {
+        let files: Vec<(String, serde_json::Value)> = own_sections
+            .iter()
+            .rev()
+            .map(|(path, _, sections)| {
+                (
+                    path.display().to_string(),
+                    serde_json::to_value(sections).unwrap_or_default(),
+                )
+            })
+            .collect();
+        print::render(&merged, &files, flags)
+    });
     let mut profile = validate(merged, top_source, dir, names)
         .map_err(|e| attribute(e, &own_sections))
         .map_err(|e| on_flag(e, flags))?;
     profile.files = files;
-    Ok(profile)
+    Ok((profile, printed))
 }
 
 /// An error at an overlay value (line 0) names its flag instead of a line.
