@@ -318,34 +318,6 @@ both!(media_tools_convert, |who| {
     assert!(size > 10_000, "a half-second wav: {size} bytes");
 });
 
-/// An HTTP server on the host's 127.0.0.1 answering `body PORT`, for a few connections.
-fn http_server() -> u16 {
-    use std::io::{Read, Write};
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().take(16) {
-            let Ok(mut s) = s else { continue };
-            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let body = format!("body {port}\n");
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
 both!(network_clients_reach_only_what_is_allowed, |who| {
     let (ok, other) = (http_server(), http_server());
     let w = Work::new("shipped-net");

@@ -679,17 +679,8 @@ fn http(
             return respond(shared, client, "400 Bad Request", "CONNECT takes host:port");
         };
         (c.host, c.port) = (host, port);
-        let remote = match open(shared, c) {
-            Ok(r) => r,
-            Err(Failure::Denied) => {
-                let why = c.reason.clone().unwrap_or_default();
-                return respond(shared, client, "403 Forbidden", &why);
-            }
-            Err(Failure::Io(e)) => {
-                let why = c.reason.clone().unwrap_or_default();
-                let _ = respond(shared, client, "502 Bad Gateway", &why);
-                return Err(e);
-            }
+        let Some(remote) = open_http(shared, client, c)? else {
+            return Ok(());
         };
         write_all(
             shared,
@@ -755,21 +746,33 @@ fn http(
     }
     // One request per connection: the next one may name another host.
     forward.push_str("Connection: close\r\n\r\n");
-    let remote = match open(shared, c) {
-        Ok(r) => r,
-        Err(Failure::Denied) => {
-            let why = c.reason.clone().unwrap_or_default();
-            return respond(shared, client, "403 Forbidden", &why);
-        }
-        Err(Failure::Io(e)) => {
-            let why = c.reason.clone().unwrap_or_default();
-            let _ = respond(shared, client, "502 Bad Gateway", &why);
-            return Err(e);
-        }
+    let Some(remote) = open_http(shared, client, c)? else {
+        return Ok(());
     };
     let mut first = forward.into_bytes();
     first.extend_from_slice(&rest);
     relay(shared, client, &remote, &first, c)
+}
+
+/// [`open`] for an HTTP client: a denial is answered 403 and a failed connect 502, with
+/// the reason as the body (`None`: answered, nothing to relay).
+fn open_http(
+    shared: &Shared,
+    client: &TcpStream,
+    c: &mut Connection,
+) -> io::Result<Option<TcpStream>> {
+    match open(shared, c) {
+        Ok(r) => Ok(Some(r)),
+        Err(Failure::Denied) => {
+            let why = c.reason.clone().unwrap_or_default();
+            respond(shared, client, "403 Forbidden", &why).map(|()| None)
+        }
+        Err(Failure::Io(e)) => {
+            let why = c.reason.clone().unwrap_or_default();
+            let _ = respond(shared, client, "502 Bad Gateway", &why);
+            Err(e)
+        }
+    }
 }
 
 fn truncate(s: &str) -> String {
