@@ -264,3 +264,65 @@ both!(bad_flags_are_named, |who| {
         stderr(&o)
     );
 });
+
+both!(a_command_needs_no_double_dash, |who| {
+    // As with bwrap: the first word that is not an option of lasagna's starts the command,
+    // and what follows is the command's, options included.
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "/bin/echo",
+            "hi",
+            "-v",
+            "--bind",
+            "x",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "hi -v --bind x\n", "{}", stderr(&o));
+    let o = run(who, &["run", "-p", "strict", "--", "/bin/echo", "dashes"]);
+    assert_eq!(stdout(&o), "dashes\n");
+    // An unknown option before the command is still an error, not a command.
+    let o = run(who, &["run", "-p", "strict", "--bogus", "/bin/echo", "x"]);
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("unexpected argument '--bogus'"),
+        "{}",
+        stderr(&o)
+    );
+});
+
+#[test]
+fn a_degraded_layer_is_one_short_line_and_the_fix_is_in_the_report() {
+    if !can_run(
+        "a_degraded_layer_is_one_short_line_and_the_fix_is_in_the_report",
+        As::User,
+    ) {
+        return;
+    }
+    // Unprivileged without a delegated cgroup: strict's best-effort cgroups degrade.
+    let o = run(As::User, &["run", "-p", "strict", "--", "/bin/true"]);
+    assert_code(&o, 0);
+    let line = stderr(&o);
+    let line = line
+        .lines()
+        .find(|l| l.starts_with("lasagna: cgroups degraded:"))
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        line.len() < 240 && line.contains("RLIMIT_AS") && line.contains("-v"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("mkdir"),
+        "the fix is not on every run's stderr: {line}"
+    );
+    let o = run(As::User, &["run", "-p", "strict", "-v", "--", "/bin/true"]);
+    assert!(
+        stderr(&o).contains("chown -R"),
+        "-v gives the fix: {}",
+        stderr(&o)
+    );
+}

@@ -208,8 +208,10 @@ pub struct RunArgs {
     /// Refused: chroot is not a security boundary.
     #[arg(long, value_name = "DIR", hide = true)]
     pub chroot: Option<String>,
-    /// The command and its arguments (default: the profile's `command`).
-    #[arg(last = true)]
+    /// The command and its arguments (default: the profile's `command`). Everything from
+    /// the first word that is not one of lasagna's options is the command's, as with
+    /// bwrap; `--` before it is accepted too.
+    #[arg(trailing_var_arg = true)]
     pub command: Vec<String>,
 }
 

@@ -91,10 +91,18 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     }
     for l in &plan.layers {
         if let Decision::Degrade(reason) = &l.decision {
+            // One line on every such run: the reason without its fix, which -v, the report
+            // and explain carry in full.
+            let (short, cut) = without_hint(reason);
             eprintln!(
-                "lasagna: {} degraded: {}",
+                "lasagna: {} degraded: {}{}",
                 l.layer,
-                crate::text::escape(reason)
+                crate::text::escape(&short),
+                if cut && !args.verbose {
+                    " (-v or `lasagna explain` gives the fix)"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -205,4 +213,49 @@ fn overlay_of(args: &RunArgs) -> Result<profile::overlay::Overlay, String> {
         o.cpus(n)?;
     }
     Ok(o)
+}
+
+/// `reason` without its `(hint: ...)` parts, and whether there were any.
+fn without_hint(reason: &str) -> (String, bool) {
+    let mut out = String::new();
+    let mut rest = reason;
+    let mut cut = false;
+    while let Some(at) = rest.find(" (hint: ") {
+        out.push_str(&rest[..at]);
+        let mut depth = 0usize;
+        let mut end = rest.len();
+        for (i, ch) in rest[at + 1..].char_indices() {
+            match ch {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = at + 1 + i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &rest[end..];
+        cut = true;
+    }
+    out.push_str(rest);
+    (out, cut)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_degraded_line_keeps_the_reason_and_drops_the_fix() {
+        let (short, cut) = super::without_hint(
+            "the cgroup v1 hierarchies memory, pids are not writable by this user (hint: as root: mkdir /a/x (once); then set parent); payload gets RLIMIT_AS instead",
+        );
+        assert!(cut);
+        assert_eq!(short, "the cgroup v1 hierarchies memory, pids are not writable by this user; payload gets RLIMIT_AS instead");
+        assert_eq!(
+            super::without_hint("plain reason"),
+            ("plain reason".to_string(), false)
+        );
+    }
 }

@@ -284,9 +284,11 @@ fn refusal_v1(blocked: &[&(&str, PathBuf)]) -> String {
             format!("mkdir /sys/fs/cgroup/{c}/lasagna && chown -R $USER /sys/fs/cgroup/{c}/lasagna")
         })
         .collect();
+    let names: Vec<&str> = blocked.iter().map(|(c, _)| *c).collect();
     format!(
-        "cgroup v1 directories {} are not writable by this user (hint: as root: {}; then set \
-         cgroups parent: /lasagna)",
+        "the cgroup v1 hierarchies {} are not writable by this user (hint: {} cannot be \
+         written; as root: {}; then set cgroups parent: /lasagna)",
+        names.join(", "),
         dirs.join(", "),
         fix.join("; ")
     )
