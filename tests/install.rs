@@ -72,3 +72,45 @@ fn man_pages_cover_every_subcommand_and_the_format() {
         "the reference is in it"
     );
 }
+
+#[test]
+fn doctor_has_four_statuses() {
+    let o = run(As::Root, &["doctor", "--json"]);
+    assert_code(&o, 0);
+    let findings: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let statuses: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| ["ok", "warn", "fail", "info"].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&"ok") && statuses.contains(&"info"),
+        "{statuses:?}"
+    );
+    // legacy TIOCSTI is a warning where the kernel has it on, not an ok.
+    let tiocsti = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["detail"].as_str().unwrap().contains("TIOCSTI"))
+        .unwrap();
+    let on = std::fs::read_to_string("/proc/sys/dev/tty/legacy_tiocsti")
+        .map(|v| v.trim() != "0")
+        .unwrap_or(true);
+    assert_eq!(tiocsti["status"], if on { "warn" } else { "ok" });
+    let text = stdout(&run(As::Root, &["doctor"]));
+    assert!(
+        text.lines()
+            .all(|l| ["ok ", "WARN", "FAIL", "info", "     "]
+                .iter()
+                .any(|p| l.starts_with(p))),
+        "{text}"
+    );
+}

@@ -6,9 +6,33 @@ use serde::Serialize;
 use crate::cli::Error;
 use crate::host::Host;
 
+/// What a line of `doctor` says: the host gives it (`ok`), gives it with a caveat
+/// (`warn`), cannot give it (`fail`), or a fact (`info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Info,
+}
+
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Status::Ok => "ok  ",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::Info => "info",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Finding {
     layer: &'static str,
+    status: Status,
+    /// `status` is not `fail` (kept for readers of the older form).
     supported: bool,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -21,9 +45,24 @@ fn finding(
     detail: impl Into<String>,
     fix: Option<String>,
 ) -> Finding {
+    with_status(
+        layer,
+        if supported { Status::Ok } else { Status::Fail },
+        detail,
+        fix,
+    )
+}
+
+fn with_status(
+    layer: &'static str,
+    status: Status,
+    detail: impl Into<String>,
+    fix: Option<String>,
+) -> Finding {
     Finding {
         layer,
-        supported,
+        status,
+        supported: status != Status::Fail,
         detail: detail.into(),
         fix,
     }
@@ -49,9 +88,9 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
         None,
     ));
     if let Some(c) = &host.container {
-        out.push(finding(
+        out.push(with_status(
             "host",
-            true,
+            Status::Warn,
             format!("inside a container: {c}; its runtime may block user namespaces, mounting /proc, or seccomp"),
             Some("run lasagna on the host, or give the container a seccomp/AppArmor profile that allows unshare and mount (e.g. podman --security-opt seccomp=unconfined)".into()),
         ));
@@ -115,9 +154,13 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
         Some(false) => "legacy TIOCSTI disabled (dev.tty.legacy_tiocsti=0)".to_string(),
         None => "dev.tty.legacy_tiocsti not present (kernel < 6.2: TIOCSTI always works; the new session stops it)".to_string(),
     };
-    out.push(finding(
+    out.push(with_status(
         "process",
-        true,
+        if host.legacy_tiocsti == Some(false) {
+            Status::Ok
+        } else {
+            Status::Warn
+        },
         tiocsti,
         (host.legacy_tiocsti != Some(false))
             .then(|| "sysctl -w dev.tty.legacy_tiocsti=0 (host-wide hardening)".to_string()),
@@ -133,13 +176,28 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
         (host.landlock_abi == 0).then(|| "boot with lsm=landlock,... (Linux 5.13+); Landlock TCP rules need 6.7+, scopes 6.12+".to_string()),
     ));
     for (k, v) in crate::layers::landlock::doctor() {
-        out.push(finding("landlock", true, format!("{k}: {v}"), None));
+        out.push(with_status(
+            "landlock",
+            Status::Info,
+            format!("{k}: {v}"),
+            None,
+        ));
     }
     for (k, v) in crate::layers::cgroups::doctor() {
-        out.push(finding("cgroups", true, format!("{k}: {v}"), None));
+        out.push(with_status(
+            "cgroups",
+            Status::Info,
+            format!("{k}: {v}"),
+            None,
+        ));
     }
     for (k, v) in crate::layers::seccomp::doctor() {
-        out.push(finding("seccomp", true, format!("{k}: {v}"), None));
+        out.push(with_status(
+            "seccomp",
+            Status::Info,
+            format!("{k}: {v}"),
+            None,
+        ));
     }
     if json {
         println!(
@@ -148,10 +206,9 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
         );
     } else {
         for f in &out {
-            let mark = if f.supported { "ok " } else { "NO " };
-            println!("{mark} {:<13} {}", f.layer, f.detail);
+            println!("{} {:<13} {}", f.status.word(), f.layer, f.detail);
             if let Some(fix) = &f.fix {
-                println!("    {:<13} fix: {fix}", "");
+                println!("     {:<13} fix: {fix}", "");
             }
         }
     }
