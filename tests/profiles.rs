@@ -659,3 +659,37 @@ both!(search_path_and_local_overlays, |who| {
         );
     }
 });
+
+#[test]
+fn a_scalar_where_a_mapping_belongs_says_what_the_key_takes() {
+    check_error(
+        "layers:\n  cgroups:\n    memory: 256M\n",
+        "3:13",
+        "`memory` takes a mapping: {max: SIZE",
+    );
+    check_error(
+        "layers:\n  landlock:\n    net: 443\n",
+        "3:10",
+        "`net` takes a mapping: {bind: [PORT], connect: [PORT]}",
+    );
+    check_error(
+        "layers:\n  seccomp: strict\n",
+        "2:12",
+        "`seccomp` takes a mapping: the seccomp layer's keys",
+    );
+}
+
+#[test]
+fn a_cpu_time_the_kernel_cannot_enforce_is_an_error() {
+    // RLIMIT_CPU counts whole seconds; 500ms used to become 1 s without a word.
+    check_error(
+        "layers:\n  rlimits:\n    cpu: 500ms\n",
+        "3:10",
+        "the kernel limits CPU time in whole seconds",
+    );
+    check_error(
+        "layers:\n  rlimits:\n    cpu: 1500ms\n",
+        "3:10",
+        "write cpu: 2s",
+    );
+}

@@ -109,9 +109,19 @@ impl Section {
             if raw.value.trim() == "unlimited" {
                 return Ok(None);
             }
-            parse_duration(&raw.value)
-                .map(|d| Some(d.as_secs().max(1)))
-                .map_err(|m| ProfileError::at(Loc::of(raw), m))
+            let d = parse_duration(&raw.value).map_err(|m| ProfileError::at(Loc::of(raw), m))?;
+            // RLIMIT_CPU counts whole seconds: 500ms would silently become 1 s.
+            if d.subsec_nanos() != 0 || d.as_secs() == 0 {
+                return Err(ProfileError::at(
+                    Loc::of(raw),
+                    format!(
+                        "cpu: the kernel limits CPU time in whole seconds; {:?} is not a whole number of seconds above 0",
+                        raw.value
+                    ),
+                )
+                .hint(format!("write cpu: {}s", d.as_secs_f64().ceil().max(1.0) as u64)));
+            }
+            Ok(Some(d.as_secs()))
         };
         for (limit, raw) in [
             (Limit::Nofile, &self.nofile),

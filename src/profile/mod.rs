@@ -279,8 +279,43 @@ pub fn parse_text(text: &str, file: &Path) -> Result<ProfileFile, ProfileError> 
             err.hint =
                 Some("inside [ ] or { }, quote a value that holds a variable: [\"${CWD}\"]".into());
         }
+        // A scalar where a mapping belongs: say what the key takes.
+        if err.message.contains("expected mapping") || err.message.contains("expected struct") {
+            let key = line
+                .trim_start()
+                .trim_start_matches("- ")
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim();
+            if let Some(takes) = mapping_shape(key) {
+                err.message = format!("`{key}` takes a mapping: {takes}");
+            }
+        }
         err
     })
+}
+
+/// What a key that takes a mapping looks like, for the error when it is given a scalar.
+fn mapping_shape(key: &str) -> Option<String> {
+    let example = match key {
+        "memory" => "{max: SIZE, high: SIZE, swap-max: SIZE}, e.g. memory: {max: 256M}",
+        "pids" => "{max: N}, e.g. pids: {max: 64}",
+        "cpu" => "{cores: N, weight: N}, e.g. cpu: {cores: 0.5}",
+        "io" => "{weight: N}, e.g. io: {weight: 100}",
+        "env" => "{allow: [NAME], set: {NAME: value}, inherit: BOOL}",
+        "net" => "{bind: [PORT], connect: [PORT]}, e.g. net: {connect: [443]}",
+        "layers" => {
+            "one section per layer (network, namespaces, filesystem, ...); see `lasagna schema`"
+        }
+        k if crate::launch::Layer::from_name(k).is_some() => {
+            return Some(format!(
+                "the {k} layer's keys, e.g. {k}: {{mode: required}}; see `lasagna schema`"
+            ))
+        }
+        _ => return None,
+    };
+    Some(example.to_string())
 }
 
 fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ProfileError {
