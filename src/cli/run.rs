@@ -127,11 +127,16 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     }
     if let Some(f) = &outcome.failure {
         match f.layer.as_str() {
-            "exec" => eprintln!(
-                "lasagna: cannot run {}: {}",
-                crate::text::escape(&armed.exec.program),
-                f.errno.desc()
-            ),
+            "exec" => {
+                eprintln!(
+                    "lasagna: cannot run {}: {}",
+                    crate::text::escape(&armed.exec.program),
+                    f.errno.desc()
+                );
+                if let Some(why) = exec_hint(&armed, f.errno) {
+                    eprintln!("lasagna: {}", crate::text::escape(&why));
+                }
+            }
             _ => eprintln!("lasagna: {f}"),
         }
     }
@@ -242,6 +247,95 @@ fn without_hint(reason: &str) -> (String, bool) {
     }
     out.push_str(rest);
     (out, cut)
+}
+
+/// Why an execve inside failed, from the plan: the layer that refused it and the fix.
+fn exec_hint(armed: &arm::Armed, errno: nix::errno::Errno) -> Option<String> {
+    use nix::errno::Errno;
+    let plan = &armed.plan;
+    let program = armed.exec.program.as_str();
+    let cwd = plan.cwd.trim_end_matches('/');
+    if !program.contains('/') {
+        return (errno == Errno::ENOENT).then(|| {
+            format!(
+                "{program} is not in the sandbox's PATH; the view has what the profile binds \
+                 (lasagna explain {} lists it), so a program outside it needs a --ro-bind",
+                crate::text::escape(&plan.profile)
+            )
+        });
+    }
+    let inside = if program.starts_with('/') {
+        program.to_string()
+    } else {
+        format!("{cwd}/{}", program.trim_start_matches("./"))
+    };
+    let dir = inside
+        .rsplit_once('/')
+        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+    let under =
+        |p: &str, root: &str| p == root || root == "/" || p.starts_with(&format!("{root}/"));
+    match errno {
+        Errno::EACCES => {
+            let lp = plan.landlock.as_ref()?;
+            let exec = ::landlock::AccessFs::Execute;
+            if !lp.handled_fs.contains(exec) {
+                return None;
+            }
+            let covered = lp
+                .paths
+                .iter()
+                .any(|r| r.access.contains(exec) && under(&inside, r.path.as_str()));
+            (!covered).then(|| {
+                let with: Vec<&str> = lp
+                    .paths
+                    .iter()
+                    .filter(|r| r.access.contains(exec))
+                    .map(|r| r.path.as_str())
+                    .collect();
+                format!(
+                    "landlock: {dir} has no execute right (execute is granted on {}); add \
+                     `landlock: exec: [{dir}]` to the profile, or bind it with --ro-bind or \
+                     --ro-bind-cwd, which grant execute",
+                    if with.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        with.join(", ")
+                    }
+                )
+            })
+        }
+        Errno::ENOENT if !program.starts_with('/') => {
+            let fs = plan.filesystem.as_ref()?;
+            let what = fs
+                .entries
+                .iter()
+                .find(|e| e.target.as_str() == cwd)
+                .map(|e| match &e.what {
+                    crate::layers::filesystem::view::What::Tmpfs { .. } => {
+                        " (an empty tmpfs)".to_string()
+                    }
+                    crate::layers::filesystem::view::What::Bind { source, .. } => {
+                        format!(" (the host's {})", source.display())
+                    }
+                    _ => String::new(),
+                })
+                .unwrap_or_default();
+            let host = std::env::current_dir().ok()?;
+            let host = host.to_string_lossy();
+            let bound = fs.entries.iter().any(|e| {
+                matches!(&e.what, crate::layers::filesystem::view::What::Bind { source, .. }
+                    if source.to_string_lossy() == host)
+            });
+            (!bound).then(|| {
+                format!(
+                    "{program} is relative to the working directory inside, {cwd}{what}; your \
+                     directory {host} is not bound into the sandbox: add --ro-bind-cwd (or \
+                     --bind-cwd to let it write there)"
+                )
+            })
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
