@@ -237,15 +237,16 @@ pub fn plan(cfg: &Config, fresh_proc: bool) -> FsPlan {
             },
             Op::Mask { .. } => What::Mask,
         };
-        let optional_mask = matches!(op, Op::Mask { optional: true, .. });
         match plan.place(&target, &what, &mut planned) {
             Ok(at) => plan.entries.push(Entry { target, what, at }),
-            Err(problem) if optional_mask && problem.contains(MASK_HIDES_NOTHING) => {
+            Err(NotPlaced::Nothing(_)) if matches!(op, Op::Mask { optional: true, .. }) => {
                 plan.notes.push(format!(
                     "optional mask of {target} left out: nothing is there"
                 ))
             }
-            Err(problem) => plan.problems.push(problem),
+            Err(NotPlaced::Nothing(problem) | NotPlaced::Problem(problem)) => {
+                plan.problems.push(problem)
+            }
         }
     }
     plan
@@ -470,7 +471,7 @@ impl FsPlan {
         target: &SandboxPath,
         what: &What,
         planned: &mut HashSet<PathBuf>,
-    ) -> Result<Site, String> {
+    ) -> Result<Site, NotPlaced> {
         let need = match what {
             What::Bind { dir: true, .. } | What::Tmpfs { .. } | What::Dir { .. } => Need::Dir,
             What::Bind { dir: false, .. } | What::File { .. } => Need::File,
@@ -483,24 +484,30 @@ impl FsPlan {
                 return Ok(Site::Builtin);
             }
             if need == Need::Existing && !self.created(target) {
-                return Err(missing_mask(target, "nothing in the sandbox is there"));
+                return Err(NotPlaced::Nothing(missing_mask(
+                    target,
+                    "nothing in the sandbox is there",
+                )));
             }
             return Ok(Site::Own);
         };
         match &container.what {
-            What::Link { to } => Err(format!(
+            What::Link { to } => Err(NotPlaced::Problem(format!(
                 "{LAYER}: {target} is below the symlink {} (to {}); write the path without the \
                  link",
                 container.target,
                 crate::text::quote(to)
-            )),
-            What::File { .. } | What::Bind { dir: false, .. } => Err(format!(
+            ))),
+            What::File { .. } | What::Bind { dir: false, .. } => Err(NotPlaced::Problem(format!(
                 "{LAYER}: {target} is below {}, which is a file",
                 container.target
-            )),
+            ))),
             What::Tmpfs { .. } | What::Dir { .. } | What::Mask => {
                 if need == Need::Existing && !self.created(target) {
-                    return Err(missing_mask(target, "nothing in the sandbox is there"));
+                    return Err(NotPlaced::Nothing(missing_mask(
+                        target,
+                        "nothing in the sandbox is there",
+                    )));
                 }
                 Ok(Site::Own)
             }
@@ -544,7 +551,7 @@ impl FsPlan {
         need: Need,
         place: HostPlace<'_>,
         planned: &mut HashSet<PathBuf>,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotPlaced> {
         let target = place.target;
         let fail = |e: WalkError| format!("{LAYER}: {target}: {e}");
         let mut dir = Some(hostfs::walk(base, Links::None, true).map_err(fail)?);
@@ -562,20 +569,20 @@ impl FsPlan {
             };
             match found {
                 Some(node) if node.kind() == Kind::Symlink => {
-                    return Err(format!(
+                    return Err(NotPlaced::Problem(format!(
                         "{LAYER}: check mount point {target}: {} is a symlink in the bound host \
                          directory {} (ELOOP); no link there is followed (a payload could have \
                          planted it); remove it on the host",
                         path.display(),
                         place.bind
-                    ))
+                    )))
                 }
                 Some(node) if !last => {
                     if node.kind() != Kind::Dir {
-                        return Err(format!(
+                        return Err(NotPlaced::Problem(format!(
                             "{LAYER}: {target}: {} is not a directory",
                             path.display()
-                        ));
+                        )));
                     }
                     dir = Some(Rc::new(node));
                 }
@@ -587,30 +594,30 @@ impl FsPlan {
                         Need::Absent => false,
                     };
                     if !ok {
-                        return Err(format!(
+                        return Err(NotPlaced::Problem(format!(
                             "{LAYER}: {target}: {} is a {} on the host, not what the entry needs",
                             path.display(),
                             node.kind()
-                        ));
+                        )));
                     }
                 }
                 None if planned.contains(&path) => dir = None,
                 None => {
                     if need == Need::Existing {
-                        return Err(missing_mask(
+                        return Err(NotPlaced::Nothing(missing_mask(
                             target,
                             &format!("{} does not exist", path.display()),
-                        ));
+                        )));
                     }
                     if place.read_only {
-                        return Err(format!(
+                        return Err(NotPlaced::Problem(format!(
                             "{LAYER}: {target} does not exist in the read-only bind {} (host {}); \
                              lasagna does not create mount points in a read-only host \
                              directory: create it on the host, or bind {} read-write",
                             place.bind,
                             path.display(),
                             place.bind
-                        ));
+                        )));
                     }
                     let kind = if !last {
                         CreateKind::Dir {
@@ -759,8 +766,18 @@ fn real(asked: &SandboxPath, path: SandboxPath, via: Vec<String>) -> RulePath {
     RulePath::Real { path, note }
 }
 
-/// Every missing-mask problem says this (an optional mask is left out on it).
-const MASK_HIDES_NOTHING: &str = " hides nothing: ";
+/// Why an entry could not be placed: nothing is there for a mask to hide (which an
+/// optional mask accepts), or any other problem.
+enum NotPlaced {
+    Nothing(String),
+    Problem(String),
+}
+
+impl From<String> for NotPlaced {
+    fn from(problem: String) -> NotPlaced {
+        NotPlaced::Problem(problem)
+    }
+}
 
 fn missing_mask(target: &SandboxPath, why: &str) -> String {
     format!(
