@@ -27,52 +27,55 @@ pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
 /// Longest `extends` chain accepted.
 const MAX_EXTENDS_DEPTH: usize = 16;
 
-/// The profiles shipped inside the binary, by name.
-pub const SHIPPED: &[(&str, &str)] = &[
-    (
-        "seccomp-default",
-        include_str!("../../profiles/seccomp-default.yaml"),
-    ),
-    ("base", include_str!("../../profiles/base.yaml")),
-    ("strict", include_str!("../../profiles/strict.yaml")),
-    ("cli-read", include_str!("../../profiles/cli-read.yaml")),
-    ("cli-write", include_str!("../../profiles/cli-write.yaml")),
-    (
-        "interpreter",
-        include_str!("../../profiles/interpreter.yaml"),
-    ),
-    ("build", include_str!("../../profiles/build.yaml")),
-    ("python3", include_str!("../../profiles/python3.yaml")),
-    ("node", include_str!("../../profiles/node.yaml")),
-    ("perl", include_str!("../../profiles/perl.yaml")),
-    ("ruby", include_str!("../../profiles/ruby.yaml")),
-    ("lua", include_str!("../../profiles/lua.yaml")),
-    ("sh", include_str!("../../profiles/sh.yaml")),
-    ("make", include_str!("../../profiles/make.yaml")),
-    ("cmake", include_str!("../../profiles/cmake.yaml")),
-    ("cargo", include_str!("../../profiles/cargo.yaml")),
-    ("jq", include_str!("../../profiles/jq.yaml")),
-    ("sqlite3", include_str!("../../profiles/sqlite3.yaml")),
-    ("tar", include_str!("../../profiles/tar.yaml")),
-    ("gzip", include_str!("../../profiles/gzip.yaml")),
-    ("xz", include_str!("../../profiles/xz.yaml")),
-    ("zstd", include_str!("../../profiles/zstd.yaml")),
-    ("unzip", include_str!("../../profiles/unzip.yaml")),
-    ("awk", include_str!("../../profiles/awk.yaml")),
-    ("sed", include_str!("../../profiles/sed.yaml")),
-    ("ripgrep", include_str!("../../profiles/ripgrep.yaml")),
-    (
-        "imagemagick",
-        include_str!("../../profiles/imagemagick.yaml"),
-    ),
-    ("ffmpeg", include_str!("../../profiles/ffmpeg.yaml")),
-    ("curl", include_str!("../../profiles/curl.yaml")),
-    ("wget", include_str!("../../profiles/wget.yaml")),
-    ("git", include_str!("../../profiles/git.yaml")),
-    ("untrusted", include_str!("../../profiles/untrusted.yaml")),
-    ("judge", include_str!("../../profiles/judge.yaml")),
-    ("agent", include_str!("../../profiles/agent.yaml")),
-];
+/// One list of the shipped profiles: their YAML (the source, for `profiles show` and the
+/// reference) and their generated JSON (what a launch parses, `profile::shipped`).
+macro_rules! shipped_profiles {
+    ($($name:literal),* $(,)?) => {
+        /// The profiles shipped inside the binary, by name.
+        pub const SHIPPED: &[(&str, &str)] =
+            &[$(($name, include_str!(concat!("../../profiles/", $name, ".yaml")))),*];
+        /// The same profiles as JSON generated from their YAML (`make shipped`).
+        const SHIPPED_JSON: &[(&str, &str)] =
+            &[$(($name, include_str!(concat!("shipped/json/", $name, ".json")))),*];
+    };
+}
+
+shipped_profiles!(
+    "seccomp-default",
+    "base",
+    "strict",
+    "cli-read",
+    "cli-write",
+    "interpreter",
+    "build",
+    "python3",
+    "node",
+    "perl",
+    "ruby",
+    "lua",
+    "sh",
+    "make",
+    "cmake",
+    "cargo",
+    "jq",
+    "sqlite3",
+    "tar",
+    "gzip",
+    "xz",
+    "zstd",
+    "unzip",
+    "awk",
+    "sed",
+    "ripgrep",
+    "imagemagick",
+    "ffmpeg",
+    "curl",
+    "wget",
+    "git",
+    "untrusted",
+    "judge",
+    "agent",
+);
 
 pub const CHROOT_REFUSAL: &str = "chroot is not a security boundary: chroot(2) says it is not \
 intended for security; a process that can chroot again walks out with '..', and a directory \

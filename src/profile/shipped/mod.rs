@@ -10,42 +10,7 @@ use super::ProfileFile;
 use crate::types::PlainSpans;
 
 /// `(name, JSON)` of every shipped profile, in the order of `profile::SHIPPED`.
-const JSON: &[(&str, &str)] = &[
-    ("seccomp-default", include_str!("json/seccomp-default.json")),
-    ("base", include_str!("json/base.json")),
-    ("strict", include_str!("json/strict.json")),
-    ("cli-read", include_str!("json/cli-read.json")),
-    ("cli-write", include_str!("json/cli-write.json")),
-    ("interpreter", include_str!("json/interpreter.json")),
-    ("build", include_str!("json/build.json")),
-    ("python3", include_str!("json/python3.json")),
-    ("node", include_str!("json/node.json")),
-    ("perl", include_str!("json/perl.json")),
-    ("ruby", include_str!("json/ruby.json")),
-    ("lua", include_str!("json/lua.json")),
-    ("sh", include_str!("json/sh.json")),
-    ("make", include_str!("json/make.json")),
-    ("cmake", include_str!("json/cmake.json")),
-    ("cargo", include_str!("json/cargo.json")),
-    ("jq", include_str!("json/jq.json")),
-    ("sqlite3", include_str!("json/sqlite3.json")),
-    ("tar", include_str!("json/tar.json")),
-    ("gzip", include_str!("json/gzip.json")),
-    ("xz", include_str!("json/xz.json")),
-    ("zstd", include_str!("json/zstd.json")),
-    ("unzip", include_str!("json/unzip.json")),
-    ("awk", include_str!("json/awk.json")),
-    ("sed", include_str!("json/sed.json")),
-    ("ripgrep", include_str!("json/ripgrep.json")),
-    ("imagemagick", include_str!("json/imagemagick.json")),
-    ("ffmpeg", include_str!("json/ffmpeg.json")),
-    ("curl", include_str!("json/curl.json")),
-    ("wget", include_str!("json/wget.json")),
-    ("git", include_str!("json/git.json")),
-    ("untrusted", include_str!("json/untrusted.json")),
-    ("judge", include_str!("json/judge.json")),
-    ("agent", include_str!("json/agent.json")),
-];
+use super::SHIPPED_JSON as JSON;
 
 /// A shipped profile as written, without parsing its YAML.
 pub fn file(name: &str) -> Option<ProfileFile> {
