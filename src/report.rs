@@ -183,6 +183,17 @@ pub struct Report {
     pub usage: Option<crate::layers::cgroups::Usage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom: Option<String>,
+    /// The limit that ended the run, or else the one the payload met (forks refused, a
+    /// process of the sandbox OOM-killed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<crate::supervisor::verdict::LimitHit>,
+    /// Further limits the payload met.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub limits_met: Vec<crate::supervisor::verdict::LimitHit>,
+    /// CPU time of the payload's process and the children it reaped (`wait4`), in
+    /// milliseconds; the whole sandbox's is `usage.cpu_time_usec` when there is a cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_cpu_ms: Option<f64>,
     /// The launch step a setup failure happened at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<FailedStep>,
@@ -270,6 +281,9 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
         observed: None,
         usage: None,
         oom: None,
+        limit: None,
+        limits_met: Vec::new(),
+        payload_cpu_ms: None,
         failed_step: None,
         warnings: Vec::new(),
         connections: Vec::new(),
@@ -356,6 +370,9 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
     report.observed = Some(outcome.observation.clone());
     report.usage = outcome.usage.clone();
     report.oom = outcome.oom.clone();
+    report.limit = outcome.limits.first().cloned();
+    report.limits_met = outcome.limits.iter().skip(1).cloned().collect();
+    report.payload_cpu_ms = outcome.payload_cpu_usec.map(|u| u as f64 / 1000.0);
     if let Some(l) = report.layers.iter_mut().find(|l| l.layer == Layer::Cgroups) {
         l.notes.extend(outcome.cgroup_notes.iter().cloned());
     }
@@ -455,6 +472,12 @@ impl Report {
             Some(Ending::TimedOut) => out.push_str("  ended: timed out, killed\n"),
             Some(Ending::SetupFailed) => out.push_str("  ended: setup failed\n"),
             None => {}
+        }
+        for hit in self.limit.iter().chain(&self.limits_met) {
+            out.push_str(&format!("  limit: {}\n", hit.message));
+        }
+        if let Some(ms) = self.payload_cpu_ms {
+            out.push_str(&format!("  payload cpu: {:.3} s\n", ms / 1000.0));
         }
         if let Some(u) = &self.usage {
             let mut parts = Vec::new();

@@ -97,6 +97,18 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
+/// A duration as people write it: `10 s`, `1.5 s`, `250 ms`.
+pub fn duration(d: std::time::Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else if d < std::time::Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        let s = format!("{:.3}", d.as_secs_f64());
+        format!("{} s", s.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +135,13 @@ mod tests {
             did_you_mean("strcit", ["strict"]),
             " (did you mean \"strict\"?)"
         );
+    }
+
+    #[test]
+    fn durations_read_as_written() {
+        use std::time::Duration;
+        assert_eq!(duration(Duration::from_secs(10)), "10 s");
+        assert_eq!(duration(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(duration(Duration::from_millis(250)), "250 ms");
     }
 }

@@ -646,6 +646,11 @@ both!(fork_bomb_stops_at_pids_max, |who| {
     let peak = usage(&r, "pids_peak");
     assert!(peak <= 32 && peak > kids, "pids peak {peak} (forks {kids})");
     assert!(usage(&r, "fork_refusals") >= 1, "{r:#}");
+    // The verdict: the process limit was met, and did not end the run itself.
+    assert_eq!(r["limit"]["kind"], "pids", "{r:#}");
+    assert_eq!(r["limit"]["max"], 32);
+    assert_eq!(r["limit"]["refused"], r["usage"]["fork_refusals"]);
+    assert_eq!(r["limit"]["ended_run"], false);
     // Control: the number of forks follows the limit.
     let (more, _) = fork_bomb(&ctx, 48);
     assert_eq!(more, kids + 16, "pids.max 48 allows 16 more forks than 32");
@@ -678,6 +683,10 @@ both!(memory_hog_is_oom_killed_at_the_limit, |who| {
         "peak {peak} at a 64 MiB limit"
     );
     assert_eq!(r["oom"], "killed: memory limit 64 MiB reached");
+    assert_eq!(r["limit"]["kind"], "memory", "{r:#}");
+    assert_eq!(r["limit"]["max_bytes"], 64 * MIB);
+    assert_eq!(r["limit"]["layer"], "cgroups");
+    assert_eq!(r["limit"]["ended_run"], true);
 
     // Control: with room, the same payload allocates and the peak shows it.
     let profile = ctx.profile("required", "    memory:\n      max: 512M\n");
@@ -690,6 +699,7 @@ both!(memory_hog_is_oom_killed_at_the_limit, |who| {
     assert!(!stderr(&o).contains("killed"), "{}", stderr(&o));
     let r = report(&rep);
     assert_eq!(usage(&r, "oom_kills"), 0);
+    assert!(r.get("limit").is_none(), "{r:#}");
     let peak = usage(&r, "memory_peak_bytes");
     assert!(
         (256 * MIB..512 * MIB).contains(&peak),

@@ -735,7 +735,8 @@ both!(kept_capabilities_are_ambient_and_work, |who| {
     c.prints("0000000000000400\nbound\n", "0000000000000000\ndenied\n");
 });
 
-both!(every_rlimit_is_set_soft_equal_hard, |who| {
+// CPU time's hard limit is a second above its soft one: SIGXCPU names the cause first.
+both!(every_rlimit_is_set_with_its_hard_limit, |who| {
     let dir = Scratch::new("rlimits-all");
     let p = dir.write(
         "p.yaml",
@@ -751,7 +752,7 @@ both!(every_rlimit_is_set_soft_equal_hard, |who| {
     assert_code(&c.with, 0);
     assert_eq!(
         stdout(&c.with),
-        "4000 4000\n0 0\n7 7\n1048576 1048576\n4096 4096\n64 64\n",
+        "4000 4000\n0 0\n7 8\n1048576 1048576\n4096 4096\n64 64\n",
         "nproc, core, cpu (s), as, stack, memlock (KiB)"
     );
     assert_ne!(
@@ -759,8 +760,8 @@ both!(every_rlimit_is_set_soft_equal_hard, |who| {
         stdout(&c.with),
         "control: the caller's limits"
     );
-    // The cpu limit is enforced by the kernel: with soft = hard, a busy loop is killed
-    // (SIGKILL at the hard limit) after one second of CPU time.
+    // The cpu limit is enforced by the kernel: a busy loop gets SIGXCPU at the soft limit,
+    // after one second of CPU time.
     let cpu = dir.write(
         "cpu.yaml",
         "extends: strict\nlayers:\n  rlimits:\n    cpu: 1\n",
@@ -777,7 +778,7 @@ both!(every_rlimit_is_set_soft_equal_hard, |who| {
             "while :; do :; done",
         ],
     );
-    assert_code(&o, 128 + 9);
+    assert_code(&o, 128 + libc::SIGXCPU);
 });
 
 both!(ipc_time_and_cgroup_namespaces_are_the_sandboxs_own, |who| {

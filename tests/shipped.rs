@@ -465,12 +465,16 @@ both!(judge_ends_runaway_submissions_and_says_why, |who| {
         &["python3", "-c", "while True: pass"],
     );
     assert_ne!(o.status.code(), Some(0));
-    let ending = read(&rp)["ending"].clone();
-    let sig = ending["signaled"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(sig == "SIGXCPU" || sig == "SIGKILL", "ended by {ending}");
+    let r = read(&rp);
+    assert_eq!(r["ending"]["signaled"]["name"], "SIGXCPU", "{r:#}");
+    // The verdict a judge reads: the CPU time limit, with no margin to apply.
+    assert_eq!(r["limit"]["kind"], "cpu-time", "{r:#}");
+    assert_eq!(r["limit"]["max_ms"], 2000);
+    assert!(
+        stderr(&o).contains("killed: CPU time limit 2 s reached"),
+        "{}",
+        stderr(&o)
+    );
     // A fork bomb meets the process limit and the run still ends.
     let o = w.run(
         who,
@@ -483,6 +487,16 @@ both!(judge_ends_runaway_submissions_and_says_why, |who| {
         ],
     );
     assert!(stderr(&o).to_lowercase().contains("fork"), "{}", stderr(&o));
+    if who == As::Root {
+        // The cgroup counts what it refused (an unprivileged caller on this kind of host
+        // gets no cgroup: RLIMIT_NPROC stands in, and refuses without counting).
+        assert!(
+            stderr(&o).contains("process limit 64 reached:")
+                && stderr(&o).contains("forks refused (cgroups: pids.max)"),
+            "{}",
+            stderr(&o)
+        );
+    }
     // Memory: 400 MiB against 256 MiB.
     let o = w.run(
         who,

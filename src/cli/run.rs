@@ -140,14 +140,10 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
             _ => eprintln!("lasagna: {f}"),
         }
     }
-    if let Some(oom) = &outcome.oom {
-        eprintln!("lasagna: {oom}");
-    }
-    if outcome.timed_out {
-        eprintln!(
-            "lasagna: timed out after {:?}; the sandbox was killed",
-            armed.timeout.unwrap_or_default()
-        );
+    // One line per limit met, the one that ended the run first (the wall-clock timeout's
+    // among them).
+    for hit in &outcome.limits {
+        eprintln!("lasagna: {}", hit.message);
     }
     for w in &outcome.warnings {
         eprintln!("lasagna: warning: {}", crate::text::escape(w));

@@ -164,11 +164,19 @@ impl crate::types::LayerSection for Section {
 
 // ---- apply: the child, between clone and execve (async-signal-safe) ---------------------
 
-/// Child side (payload): set each limit, soft = hard.
+/// Child side (payload): set each limit, soft = hard, except CPU time: its hard limit is
+/// one second above the soft one. At the soft limit the kernel sends SIGXCPU, which names
+/// the cause in the payload's ending; with soft = hard it would send SIGKILL straight away,
+/// the same signal as any other kill. A payload that catches SIGXCPU gets SIGKILL a second
+/// later.
 pub fn child_apply(limits: &[(Limit, Option<u64>)]) -> Result<(), ChildError<'static>> {
     for (limit, value) in limits {
-        let v = value.unwrap_or(libc::RLIM_INFINITY);
-        nix::sys::resource::setrlimit(limit.resource(), v, v).map_err(|e| {
+        let soft = value.unwrap_or(libc::RLIM_INFINITY);
+        let hard = match (limit, value) {
+            (Limit::Cpu, Some(v)) => v.saturating_add(1),
+            _ => soft,
+        };
+        nix::sys::resource::setrlimit(limit.resource(), soft, hard).map_err(|e| {
             ChildError::new(LAYER, "setrlimit", e).with_detail(limit.name().as_bytes())
         })?;
     }
@@ -184,7 +192,9 @@ pub fn explain(cfg: &Config) -> Vec<String> {
         .map(|(l, v)| match v {
             None => format!("{}: unlimited", l.name()),
             Some(v) => match l {
-                Limit::Cpu => format!("cpu: {v} s of CPU time, then SIGXCPU/SIGKILL"),
+                Limit::Cpu => format!(
+                    "cpu: {v} s of CPU time per process, then SIGXCPU (SIGKILL a second later if it is caught)"
+                ),
                 Limit::Nofile => format!("nofile: at most {v} open files"),
                 Limit::Nproc => format!("nproc: at most {v} processes for the payload's uid"),
                 _ => format!("{}: {v} bytes", l.name()),

@@ -46,28 +46,33 @@ pub enum Ended {
 }
 
 impl Ended {
-    pub fn encode(self) -> [u8; 8] {
+    /// The result message: how the payload ended and the CPU time (microseconds) the kernel
+    /// accounted to the payload's process and the children it reaped.
+    pub fn encode(self, cpu_usec: u64) -> [u8; 16] {
         let (kind, value) = match self {
             Ended::Exited(c) => (1u32, c as u32),
             Ended::Signaled(s) => (2u32, s as u32),
         };
-        let mut out = [0u8; 8];
+        let mut out = [0u8; 16];
         out[..4].copy_from_slice(&kind.to_le_bytes());
-        out[4..].copy_from_slice(&value.to_le_bytes());
+        out[4..8].copy_from_slice(&value.to_le_bytes());
+        out[8..].copy_from_slice(&cpu_usec.to_le_bytes());
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<Ended> {
-        if bytes.len() != 8 {
+    pub fn decode(bytes: &[u8]) -> Option<(Ended, u64)> {
+        if bytes.len() != 16 {
             return None;
         }
         let kind = u32::from_le_bytes(bytes[..4].try_into().ok()?);
-        let value = u32::from_le_bytes(bytes[4..].try_into().ok()?) as i32;
-        match kind {
-            1 => Some(Ended::Exited(value)),
-            2 => Some(Ended::Signaled(value)),
-            _ => None,
-        }
+        let value = u32::from_le_bytes(bytes[4..8].try_into().ok()?) as i32;
+        let cpu_usec = u64::from_le_bytes(bytes[8..].try_into().ok()?);
+        let ended = match kind {
+            1 => Ended::Exited(value),
+            2 => Ended::Signaled(value),
+            _ => return None,
+        };
+        Some((ended, cpu_usec))
     }
 
     /// The shell-style exit code: the status, or 128+N for signal N.
@@ -128,9 +133,9 @@ pub fn run(
     } = fds;
     drop(status);
     drop(release);
-    let ended = wait_for(payload, &waited);
+    let (ended, cpu_usec) = wait_for(payload, &waited);
     end_the_rest(children.as_ref());
-    let _ = sys::write_all(result.as_fd(), &ended.encode());
+    let _ = sys::write_all(result.as_fd(), &ended.encode(cpu_usec));
     sys::exit_now(ended.exit_code())
 }
 
@@ -203,7 +208,9 @@ fn end_the_rest(children: Option<&std::os::fd::OwnedFd>) {
     }
 }
 
-fn wait_for(payload: Pid, waited: &SigSet) -> Ended {
+/// How the payload ended, with its CPU time (`wait4`'s rusage: the payload's process and
+/// the children it reaped itself).
+fn wait_for(payload: Pid, waited: &SigSet) -> (Ended, u64) {
     loop {
         let sig = match waited.wait() {
             Ok(s) => s,
@@ -214,13 +221,16 @@ fn wait_for(payload: Pid, waited: &SigSet) -> Ended {
             continue;
         }
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == payload => return Ended::Exited(code),
-                Ok(WaitStatus::Signaled(pid, s, _)) if pid == payload => {
-                    return Ended::Signaled(s as i32)
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
+            match sys::reap_any(false) {
+                Ok(Some(r)) if r.pid == payload => match r.status {
+                    WaitStatus::Exited(_, code) => return (Ended::Exited(code), r.cpu_usec),
+                    WaitStatus::Signaled(_, s, _) => {
+                        return (Ended::Signaled(s as i32), r.cpu_usec)
+                    }
+                    _ => {}
+                },
+                Ok(None) | Err(_) => break,
+                Ok(Some(_)) => {}
             }
         }
     }

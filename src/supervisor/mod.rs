@@ -6,6 +6,7 @@
 //! Nothing here runs in the child: the child's code is in `sandbox`.
 
 pub mod hostids;
+pub mod verdict;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -127,6 +128,10 @@ pub struct Outcome {
     pub usage: Option<Usage>,
     /// `killed: memory limit 256 MiB reached`, when the kernel OOM-killed in the cgroup.
     pub oom: Option<String>,
+    /// CPU time of the payload's process (and the children it reaped), from init's `wait4`.
+    pub payload_cpu_usec: Option<u64>,
+    /// Every limit the run met, the one that ended it first.
+    pub limits: Vec<verdict::LimitHit>,
     /// What the cgroups layer did outside its own cgroup (e.g. subtree_control).
     pub cgroup_notes: Vec<String>,
     /// What went wrong around the payload without changing its outcome (a cgroup that
@@ -394,9 +399,28 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
         restore_mask(&previous_mask);
         return Err(LaunchError::Network(e));
     }
+    let mut facts = verdict::Facts {
+        ended: outcome.ended,
+        payload_cpu_usec: outcome.payload_cpu_usec,
+        timed_out: outcome.timed_out,
+        timeout: armed.timeout,
+        rlimits: armed.rlimits.clone(),
+        cpu_from_rlimits_layer: armed.plan.config.rlimits.as_ref().is_some_and(|r| {
+            r.limits
+                .iter()
+                .any(|(l, _)| *l == crate::layers::rlimits::Limit::Cpu)
+        }),
+        ..verdict::Facts::default()
+    };
     if let Some(mut cg) = cgroup.take() {
-        outcome.usage = Some(cg.observe());
-        outcome.oom = cg.oom_killed().map(|o| o.message());
+        let usage = cg.observe();
+        let oom = cg.oom_killed();
+        facts.oom_kills = oom.map(|o| o.kills);
+        facts.memory_max = oom.and_then(|o| o.limit);
+        facts.fork_refusals = usage.fork_refusals;
+        facts.pids_max = armed.cgroup.as_ref().and_then(|c| c.limits.pids_max);
+        outcome.usage = Some(usage);
+        outcome.oom = oom.map(|o| o.message());
         outcome.cgroup_notes = cg.notes().to_vec();
         // Ends whatever is left (processes outside the pid namespace, double forks). The
         // payload's outcome stands whatever happens here.
@@ -411,6 +435,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
         outcome.warnings.extend(changes.undo());
     }
     restore_mask(&previous_mask);
+    outcome.limits = verdict::decide(&facts);
     outcome.host_ids = picked.as_ref().map(|p| p.id);
     drop(picked);
     outcome.wall = start.elapsed();
@@ -475,6 +500,8 @@ fn setup_failed(failure: ChildFailure, start: Instant) -> Outcome {
         landlock: None,
         usage: None,
         oom: None,
+        payload_cpu_usec: None,
+        limits: Vec::new(),
         cgroup_notes: Vec::new(),
         warnings: Vec::new(),
         host_ids: None,
@@ -560,13 +587,13 @@ fn wait_loop(
     let mut warnings = Vec::new();
     let mut init_exited = false;
     let mut result_r = Some(result_r);
-    let mut ended = None;
+    let mut finished: Option<(Ended, u64)> = None;
     let mut payload: Option<Payload> = None;
     // Set when the payload is gone (or was killed) and init has not reported yet.
     let mut grace_until: Option<Instant> = None;
     let mut init_unresponsive = false;
     // init reports the payload's status once the sandbox is empty.
-    while !init_exited && ended.is_none() {
+    while !init_exited && finished.is_none() {
         if let Some(cg) = cgroup.as_deref_mut() {
             cg.sample();
         }
@@ -680,7 +707,7 @@ fn wait_loop(
         }
         if result_ready {
             let fd = result_r.take().expect("polled result pipe is open");
-            ended = read_result(&fd);
+            finished = read_result(&fd);
         }
         if payload_ready {
             // The payload is gone; init reaps it and reports, or is given a grace to.
@@ -698,9 +725,10 @@ fn wait_loop(
     }
     if let Some(fd) = result_r.take() {
         if init_exited {
-            ended = read_result(&fd);
+            finished = read_result(&fd);
         }
     }
+    let ended = finished.map(|f| f.0);
     // With a cgroup, or when init already exited or was killed, its exit is collected now
     // (teardown needs the cgroup empty); otherwise at the end of `launch`.
     let wait = if init_exited || init_unresponsive || cgroup.is_some() {
@@ -751,6 +779,7 @@ fn wait_loop(
     };
     Outcome {
         ended,
+        payload_cpu_usec: finished.map(|f| f.1),
         failure,
         timed_out,
         signals_forwarded: forwarded_list,
@@ -758,6 +787,7 @@ fn wait_loop(
         landlock,
         usage: None,
         oom: None,
+        limits: Vec::new(),
         cgroup_notes: Vec::new(),
         warnings,
         host_ids: None,
@@ -791,12 +821,12 @@ fn kill_at_timeout(
 }
 
 /// The payload's status as init reports it: 8 bytes, or nothing if init died first.
-fn read_result(fd: &OwnedFd) -> Option<Ended> {
-    let mut result = [0u8; 8];
+fn read_result(fd: &OwnedFd) -> Option<(Ended, u64)> {
+    let mut result = [0u8; 16];
     loop {
         match nix::unistd::read(fd.as_fd(), &mut result) {
             Err(Errno::EINTR) => continue,
-            Ok(8) => return Ended::decode(&result),
+            Ok(16) => return Ended::decode(&result),
             _ => return None,
         }
     }

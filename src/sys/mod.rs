@@ -18,6 +18,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 const CLONE_PIDFD: u64 = 0x1000;
@@ -136,6 +137,35 @@ pub fn fork(_one: &OneThread) -> Result<Option<Pid>, Errno> {
         nix::unistd::ForkResult::Child => Ok(None),
         nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
     }
+}
+
+/// One child reaped by `wait4` (any child; `WNOHANG` when `block` is false), with the CPU
+/// time (user + system) the kernel accounted to it and to the children it reaped. `None`:
+/// children exist and none has changed state (only without `block`).
+pub fn reap_any(block: bool) -> Result<Option<Reaped>, Errno> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let flags = if block { 0 } else { libc::WNOHANG };
+    // SAFETY: wait4 writes to the two locals we pass, both of the right type and alive.
+    let pid = Errno::result(unsafe { libc::wait4(-1, &mut status, flags, &mut usage) })?;
+    if pid == 0 {
+        return Ok(None);
+    }
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Ok(Some(Reaped {
+        pid: Pid::from_raw(pid),
+        status: WaitStatus::from_raw(Pid::from_raw(pid), status)?,
+        cpu_usec: micros(usage.ru_utime) + micros(usage.ru_stime),
+    }))
+}
+
+/// What `reap_any` collected.
+#[derive(Debug, Clone, Copy)]
+pub struct Reaped {
+    pub pid: Pid,
+    pub status: WaitStatus,
+    pub cpu_usec: u64,
 }
 
 /// A pidfd for `pid` (`pidfd_open`, Linux 5.3), close-on-exec.

@@ -1,0 +1,323 @@
+//! Which limit ended the run, or was met on the way: the verdict a judge or a build farm
+//! reads instead of guessing from an exit status. Each limit is told by what the kernel
+//! says, not by a margin on a measurement: RLIMIT_CPU's SIGXCPU at the soft limit (and
+//! SIGKILL at the hard limit, one second later, for a payload that catches SIGXCPU),
+//! SIGXFSZ for RLIMIT_FSIZE, the cgroup's OOM-kill and refused-fork counters, and the
+//! supervisor's own wall-clock timer.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::launch::Layer;
+use crate::layers::cgroups::human;
+use crate::layers::rlimits::Limit;
+use crate::sandbox::init::Ended;
+
+/// One limit the run met.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitHit {
+    #[serde(flatten)]
+    pub kind: LimitKind,
+    /// The layer that holds this limit.
+    pub layer: Layer,
+    /// The limit ended the run (a kill); otherwise the payload met it and went on.
+    pub ended_run: bool,
+    /// One line for people: `killed: CPU time limit 2 s reached (...)`.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LimitKind {
+    /// RLIMIT_CPU: CPU time of one process. `used_ms` is the payload's process (with the
+    /// children it reaped), as `wait4` accounted it.
+    CpuTime {
+        max_ms: u64,
+        used_ms: u64,
+        signal: &'static str,
+    },
+    /// The run's wall-clock timeout.
+    WallTime { max_ms: u64 },
+    /// The cgroup's memory limit: the kernel OOM-killed `kills` processes.
+    Memory { max_bytes: Option<u64>, kills: u64 },
+    /// RLIMIT_FSIZE: a write beyond it raised SIGXFSZ.
+    FileSize { max_bytes: u64 },
+    /// The cgroup's pids limit: `refused` forks failed with EAGAIN.
+    Pids { max: Option<u64>, refused: u64 },
+}
+
+/// What the verdict is decided from, gathered by the supervisor after the run.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub ended: Option<Ended>,
+    /// CPU time of the payload's process (microseconds), from init's `wait4`.
+    pub payload_cpu_usec: Option<u64>,
+    pub timed_out: bool,
+    pub timeout: Option<Duration>,
+    /// The payload's rlimits, and whether the rlimits layer set the CPU limit (rather than
+    /// the cgroups layer's stand-in for a CPU quota it could not give).
+    pub rlimits: Vec<(Limit, Option<u64>)>,
+    pub cpu_from_rlimits_layer: bool,
+    pub oom_kills: Option<u64>,
+    pub memory_max: Option<u64>,
+    pub fork_refusals: Option<u64>,
+    pub pids_max: Option<u64>,
+}
+
+fn rlimit(facts: &Facts, which: Limit) -> Option<u64> {
+    facts
+        .rlimits
+        .iter()
+        .find(|(l, _)| *l == which)
+        .and_then(|(_, v)| *v)
+}
+
+fn seconds(usec: u64) -> String {
+    format!("{:.2} s", usec as f64 / 1e6)
+}
+
+/// Every limit the run met; the one that ended it, if any, first.
+pub fn decide(facts: &Facts) -> Vec<LimitHit> {
+    let mut hits = Vec::new();
+    let signal = match facts.ended {
+        Some(Ended::Signaled(s)) => Some(s),
+        _ => None,
+    };
+    let kill = Some(libc::SIGKILL);
+    let used = facts.payload_cpu_usec.unwrap_or(0);
+    if facts.timed_out {
+        let max = facts.timeout.unwrap_or_default();
+        hits.push(LimitHit {
+            kind: LimitKind::WallTime {
+                max_ms: max.as_millis() as u64,
+            },
+            layer: Layer::Process,
+            ended_run: true,
+            message: format!(
+                "killed: timed out after {} of wall-clock time (process: timeout; the whole sandbox was killed)",
+                crate::text::duration(max)
+            ),
+        });
+    }
+    let oom = facts.oom_kills.unwrap_or(0);
+    let memory_ended = oom > 0 && signal == kill && !facts.timed_out;
+    if memory_ended {
+        hits.push(memory(facts, oom, true));
+    }
+    if let Some(max) = rlimit(facts, Limit::Cpu).filter(|_| !facts.timed_out && !memory_ended) {
+        let max_usec = max.saturating_mul(1_000_000);
+        // SIGXCPU comes at the soft limit; SIGKILL at the hard one (soft + 1 s) only when
+        // the payload outlived the first, and only after that much CPU time.
+        let by = match signal {
+            Some(libc::SIGXCPU) => Some(("SIGXCPU", "")),
+            Some(libc::SIGKILL) if used >= max_usec => Some((
+                "SIGKILL",
+                "; it caught or ignored SIGXCPU, so the hard limit a second later killed it",
+            )),
+            _ => None,
+        };
+        if let Some((name, more)) = by {
+            let layer = if facts.cpu_from_rlimits_layer {
+                Layer::Rlimits
+            } else {
+                Layer::Cgroups
+            };
+            let source = if facts.cpu_from_rlimits_layer {
+                "rlimits: cpu"
+            } else {
+                "cgroups: RLIMIT_CPU standing in for the CPU quota"
+            };
+            hits.push(LimitHit {
+                kind: LimitKind::CpuTime {
+                    max_ms: max * 1000,
+                    used_ms: used / 1000,
+                    signal: name,
+                },
+                layer,
+                ended_run: true,
+                message: format!(
+                    "killed: CPU time limit {max} s reached ({source}; {name} after {} of CPU time{more})",
+                    seconds(used)
+                ),
+            });
+        }
+    }
+    if let (Some(libc::SIGXFSZ), Some(max)) = (signal, rlimit(facts, Limit::Fsize)) {
+        hits.push(LimitHit {
+            kind: LimitKind::FileSize { max_bytes: max },
+            layer: Layer::Rlimits,
+            ended_run: true,
+            message: format!(
+                "killed: file size limit {} reached (rlimits: fsize; SIGXFSZ on a write beyond it)",
+                human(max)
+            ),
+        });
+    }
+    if oom > 0 && !memory_ended {
+        hits.push(memory(facts, oom, false));
+    }
+    if let Some(refused) = facts.fork_refusals.filter(|n| *n > 0) {
+        let max = facts
+            .pids_max
+            .map_or_else(|| "reached".to_string(), |m| format!("{m} reached"));
+        hits.push(LimitHit {
+            kind: LimitKind::Pids {
+                max: facts.pids_max,
+                refused,
+            },
+            layer: Layer::Cgroups,
+            ended_run: false,
+            message: format!(
+                "process limit {max}: {refused} fork{} refused (cgroups: pids.max)",
+                if refused == 1 { "" } else { "s" }
+            ),
+        });
+    }
+    hits
+}
+
+fn memory(facts: &Facts, kills: u64, ended_run: bool) -> LimitHit {
+    let max = facts.memory_max.map_or_else(
+        || "memory limit".to_string(),
+        |m| format!("memory limit {}", human(m)),
+    );
+    let message = if ended_run {
+        format!("killed: {max} reached (cgroups: memory.max; the kernel OOM-killed the payload)")
+    } else {
+        format!(
+            "{max} reached: the kernel OOM-killed {kills} process{} of the sandbox (cgroups: memory.max)",
+            if kills == 1 { "" } else { "es" }
+        )
+    };
+    LimitHit {
+        kind: LimitKind::Memory {
+            max_bytes: facts.memory_max,
+            kills,
+        },
+        layer: Layer::Cgroups,
+        ended_run,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu(seconds: u64) -> Facts {
+        Facts {
+            rlimits: vec![(Limit::Cpu, Some(seconds))],
+            cpu_from_rlimits_layer: true,
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn sigxcpu_is_the_cpu_limit_whatever_the_measured_time() {
+        let f = Facts {
+            ended: Some(Ended::Signaled(libc::SIGXCPU)),
+            payload_cpu_usec: Some(1_990_000),
+            ..cpu(2)
+        };
+        let hits = decide(&f);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(
+            hits[0].kind,
+            LimitKind::CpuTime {
+                max_ms: 2000,
+                used_ms: 1990,
+                signal: "SIGXCPU"
+            }
+        );
+        assert!(hits[0].ended_run);
+        assert_eq!(
+            hits[0].message,
+            "killed: CPU time limit 2 s reached (rlimits: cpu; SIGXCPU after 1.99 s of CPU time)"
+        );
+    }
+
+    #[test]
+    fn sigkill_is_the_cpu_limit_only_past_it() {
+        let past = Facts {
+            ended: Some(Ended::Signaled(libc::SIGKILL)),
+            payload_cpu_usec: Some(3_000_000),
+            ..cpu(2)
+        };
+        assert!(matches!(
+            decide(&past)[0].kind,
+            LimitKind::CpuTime {
+                signal: "SIGKILL",
+                ..
+            }
+        ));
+        // Killed by someone else after half a second of CPU: no limit.
+        let other = Facts {
+            payload_cpu_usec: Some(500_000),
+            ..past
+        };
+        assert!(decide(&other).is_empty());
+    }
+
+    #[test]
+    fn the_timeout_and_memory_come_before_cpu() {
+        let f = Facts {
+            ended: Some(Ended::Signaled(libc::SIGKILL)),
+            payload_cpu_usec: Some(9_000_000),
+            timed_out: true,
+            timeout: Some(Duration::from_secs(5)),
+            ..cpu(2)
+        };
+        let hits = decide(&f);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].kind, LimitKind::WallTime { max_ms: 5000 });
+        let f = Facts {
+            ended: Some(Ended::Signaled(libc::SIGKILL)),
+            oom_kills: Some(1),
+            memory_max: Some(64 << 20),
+            ..Facts::default()
+        };
+        let hits = decide(&f);
+        assert_eq!(
+            hits[0].message,
+            "killed: memory limit 64 MiB reached (cgroups: memory.max; the kernel OOM-killed the payload)"
+        );
+    }
+
+    #[test]
+    fn limits_met_without_ending_the_run_are_listed_after() {
+        let f = Facts {
+            ended: Some(Ended::Exited(1)),
+            fork_refusals: Some(37),
+            pids_max: Some(64),
+            oom_kills: Some(2),
+            ..Facts::default()
+        };
+        let hits = decide(&f);
+        assert_eq!(hits.len(), 2);
+        assert!(hits.iter().all(|h| !h.ended_run));
+        assert_eq!(
+            hits[1].message,
+            "process limit 64 reached: 37 forks refused (cgroups: pids.max)"
+        );
+        assert!(hits[0].message.contains("OOM-killed 2 processes"));
+    }
+
+    #[test]
+    fn sigxfsz_is_the_file_size_limit() {
+        let f = Facts {
+            ended: Some(Ended::Signaled(libc::SIGXFSZ)),
+            rlimits: vec![(Limit::Fsize, Some(1 << 20))],
+            ..Facts::default()
+        };
+        let hits = decide(&f);
+        assert_eq!(hits[0].kind, LimitKind::FileSize { max_bytes: 1 << 20 });
+        assert!(hits[0].message.contains("file size limit 1 MiB"));
+        // Without the limit, SIGXFSZ is only a signal.
+        assert!(decide(&Facts {
+            rlimits: Vec::new(),
+            ..f
+        })
+        .is_empty());
+    }
+}
