@@ -92,6 +92,9 @@ pub struct Armed {
     pub timeout: Option<Duration>,
     /// Read what the kernel applied after execve (for `-v` and `--report`).
     pub observe: bool,
+    /// `--explain-denials`: the payload's seccomp listener is passed out and Landlock logs
+    /// after execve ([`Armed::explain_denials`]).
+    pub explain_denials: bool,
     /// No pid namespace: init kills what descends from the payload through its `children`
     /// file (as pid 1 it would use `kill(-1)`).
     pub reap_by_children: bool,
@@ -133,6 +136,9 @@ pub struct ChildFds {
     /// v1 `tasks` files to write "0" into (join the cgroup), owned by the supervisor's
     /// `ActiveCgroup`; closed by the child once written.
     pub cgroup_join: Vec<RawFd>,
+    /// `--explain-denials` with seccomp: the payload's end of the socketpair its filter's
+    /// listener is passed out on; closed once sent (step 9).
+    pub denials: Option<OwnedFd>,
     /// `net: proxy`: the child's end of the socketpair the listener is passed out on;
     /// closed once sent (step 4e).
     pub proxy: Option<OwnedFd>,
@@ -255,6 +261,7 @@ pub fn arm(plan: Plan, command: &[String], pass_fds: &[i32]) -> Result<Armed, Ar
         exec,
         timeout: plan.timeout,
         observe: true,
+        explain_denials: false,
         proxy: proxy_port.map(|port| Proxy {
             port,
             allow: cfg
@@ -275,4 +282,35 @@ pub fn arm(plan: Plan, command: &[String], pass_fds: &[i32]) -> Result<Armed, Ar
         }),
         plan,
     })
+}
+
+impl Armed {
+    /// `--explain-denials`: seccomp's errno actions become notifications the supervisor
+    /// answers with the same errno, and Landlock (ABI 7) logs the denials of the programs
+    /// the payload runs. Refused when the filter would deny, by errno, a call the payload
+    /// makes to pass its listener out: it would wait for an answer that needs the listener.
+    pub fn explain_denials(&mut self) -> Result<(), ArmError> {
+        self.explain_denials = true;
+        if let Some(s) = &mut self.seccomp {
+            for call in ["sendmsg", "close"] {
+                let table = seccomp::Arch::NATIVE.table();
+                let Some(nr) = table.nr(call) else { continue };
+                let data = crate::sys::seccomp::SeccompData {
+                    nr: nr as i32,
+                    arch: seccomp::Arch::NATIVE.audit_arch(),
+                    ..Default::default()
+                };
+                if seccomp::notify::errno_of(s.program(), &data).is_some() {
+                    return Err(ArmError::Usage(format!(
+                        "--explain-denials: the seccomp policy denies {call}, which the payload needs to pass the filter's listener out; leave the flag out or allow {call}"
+                    )));
+                }
+            }
+            s.notify_denials();
+        }
+        if let Some(l) = &mut self.landlock {
+            l.log_new_exec = l.abi >= 7;
+        }
+        Ok(())
+    }
 }

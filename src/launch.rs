@@ -228,7 +228,7 @@ pub const STEPS: [Step; 37] = [
         "ruleset, rules (paths opened without following links), landlock_restrict_self",
         "after the mounts and pivot_root it would forbid"),
     step(At::Seccomp, "9", Payload, Some(Layer::Seccomp), "seccomp",
-        "no_new_privs, then the filter",
+        "no_new_privs, then the filter (--explain-denials: the notifying one, its listener sent out)",
         "last: the steps before need prctl, capset, setrlimit and landlock calls"),
     step(At::Exec, "10", Payload, None, "exec",
         "execve each PATH candidate in turn",

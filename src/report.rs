@@ -190,6 +190,12 @@ pub struct Report {
     /// Further limits the payload met.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub limits_met: Vec<crate::supervisor::verdict::LimitHit>,
+    /// `--explain-denials`: what the payload was refused, by layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denials: Option<Vec<crate::supervisor::denials::Denial>>,
+    /// `--explain-denials`: what could not be listed, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub denial_notes: Vec<String>,
     /// CPU time of the payload's process and the children it reaped (`wait4`), in
     /// milliseconds; the whole sandbox's is `usage.cpu_time_usec` when there is a cgroup.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -283,6 +289,8 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
         oom: None,
         limit: None,
         limits_met: Vec::new(),
+        denials: None,
+        denial_notes: Vec::new(),
         payload_cpu_ms: None,
         failed_step: None,
         warnings: Vec::new(),
@@ -372,6 +380,8 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
     report.oom = outcome.oom.clone();
     report.limit = outcome.limits.first().cloned();
     report.limits_met = outcome.limits.iter().skip(1).cloned().collect();
+    report.denials = outcome.denials.clone();
+    report.denial_notes = outcome.denial_notes.clone();
     report.payload_cpu_ms = outcome.payload_cpu_usec.map(|u| u as f64 / 1000.0);
     if let Some(l) = report.layers.iter_mut().find(|l| l.layer == Layer::Cgroups) {
         l.notes.extend(outcome.cgroup_notes.iter().cloned());
@@ -509,4 +519,36 @@ impl Report {
         }
         out
     }
+}
+
+/// `--explain-denials` on stderr: one line per kind of denial, then what could not be
+/// listed.
+pub fn denials_text(denials: &[crate::supervisor::denials::Denial], notes: &[String]) -> String {
+    use crate::text::escape;
+    let mut out = String::new();
+    if denials.is_empty() {
+        out.push_str("lasagna: denials: none seen\n");
+    } else {
+        out.push_str("lasagna: denials:\n");
+        for d in denials {
+            let mut line = format!("  {:<9} {}", d.layer.name(), escape(&d.operation));
+            if let Some(t) = &d.target {
+                line.push(' ');
+                line.push_str(&escape(t));
+            }
+            if let Some(e) = &d.errno {
+                line.push_str(&format!(" -> {e}"));
+            }
+            line.push_str(&format!(
+                " ({} time{})\n",
+                d.count,
+                if d.count == 1 { "" } else { "s" }
+            ));
+            out.push_str(&line);
+        }
+    }
+    for n in notes {
+        out.push_str(&format!("lasagna: {}\n", escape(n)));
+    }
+    out
 }

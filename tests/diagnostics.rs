@@ -142,3 +142,173 @@ both!(the_verdict_names_the_limit_that_ended_the_run, |who| {
     assert!(r["payload_cpu_ms"].as_f64().unwrap() > 0.0, "{r:#}");
     assert!(!stderr(&o).contains("killed"), "{}", stderr(&o));
 });
+
+/// Sets the kernel's audit switch (AUDIT_SET over the audit netlink socket, as root) and
+/// puts the previous value back when dropped: Landlock writes its records only while audit
+/// is on, and this kind of host boots with it off.
+struct AuditOn {
+    previous: u32,
+}
+
+impl AuditOn {
+    fn new() -> AuditOn {
+        let previous = audit_request(None);
+        audit_request(Some(1));
+        assert_eq!(audit_request(None), 1, "audit did not switch on");
+        AuditOn { previous }
+    }
+}
+
+impl Drop for AuditOn {
+    fn drop(&mut self) {
+        audit_request(Some(self.previous));
+    }
+}
+
+/// AUDIT_GET (None) or AUDIT_SET of `enabled`; the `enabled` field the kernel reports.
+fn audit_request(set: Option<u32>) -> u32 {
+    use nix::sys::socket::*;
+    let sock = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkAudit,
+    )
+    .expect("audit socket");
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    let mut body = Vec::new();
+    let (kind, flags): (u16, u16) = match set {
+        // struct audit_status: mask = AUDIT_STATUS_ENABLED, enabled, then zeroes.
+        Some(v) => {
+            body.extend_from_slice(&1u32.to_ne_bytes());
+            body.extend_from_slice(&v.to_ne_bytes());
+            body.extend_from_slice(&[0u8; 36]);
+            (1001, 1 | 4)
+        }
+        None => (1000, 1),
+    };
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
+    msg.extend_from_slice(&kind.to_ne_bytes());
+    msg.extend_from_slice(&flags.to_ne_bytes());
+    msg.extend_from_slice(&[0u8; 8]);
+    msg.extend_from_slice(&body);
+    sendto(raw, &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty()).expect("audit request");
+    let mut buf = [0u8; 8192];
+    let tv = nix::sys::time::TimeVal::new(2, 0);
+    setsockopt(&sock, sockopt::ReceiveTimeout, &tv).unwrap();
+    loop {
+        let n = recv(raw, &mut buf, MsgFlags::empty()).expect("audit answer");
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        match (kind, set) {
+            (1000, None) => return u32::from_ne_bytes([buf[20], buf[21], buf[22], buf[23]]),
+            (2, Some(v)) => {
+                let code = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
+                assert_eq!(code, 0, "AUDIT_SET refused");
+                return v;
+            }
+            _ if n == 0 => panic!("no answer"),
+            _ => {}
+        }
+    }
+}
+
+both!(explain_denials_lists_what_each_layer_refused, |who| {
+    // A bind the Landlock rules do not cover: the file can be listed, not read.
+    let s = Scratch::new("diag-denials");
+    let data = s.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let _ = std::process::Command::new("chmod")
+        .arg("0755")
+        .arg(&data)
+        .status();
+    s.write("data/secret.txt", "secret\n");
+    let profile = s.write(
+        "p.yaml",
+        &format!(
+            "name: p\nextends: strict\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: /data\n        source: {}\n",
+            data.display()
+        ),
+    );
+    let script = "cat /data/secret.txt; cat /data/secret.txt; \
+                  python3 -c 'import ctypes, os; r = ctypes.CDLL(None, use_errno=True).ptrace(0, 0, 0, 0); print(\"ptrace\", r, os.strerror(ctypes.get_errno()))'";
+    let rep = s.for_anyone("r.json");
+    let _audit = (who == As::Root).then(AuditOn::new);
+    let o = output_within(
+        command(
+            who,
+            &[
+                "run",
+                "-p",
+                &profile,
+                "--explain-denials",
+                "--report",
+                &rep,
+                "/bin/sh",
+                "-c",
+                script,
+            ],
+        ),
+        DEADLINE,
+    );
+    assert_code(&o, 0);
+    // The payload sees what it would without the flag.
+    assert_eq!(stdout(&o), "ptrace -1 Operation not permitted\n");
+    let err = stderr(&o);
+    assert!(err.contains("lasagna: denials:\n"), "{err}");
+    assert!(
+        err.contains("  seccomp   ptrace -> EPERM (1 time)\n"),
+        "{err}"
+    );
+    let r = read_report(&rep);
+    let denials = r["denials"]
+        .as_array()
+        .expect("denials in the report")
+        .clone();
+    let find = |layer: &str, op: &str| {
+        denials
+            .iter()
+            .find(|d| d["layer"] == layer && d["operation"] == op)
+            .cloned()
+    };
+    let ptrace = find("seccomp", "ptrace").expect("ptrace listed");
+    assert_eq!(ptrace["errno"], "EPERM");
+    assert_eq!(ptrace["count"], 1);
+    if who == As::Root {
+        // The kernel's audit records name the access and the path inside.
+        let read = find("landlock", "fs.read_file").unwrap_or_else(|| panic!("{r:#}"));
+        assert_eq!(read["target"], "/data/secret.txt");
+        assert_eq!(read["count"], 2);
+        assert!(
+            err.contains("  landlock  fs.read_file /data/secret.txt (2 times)\n"),
+            "{err}"
+        );
+        assert!(r.get("denial_notes").is_none(), "{r:#}");
+    } else {
+        // Unprivileged: the records are not readable, and the run says so.
+        assert!(find("landlock", "fs.read_file").is_none());
+        let note = r["denial_notes"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            note.starts_with("landlock: denials are not listed") && note.contains("CAP_AUDIT_READ"),
+            "{r:#}"
+        );
+        assert!(err.contains(&format!("lasagna: {note}")), "{err}");
+    }
+    // Off by default: the same run lists nothing and has no denials in its report.
+    let o = output_within(
+        command(
+            who,
+            &[
+                "run", "-p", &profile, "--report", &rep, "/bin/sh", "-c", script,
+            ],
+        ),
+        DEADLINE,
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "ptrace -1 Operation not permitted\n");
+    assert!(!stderr(&o).contains("denials"), "{}", stderr(&o));
+    assert!(read_report(&rep).get("denials").is_none());
+});

@@ -143,6 +143,11 @@ pub struct RunArgs {
     /// Print the per-layer report on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// After the run, list what the payload was denied, by layer: seccomp's calls (each
+    /// answered with the errno the filter gives), Landlock's accesses with their paths and
+    /// addresses (from the kernel's audit records, where readable); also in the report.
+    #[arg(long)]
+    pub explain_denials: bool,
     /// Write the JSON report to FILE (opened before anything runs; created 0600; never
     /// through a symlink).
     #[arg(long, value_name = "FILE", conflicts_with = "report_fd")]

@@ -107,6 +107,9 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         }
     }
     let mut armed = arm::arm(plan, &command, &args.pass_fd)?;
+    if args.explain_denials {
+        armed.explain_denials()?;
+    }
     armed.observe = args.verbose || sink.is_some();
     if let Some(p) = &mut armed.proxy {
         p.log_stderr = args.verbose;
@@ -139,6 +142,9 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
             }
             _ => eprintln!("lasagna: {f}"),
         }
+    }
+    if let Some(denials) = &outcome.denials {
+        eprint!("{}", report::denials_text(denials, &outcome.denial_notes));
     }
     // One line per limit met, the one that ended the run first (the wall-clock timeout's
     // among them).

@@ -105,7 +105,7 @@ pub fn run(
     // Without a pid namespace, orphans are still reparented to us and reaped.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let payload = match sys::fork(&one) {
-        Ok(None) => payload_main(armed, &fds.status),
+        Ok(None) => payload_main(armed, &fds.status, fds.denials.as_ref()),
         Ok(Some(pid)) => pid,
         Err(e) => fail(
             &fds.status,
@@ -129,10 +129,12 @@ pub fn run(
         release,
         status,
         result,
+        denials,
         ..
     } = fds;
     drop(status);
     drop(release);
+    drop(denials);
     let (ended, cpu_usec) = wait_for(payload, &waited);
     end_the_rest(children.as_ref());
     let _ = sys::write_all(result.as_fd(), &ended.encode(cpu_usec));

@@ -73,12 +73,13 @@ fn setup<'a>(armed: &'a Armed, fds: &mut ChildFds) -> Result<Option<OwnedFd>, Ch
     }
     // 4b. Keep only our pipes, stdio and the fds the profile passes: everything else the
     //     supervisor inherited stays outside.
-    let mut keep = [-1i32; MAX_PASS_FDS + 4];
+    let mut keep = [-1i32; MAX_PASS_FDS + 5];
     keep[0] = fds.release.as_raw_fd();
     keep[1] = fds.status.as_raw_fd();
     keep[2] = fds.result.as_raw_fd();
     keep[3] = fds.proxy.as_ref().map_or(-1, |p| p.as_raw_fd());
-    for (slot, fd) in keep[4..].iter_mut().zip(&armed.pass_fds) {
+    keep[4] = fds.denials.as_ref().map_or(-1, |p| p.as_raw_fd());
+    for (slot, fd) in keep[5..].iter_mut().zip(&armed.pass_fds) {
         *slot = *fd;
     }
     close_all_but(&mut keep).step(At::CloseInherited, "close inherited fds")?;
@@ -161,14 +162,18 @@ fn setup<'a>(armed: &'a Armed, fds: &mut ChildFds) -> Result<Option<OwnedFd>, Ch
 }
 
 /// The payload, after fork from init: steps 6–10. Never returns.
-pub fn payload_main(armed: &Armed, status: &OwnedFd) -> ! {
-    match prepare_payload(armed, status) {
+pub fn payload_main(armed: &Armed, status: &OwnedFd, denials: Option<&OwnedFd>) -> ! {
+    match prepare_payload(armed, status, denials) {
         Ok(()) => exec(armed, status),
         Err(e) => fail(status, e, EXIT_SETUP_FAILED),
     }
 }
 
-fn prepare_payload<'a>(armed: &'a Armed, status: &OwnedFd) -> Result<(), ChildError<'a>> {
+fn prepare_payload<'a>(
+    armed: &'a Armed,
+    status: &OwnedFd,
+    denials: Option<&OwnedFd>,
+) -> Result<(), ChildError<'a>> {
     let parent = nix::unistd::getppid();
     // 6. Hygiene that needs privileges or must precede the identity switch.
     sys::reset_signal_dispositions();
@@ -217,9 +222,18 @@ fn prepare_payload<'a>(armed: &'a Armed, status: &OwnedFd) -> Result<(), ChildEr
     }
     // 9. seccomp last: the steps above need prctl, capset, setrlimit, landlock_*.
     //    The kernel requires no_new_privs for a filter without CAP_SYS_ADMIN.
+    //    With --explain-denials the filter's listener goes out to the supervisor, which
+    //    answers each denied call; the policy was checked to allow sendmsg and close.
     if let Some(s) = &armed.seccomp {
         nix::sys::prctl::set_no_new_privs().step(At::Seccomp, "set no_new_privs")?;
-        seccomp::install(s)?;
+        match denials {
+            Some(channel) if s.notifies() => {
+                let listener = seccomp::install_listening(s)?;
+                sys::send_fd(channel.as_fd(), listener.as_fd())
+                    .step(At::Seccomp, "pass the filter's listener out")?;
+            }
+            _ => seccomp::install(s)?,
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //!
 //! Nothing here runs in the child: the child's code is in `sandbox`.
 
+pub mod denials;
 pub mod hostids;
 pub mod verdict;
 
@@ -132,6 +133,10 @@ pub struct Outcome {
     pub payload_cpu_usec: Option<u64>,
     /// Every limit the run met, the one that ended it first.
     pub limits: Vec<verdict::LimitHit>,
+    /// `--explain-denials`: what the payload was refused, by layer.
+    pub denials: Option<Vec<denials::Denial>>,
+    /// `--explain-denials`: what could not be listed, and why.
+    pub denial_notes: Vec<String>,
     /// What the cgroups layer did outside its own cgroup (e.g. subtree_control).
     pub cgroup_notes: Vec<String>,
     /// What went wrong around the payload without changing its outcome (a cgroup that
@@ -230,6 +235,34 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
         }
         None => (None, None),
     };
+    // `--explain-denials`: the payload passes its filter's listener out on this socketpair
+    // (step 9); Landlock's audit records are read from a socket opened now.
+    let (denials_ours, denials_theirs) = match &armed.seccomp {
+        Some(s) if armed.explain_denials && s.notifies() => {
+            let (a, b) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(sys_err("create socketpair"))?;
+            (Some(a), Some(b))
+        }
+        _ => (None, None),
+    };
+    let mut denial_notes = Vec::new();
+    let audit = match &armed.landlock {
+        Some(l) if armed.explain_denials => {
+            match crate::layers::landlock::audit::open_reader(l.abi) {
+                Ok(sock) => Some(sock),
+                Err(why) => {
+                    denial_notes.push(why);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
 
     // Signals to forward are blocked and read from a signalfd, with SIGCHLD (init stopped
     // or gone); init inherits the mask.
@@ -281,6 +314,8 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
                 drop(result_r);
                 drop(sigfd);
                 drop(proxy_ours);
+                drop(denials_ours);
+                drop(audit);
                 child_main(
                     armed,
                     ChildFds {
@@ -289,6 +324,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
                         result: result_w,
                         cgroup_join,
                         proxy: proxy_theirs,
+                        denials: denials_theirs,
                     },
                     one,
                 )
@@ -299,6 +335,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     drop(status_w);
     drop(result_w);
     drop(proxy_theirs);
+    drop(denials_theirs);
     let mut sandbox = Sandbox {
         init: child,
         pidfd,
@@ -330,6 +367,31 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
             restore_mask(&previous_mask);
             return Err(e);
         }
+    };
+    //    --explain-denials: the thread that answers the payload's filter and reads the
+    //    audit records. Without it a denied call would wait forever: no thread, no run.
+    let denials_running = match (denials_ours, audit) {
+        (None, None) => None,
+        (channel, audit) => match denials::start(denials::Settings {
+            channel,
+            program: armed
+                .seccomp
+                .as_ref()
+                .map(|s| s.program().to_vec())
+                .unwrap_or_default(),
+            audit,
+        }) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                sandbox.kill();
+                sandbox.reap();
+                restore_mask(&previous_mask);
+                return Err(LaunchError::Sys {
+                    step: "start the thread that explains denials",
+                    source: e.raw_os_error().map_or(Errno::EAGAIN, Errno::from_raw),
+                });
+            }
+        },
     };
     // EPIPE: the child already failed and exited; its message is on the status pipe, which
     // the wait loop reads, so it is not an error here.
@@ -382,6 +444,14 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
         outcome.connections_unlogged = log.unlogged;
     }
     drop(pasta.take());
+    if armed.explain_denials {
+        outcome.denials = Some(
+            denials_running
+                .map(|d| d.stop(outcome.observation.payload_pid))
+                .unwrap_or_default(),
+        );
+    }
+    outcome.denial_notes = denial_notes;
     if let (Some(e), None) = (attach_error, &outcome.failure) {
         if let Some(cg) = cgroup.take() {
             let _ = cg.teardown();
@@ -502,6 +572,8 @@ fn setup_failed(failure: ChildFailure, start: Instant) -> Outcome {
         oom: None,
         payload_cpu_usec: None,
         limits: Vec::new(),
+        denials: None,
+        denial_notes: Vec::new(),
         cgroup_notes: Vec::new(),
         warnings: Vec::new(),
         host_ids: None,
@@ -788,6 +860,8 @@ fn wait_loop(
         usage: None,
         oom: None,
         limits: Vec::new(),
+        denials: None,
+        denial_notes: Vec::new(),
         cgroup_notes: Vec::new(),
         warnings,
         host_ids: None,

@@ -80,3 +80,91 @@ pub fn int80_syscall(nr: u32) -> i64 {
     }
     rax as i64
 }
+
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` (Linux 5.0): the filter's user notifications go to a
+/// new fd, returned by the call.
+const FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
+
+/// As [`set_mode_filter`], and return the listener of the filter's `SECCOMP_RET_USER_NOTIF`
+/// actions (close-on-exec). Allocates nothing.
+pub fn set_mode_filter_listener(prog: &[sock_filter]) -> Result<std::os::fd::OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    let len = libc::c_ushort::try_from(prog.len()).map_err(|_| Errno::EINVAL)?;
+    let fprog = SockFprog {
+        len,
+        filter: prog.as_ptr(),
+    };
+    // SAFETY: as in `set_mode_filter`: `fprog` points at the live, initialised program for
+    // the whole call, and the kernel copies it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
+            FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const SockFprog,
+        )
+    };
+    let fd = Errno::result(rc)?;
+    // SAFETY: with NEW_LISTENER a non-negative return is a new fd nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// `struct seccomp_data` from linux/seccomp.h: what a filter sees of a system call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeccompData {
+    pub nr: i32,
+    pub arch: u32,
+    pub instruction_pointer: u64,
+    pub args: [u64; 6],
+}
+
+/// `struct seccomp_notif`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Notif {
+    pub id: u64,
+    pub pid: u32,
+    pub flags: u32,
+    pub data: SeccompData,
+}
+
+/// `struct seccomp_notif_resp`.
+#[repr(C)]
+struct NotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+/// `_IOWR('!', 0, struct seccomp_notif)` and `_IOWR('!', 1, struct seccomp_notif_resp)`.
+const IOCTL_NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const IOCTL_NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+
+/// The next user notification of `listener` (blocks until there is one; ENOENT when the
+/// task went away before it was read).
+pub fn notif_recv(listener: std::os::fd::BorrowedFd<'_>) -> Result<Notif, Errno> {
+    use std::os::fd::AsRawFd;
+    // The kernel requires a zeroed buffer.
+    let mut notif = Notif::default();
+    // SAFETY: `notif` is a live, zeroed `struct seccomp_notif` (80 bytes, the size the ioctl
+    // number encodes) that the kernel fills in.
+    let rc = unsafe { libc::ioctl(listener.as_raw_fd(), IOCTL_NOTIF_RECV as _, &mut notif) };
+    Errno::result(rc).map(|_| notif)
+}
+
+/// Answer notification `id`: the system call fails with `errno` (never runs).
+pub fn notif_fail(listener: std::os::fd::BorrowedFd<'_>, id: u64, errno: i32) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let resp = NotifResp {
+        id,
+        val: 0,
+        error: -errno,
+        flags: 0,
+    };
+    // SAFETY: `resp` is a live `struct seccomp_notif_resp` (24 bytes, the size the ioctl
+    // number encodes) that the kernel only reads.
+    let rc = unsafe { libc::ioctl(listener.as_raw_fd(), IOCTL_NOTIF_SEND as _, &resp) };
+    Errno::result(rc).map(drop)
+}

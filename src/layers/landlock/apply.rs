@@ -153,6 +153,11 @@ pub fn child_apply(prepared: &Prepared) -> Result<AppliedStatus, ChildError<'_>>
             .add_rule(NetPort::new(*port, *access))
             .map_err(fail("add port rule"))?;
     }
+    if prepared.log_new_exec {
+        ruleset = ruleset
+            .log_new_exec(true)
+            .map_err(fail("log the denials after execve"))?;
+    }
     let status = ruleset.restrict_self().map_err(fail("restrict self"))?;
     let enforcement = match status.ruleset {
         RulesetStatus::FullyEnforced if prepared.degraded => Enforcement::Partial,

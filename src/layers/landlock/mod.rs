@@ -56,6 +56,7 @@
 //! `apply` (the child side), `explain` (plain words and host facts).
 
 mod apply;
+pub mod audit;
 mod explain;
 mod plan;
 mod section;

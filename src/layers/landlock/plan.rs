@@ -237,6 +237,9 @@ pub struct Prepared {
     pub rules: Vec<PreparedRule>,
     /// One entry per port, with the union of bind/connect rights on it.
     pub ports: Vec<(u16, BitFlags<AccessNet>)>,
+    /// `--explain-denials` (ABI 7): the kernel also logs the denials of the programs the
+    /// payload runs (by default only the process that restricted itself, until execve).
+    pub log_new_exec: bool,
 }
 
 /// Turn the plan into C paths and masks.
@@ -266,5 +269,6 @@ pub fn prepare(plan: &Plan) -> Prepared {
         scopes: plan.scopes,
         rules,
         ports: ports.into_iter().collect(),
+        log_new_exec: false,
     }
 }

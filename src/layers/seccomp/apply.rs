@@ -22,3 +22,15 @@ pub fn install_at(prepared: &Prepared, at: crate::launch::At) -> Result<(), Chil
         other => other.step(at, "install"),
     }
 }
+
+/// Child side, `--explain-denials`: add the notifying filter and return its listener, for
+/// the supervisor (which answers each notification). Allocates nothing.
+pub fn install_listening(prepared: &Prepared) -> Result<std::os::fd::OwnedFd, ChildError<'static>> {
+    let at = crate::launch::At::Seccomp;
+    let program = prepared.notifying.as_deref().unwrap_or(&prepared.program);
+    match sys::set_mode_filter_listener(program) {
+        Err(Errno::EACCES) => Err(ChildError::new(at, "install", Errno::EACCES)
+            .with_detail(b"no_new_privs is not set and CAP_SYS_ADMIN is not held")),
+        other => other.step(at, "install with a listener"),
+    }
+}

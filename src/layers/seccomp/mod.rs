@@ -17,6 +17,7 @@
 mod apply;
 mod bpf;
 mod explain;
+pub mod notify;
 mod oci;
 mod plan;
 mod section;
@@ -24,7 +25,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{install, install_at};
+pub use apply::{install, install_at, install_listening};
 pub use bpf::{CmpOp, Width};
 pub use explain::{doctor, explain, syscall_groups};
 pub use plan::{plan, prepare, prepare_init, Prepared};

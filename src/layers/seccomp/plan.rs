@@ -46,6 +46,9 @@ pub fn plan(cfg: &Config, req: Requirement, host: &crate::host::Host) -> Decisio
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub(super) program: BpfProgram,
+    /// `--explain-denials`: the program installed instead, its errno actions turned into
+    /// user notifications the supervisor answers with the same errno.
+    pub(super) notifying: Option<BpfProgram>,
 }
 
 impl Prepared {
@@ -60,6 +63,15 @@ impl Prepared {
 
     pub fn program(&self) -> &[seccompiler::sock_filter] {
         &self.program
+    }
+
+    /// Install the notifying program instead of the original (`--explain-denials`).
+    pub fn notify_denials(&mut self) {
+        self.notifying = Some(super::notify::notifying(&self.program));
+    }
+
+    pub fn notifies(&self) -> bool {
+        self.notifying.is_some()
     }
 }
 
@@ -137,7 +149,10 @@ pub fn prepare(policy: &Config, landlock_net_rules: bool) -> Result<Prepared, St
         &beyond,
         table.max_nr(),
     )?;
-    Ok(Prepared { program })
+    Ok(Prepared {
+        program,
+        notifying: None,
+    })
 }
 
 /// Syscalls lasagna's init (pid 1 in the sandbox) needs once the payload is forked: wait and

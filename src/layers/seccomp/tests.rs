@@ -772,7 +772,10 @@ fn bench_figures() {
     .unwrap()
     .try_into()
     .unwrap();
-    let linear = Prepared { program: linear };
+    let linear = Prepared {
+        program: linear,
+        notifying: None,
+    };
 
     let (rd, wr) = nix::unistd::pipe().unwrap();
     let st = run(None, || {
@@ -816,4 +819,67 @@ fn bench_figures() {
     eprintln!(
         "getrandom(nr 318) ns/call: none {g0:.1}  lasagna {g1:.1}  seccompiler-linear {g2:.1}"
     );
+}
+
+/// The supervisor's interpreter gives the errno the kernel gives, for each deny the default
+/// filter has (by number, by argument, by entry point), and lets through what it allows.
+#[test]
+fn the_interpreter_answers_as_the_kernel_does() {
+    use crate::sys::seccomp::SeccompData;
+    let f = default_prepared();
+    let program = f.program();
+    let data = |name: &str, args: [u64; 6]| SeccompData {
+        nr: nr(name) as i32,
+        arch: Arch::NATIVE.audit_arch(),
+        instruction_pointer: 0,
+        args,
+    };
+    let denied: &[(&str, [u64; 6])] = &[
+        ("ptrace", [0; 6]),
+        ("mount", [0; 6]),
+        ("ioctl", [NEG1, TIOCSTI, 0, 0, 0, 0]),
+        ("ioctl", [NEG1, TIOCLINUX, 0, 0, 0, 0]),
+        ("socket", [libc::AF_VSOCK as u64, 1, 0, 0, 0, 0]),
+        ("clone", [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]),
+        ("clone3", [0; 6]),
+        ("keyctl", [0; 6]),
+    ];
+    for (name, args) in denied {
+        let want = call(Some(f), nr(name), *args);
+        let errno = notify::errno_of(program, &data(name, *args));
+        assert_eq!(
+            errno.map(|e| Outcome::Err(Errno::from_raw(e))),
+            Some(want),
+            "{name}{args:x?}"
+        );
+    }
+    // Allowed: getpid runs under the filter, and the interpreter says ALLOW.
+    assert_eq!(call(Some(f), nr("getpid"), [0; 6]), Outcome::Ok);
+    assert_eq!(notify::eval(program, &data("getpid", [0; 6])), 0x7fff_0000);
+    assert_eq!(
+        notify::errno_of(program, &data("ioctl", [NEG1, FIONREAD, 0, 0, 0, 0])),
+        None
+    );
+    // A call through another entry point: the filter kills, and so does the interpreter.
+    let i386 = SeccompData {
+        nr: 20,
+        arch: 0x4000_0003,
+        ..SeccompData::default()
+    };
+    assert_eq!(notify::eval(program, &i386) & 0xffff_0000, 0x8000_0000);
+    // The notifying program differs only where the original returns an errno.
+    let notifying = notify::notifying(program);
+    assert_eq!(notifying.len(), program.len());
+    for (name, args) in denied {
+        assert_eq!(
+            notify::eval(&notifying, &data(name, *args)),
+            0x7fc0_0000,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        notify::eval(&notifying, &data("getpid", [0; 6])),
+        0x7fff_0000
+    );
+    assert_eq!(notify::call_name(&data("ptrace", [0; 6])), "ptrace");
 }
