@@ -293,7 +293,7 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
         denial_notes: Vec::new(),
         payload_cpu_ms: None,
         failed_step: None,
-        warnings: Vec::new(),
+        warnings: plan.warnings.clone(),
         connections: Vec::new(),
         connections_unlogged: 0,
     }
@@ -347,7 +347,7 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
         text.push(')');
         l.observed = Some(text);
     }
-    report.warnings = outcome.warnings.clone();
+    report.warnings.extend(outcome.warnings.iter().cloned());
     if let (Some(id), Some(l)) = (
         outcome.host_ids,
         report

@@ -33,16 +33,86 @@ impl fmt::Display for Requirement {
     }
 }
 
-/// A place in a profile file: 1-based line and column.
+/// A place in a profile file: 1-based line and column, and which file ([`file_path`]; 0:
+/// not known, as in a unit test's text). After `extends` merges files, the file is what
+/// lets an error name the line of a parent profile correctly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Loc {
     pub line: u64,
     pub column: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub file: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Loc {
     pub fn of<T>(spanned: &Spanned<T>) -> Loc {
         spanned.loc
+    }
+
+    /// A place in no known file.
+    pub fn at(line: u64, column: u64) -> Loc {
+        Loc {
+            line,
+            column,
+            file: 0,
+        }
+    }
+
+    /// `FILE:LINE:COL` when the file is known, else `line L, column C`: for a message
+    /// that points at a second place.
+    pub fn describe(&self) -> String {
+        match file_path(self.file) {
+            Some(f) => format!("{}:{}:{}", f.display(), self.line, self.column),
+            None => format!("line {}, column {}", self.line, self.column),
+        }
+    }
+}
+
+/// The profile files read by this process, by id (1-based): a `Loc` names its file by id.
+static FILES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The id of `path` among the files read (registered on first use).
+pub fn file_id(path: &std::path::Path) -> u32 {
+    let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
+    match files.iter().position(|f| f == path) {
+        Some(i) => i as u32 + 1,
+        None => {
+            files.push(path.to_path_buf());
+            files.len() as u32
+        }
+    }
+}
+
+/// The path of file `id`, when it is one.
+pub fn file_path(id: u32) -> Option<PathBuf> {
+    let files = FILES.lock().unwrap_or_else(|e| e.into_inner());
+    id.checked_sub(1)
+        .and_then(|i| files.get(i as usize))
+        .cloned()
+}
+
+thread_local! {
+    /// The file being deserialized: every `Loc` read meanwhile is in it.
+    static CURRENT_FILE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// While alive, located values being deserialized are in file `id`.
+pub struct InFile(u32);
+
+impl InFile {
+    pub fn enter(path: &std::path::Path) -> InFile {
+        let id = file_id(path);
+        InFile(CURRENT_FILE.with(|c| c.replace(id)))
+    }
+}
+
+impl Drop for InFile {
+    fn drop(&mut self) {
+        CURRENT_FILE.with(|c| c.set(self.0));
     }
 }
 
@@ -86,9 +156,13 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if PLAIN.with(|p| p.get()) {
             let p = PlainSpanned::<T>::deserialize(d)?;
+            let mut loc = p.loc;
+            if loc.file == 0 {
+                loc.file = CURRENT_FILE.with(|c| c.get());
+            }
             return Ok(Spanned {
                 value: p.value,
-                loc: p.loc,
+                loc,
             });
         }
         let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
@@ -96,6 +170,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
             loc: Loc {
                 line: s.referenced.line(),
                 column: s.referenced.column(),
+                file: CURRENT_FILE.with(|c| c.get()),
             },
             value: s.value,
         })
@@ -174,7 +249,12 @@ impl ProfileError {
 impl fmt::Display for ProfileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use crate::text::escape;
-        write!(f, "{}", escape(&self.file.to_string_lossy()))?;
+        // A place in a known file names that file (a parent's line after `extends`).
+        let file = self
+            .loc
+            .and_then(|l| file_path(l.file))
+            .unwrap_or_else(|| self.file.clone());
+        write!(f, "{}", escape(&file.to_string_lossy()))?;
         if let Some(loc) = self.loc {
             write!(f, ":{}:{}", loc.line, loc.column)?;
         }

@@ -312,3 +312,125 @@ both!(explain_denials_lists_what_each_layer_refused, |who| {
     assert!(!stderr(&o).contains("denials"), "{}", stderr(&o));
     assert!(read_report(&rep).get("denials").is_none());
 });
+
+both!(
+    check_warns_about_what_one_layer_allows_and_another_refuses,
+    |who| {
+        let s = Scratch::new("diag-check");
+        let data = s.path().join("data");
+        let out = s.path().join("out");
+        for d in [&data, &out] {
+            std::fs::create_dir_all(d).unwrap();
+            let _ = std::process::Command::new("chmod")
+                .arg("0755")
+                .arg(d)
+                .status();
+        }
+        s.write("data/secret.txt", "secret\n");
+        let profile = |name: &str, grant: &str| {
+            s.write(
+            name,
+            &format!(
+                "name: p\nextends: strict\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: /data\n        source: {}\n{grant}      - bind: /out\n        source: {}\n        landlock: [read, write]\n",
+                data.display(),
+                out.display()
+            ),
+        )
+        };
+        let gap = profile("gap.yaml", "");
+        let fixed = profile("fixed.yaml", "        landlock: [read]\n");
+        let want = format!(
+        "gap.yaml: warning: ro-bind /data ({gap}:6:18): the landlock layer gives it no read right, so its files can be listed but not read; the nearest Landlock rule is on / (<shipped>/strict.yaml:"
+    );
+        let o = run(who, &["check", &gap]);
+        assert_code(&o, 0);
+        let err = stderr(&o);
+        assert!(err.contains(&want[..want.len()]), "{err}");
+        assert!(
+            err.contains(
+                "add `landlock: [read]` to the mount entry, or /data to `landlock: read:`"
+            ),
+            "{err}"
+        );
+        // explain and run -v say the same.
+        let o = run(who, &["explain", &gap]);
+        assert!(
+            stdout(&o).contains("warnings (what one layer allows and another refuses):"),
+            "{}",
+            stdout(&o)
+        );
+        assert!(
+            stdout(&o).contains(&format!("ro-bind /data ({gap}:6:18)")),
+            "{}",
+            stdout(&o)
+        );
+        // The warning is what the payload meets: listed, not read.
+        let o = run(
+            who,
+            &[
+                "run",
+                "-v",
+                "-p",
+                &gap,
+                "/bin/sh",
+                "-c",
+                "ls /data; cat /data/secret.txt",
+            ],
+        );
+        assert_code(&o, 1);
+        assert_eq!(stdout(&o), "secret.txt\n");
+        assert!(
+            stderr(&o).contains("cat: /data/secret.txt: Permission denied"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains(&format!("  warning: ro-bind /data ({gap}:6:18)")),
+            "{}",
+            stderr(&o)
+        );
+        // With the entry's own right, no warning and the file is read.
+        let o = run(who, &["check", &fixed]);
+        assert!(!stderr(&o).contains("/data"), "{}", stderr(&o));
+        let o = run(who, &["run", "-p", &fixed, "cat", "/data/secret.txt"]);
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "secret\n");
+        // As host root the payload runs as an unprivileged host uid: a writable bind of a
+        // directory it cannot write is named, with the fixes.
+        let o = run(who, &["check", &fixed]);
+        let unwritable = format!(
+        "bind /out ({fixed}:9:15): the payload runs as host uid 65534, and the source {} (owner 0, mode 0755) is not writable by it, so its writes fail with EACCES",
+        out.display()
+    );
+        let o2 = run(
+            who,
+            &["run", "-p", &fixed, "/bin/sh", "-c", "echo x > /out/f"],
+        );
+        if who == As::Root {
+            assert!(stderr(&o).contains(&unwritable), "{}", stderr(&o));
+            assert!(
+                stderr(&o).contains(&format!("or `chown 65534 {}`", out.display())),
+                "{}",
+                stderr(&o)
+            );
+            assert_code(&o2, 2);
+            assert!(stderr(&o2).contains("Permission denied"), "{}", stderr(&o2));
+            // Control: once it is writable by anyone, no warning and the write lands.
+            let _ = std::process::Command::new("chmod")
+                .arg("0777")
+                .arg(&out)
+                .status();
+            let o = run(who, &["check", &fixed]);
+            assert!(!stderr(&o).contains("/out"), "{}", stderr(&o));
+            let o = run(
+                who,
+                &["run", "-p", &fixed, "/bin/sh", "-c", "echo x > /out/f"],
+            );
+            assert_code(&o, 0);
+            assert!(out.join("f").exists());
+        } else {
+            // Not root: the payload is the caller's own uid, and nothing is said about it.
+            assert!(!stderr(&o).contains("/out"), "{}", stderr(&o));
+        }
+    }
+);

@@ -84,7 +84,113 @@ fn duplicate_mount_targets_are_errors() {
     check_error(
         "layers:\n  filesystem:\n    mounts:\n      - ro-bind: /usr\n      - tmpfs: /usr\n",
         "5:16",
-        "duplicate mount target /usr (first at line 4, column 18)",
+        "duplicate mount target /usr (first at ",
+    );
+    // The second place names its file too.
+    let dir = Scratch::new("dup");
+    let path = dir.write(
+        "dup.yaml",
+        "layers:\n  filesystem:\n    mounts:\n      - ro-bind: /usr\n      - tmpfs: /usr\n",
+    );
+    let o = run(As::Root, &["check", &path]);
+    assert!(
+        stderr(&o).contains(&format!("(first at {path}:4:18)")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A child profile replaces an inherited mount by naming its path, or drops it with
+/// `remove:`; an error at an inherited line names the parent's file, not the child's.
+#[test]
+fn a_child_profile_replaces_or_removes_inherited_mounts() {
+    let dir = Scratch::new("inherit");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("x.txt"), "from the host\n").unwrap();
+    let parent = dir.write(
+        "parent.yaml",
+        "name: parent\nextends: strict\nlayers:\n  filesystem:\n    mounts:\n      - tmpfs: /data\n      - tmpfs: /scratch\n",
+    );
+    let child = dir.write(
+        "child.yaml",
+        &format!(
+            "name: child\nextends: parent.yaml\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: /data\n        source: {}\n        landlock: [read]\n      - remove: /scratch\n",
+            data.display()
+        ),
+    );
+    // /data is the child's bind (its own Landlock right lets it be read); /scratch is gone.
+    let o = run(
+        As::Root,
+        &[
+            "run",
+            "-p",
+            &child,
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /data/x.txt; test -e /scratch || echo no-scratch",
+        ],
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "from the host\nno-scratch\n");
+    // Control: the parent alone has an empty /data and a /scratch.
+    let o = run(
+        As::Root,
+        &[
+            "run",
+            "-p",
+            &parent,
+            "--",
+            "/bin/sh",
+            "-c",
+            "ls -A /data; test -d /scratch && echo scratch",
+        ],
+    );
+    assert_eq!(stdout(&o), "scratch\n");
+    // Removing what no parent mounts, and removing in the same file, are errors.
+    let nothing = dir.write(
+        "nothing.yaml",
+        "extends: parent.yaml\nlayers:\n  filesystem:\n    mounts:\n      - remove: /nowhere\n",
+    );
+    let o = run(As::Root, &["check", &nothing]);
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!(
+            "{nothing}:5:17: remove /nowhere: no inherited mount has this path"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let same = dir.write(
+        "same.yaml",
+        "extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - tmpfs: /x\n      - remove: /x\n",
+    );
+    let o = run(As::Root, &["check", &same]);
+    assert!(
+        stderr(&o).contains(&format!(
+            "{same}:6:17: remove /x: its mount is in this same file (at {same}:5:16)"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // An error found at the parent's line names the parent's file.
+    let inner = dir.write(
+        "inner.yaml",
+        "extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - tmpfs: /srv/inner\n",
+    );
+    let outer = dir.write(
+        "outer.yaml",
+        "extends: inner.yaml\nlayers:\n  filesystem:\n    mounts:\n      - tmpfs: /srv\n",
+    );
+    let o = run(As::Root, &["check", &outer]);
+    assert_code(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "{inner}:5:16: mount /srv/inner would be hidden by the later mount /srv at {outer}:5:16"
+        )),
+        "{err}"
     );
 }
 

@@ -27,6 +27,14 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
                     continue;
                 }
                 let plan = plan::plan(&p, &host, &plan::Options::default());
+                // What one layer allows and another refuses: the run would meet it inside.
+                for w in &plan.warnings {
+                    eprintln!(
+                        "{}: warning: {}",
+                        crate::text::escape(name),
+                        crate::text::escape(w)
+                    );
+                }
                 let refused = plan.refusals();
                 if refused.is_empty() {
                     println!("{}: ok", crate::text::escape(name));
@@ -85,6 +93,13 @@ pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
         }
         for n in &l.notes {
             println!("  note: {}", escape(n));
+        }
+    }
+    if !plan.warnings.is_empty() {
+        println!();
+        println!("warnings (what one layer allows and another refuses):");
+        for w in &plan.warnings {
+            println!("  - {}", escape(w));
         }
     }
     Ok(0)

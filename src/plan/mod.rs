@@ -6,6 +6,7 @@
 //! Each layer decides in its own module (`layers::X::plan`); this module runs them in
 //! dependency order and joins them where one layer needs another ([`DEPENDENCIES`]).
 
+mod checks;
 mod identity;
 #[cfg(test)]
 mod tests;
@@ -206,6 +207,9 @@ pub struct Plan {
     /// `net: user`: the pasta binary the supervisor starts.
     #[serde(skip)]
     pub pasta: Option<std::path::PathBuf>,
+    /// What one layer allows and another refuses ([`checks`]): for `check`, `explain`,
+    /// `run -v` and the report.
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -660,8 +664,10 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
         landlock: landlock_plan,
         landlock_net_rules,
         pasta,
+        warnings: Vec::new(),
     };
     identity_notes(&mut plan, profile, host);
+    plan.warnings = checks::warnings(&plan);
     plan
 }
 

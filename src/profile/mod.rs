@@ -271,6 +271,8 @@ pub fn parse_text(text: &str, file: &Path) -> Result<ProfileFile, ProfileError> 
     }
     let mut options = serde_saphyr::options! { strict_booleans: true };
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // Every located value read here is in `file`.
+    let _in = crate::types::InFile::enter(file);
     serde_saphyr::from_str_with_options::<ProfileFile>(text, options).map_err(|e| {
         let mut err = yaml_error(&e, file);
         // `[${CWD}]`: in a flow collection `{` opens a mapping.
@@ -322,10 +324,7 @@ fn mapping_shape(key: &str) -> Option<String> {
 }
 
 fn yaml_error(e: &serde_saphyr::Error, file: &Path) -> ProfileError {
-    let loc = e.location().map(|l| Loc {
-        line: l.line(),
-        column: l.column(),
-    });
+    let loc = e.location().map(|l| Loc::at(l.line(), l.column()));
     let rendered = e.to_string();
     let first = rendered.lines().next().unwrap_or("invalid profile").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
@@ -735,6 +734,14 @@ fn validate(
             });
         }
     }
+    let filesystem = checked(&s.filesystem, &dir).map_err(at)?;
+    let mut landlock = checked(&s.landlock, &dir).map_err(at)?;
+    // A mount entry's own Landlock rights, where the profile has a Landlock layer.
+    if let (Some(fs), Some(ll)) = (&filesystem, &mut landlock) {
+        for (path, optional, loc, rights) in &fs.grants {
+            ll.grant(path, rights, *optional, *loc).map_err(at)?;
+        }
+    }
     Ok(Profile {
         name: file.name.unwrap_or_else(|| {
             path.file_stem()
@@ -744,12 +751,12 @@ fn validate(
         description: file.description.unwrap_or_default(),
         command: file.command,
         namespaces: checked(&s.namespaces, &dir).map_err(at)?,
-        filesystem: checked(&s.filesystem, &dir).map_err(at)?,
+        filesystem,
         cgroups: checked(&s.cgroups, &dir).map_err(at)?,
         capabilities: checked(&s.capabilities, &dir).map_err(at)?,
         rlimits: checked(&s.rlimits, &dir).map_err(at)?,
         process: checked(&s.process, &dir).map_err(at)?,
-        landlock: checked(&s.landlock, &dir).map_err(at)?,
+        landlock,
         seccomp: checked(&s.seccomp, &dir).map_err(at)?,
         network: checked(&s.network, &dir).map_err(at)?,
         source,

@@ -18,10 +18,7 @@ use super::Sections;
 
 /// Where an overlay value comes from: `Loc { line: 0, column: N }` is the N-th flag.
 pub fn flag_loc(n: usize) -> Loc {
-    Loc {
-        line: 0,
-        column: n as u64,
-    }
+    Loc::at(0, n as u64)
 }
 
 #[derive(Debug, Clone, Default)]

@@ -364,6 +364,6 @@ mod tests {
         let mut bad =
             serde_json::json!({"x": {"value": "${NOPE}", "loc": {"line": 7, "column": 2}}});
         let e = expand_json(&mut bad, &vars()).unwrap_err();
-        assert_eq!(e.loc, Some(Loc { line: 7, column: 2 }));
+        assert_eq!(e.loc, Some(Loc::at(7, 2)));
     }
 }

@@ -1,7 +1,5 @@
 //! The `filesystem:` section as written, its check into a [`Config`] and its [`Op`]s.
 
-use std::collections::HashMap;
-
 use crate::types::Spanned;
 use serde::Deserialize;
 
@@ -53,6 +51,13 @@ pub struct MountEntry {
     pub perms: Option<Spanned<String>>,
     /// A bind whose source is missing is skipped instead of being an error.
     pub optional: Option<bool>,
+    /// In a profile that extends another: drop the inherited entry of this path (a later
+    /// entry of the same path in a child profile replaces it in place).
+    pub remove: Option<Spanned<String>>,
+    /// Landlock rights this entry grants on its path (`read`, `write`, `exec`, or the
+    /// fine-grained names), when the profile has a Landlock layer: one line for both layers.
+    /// Without it the two layers stay independent.
+    pub landlock: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
@@ -81,29 +86,87 @@ crate::merge_fields!(Section {
     mounts: append
 });
 
+/// A mount entry's own Landlock rights, as written.
+type Rights = Vec<Spanned<String>>;
+
 impl Section {
     fn checked(self) -> Result<Config, ProfileError> {
-        let mut ops: Vec<(Loc, Op)> = Vec::new();
+        // Entries in merge order (a parent's before its child's). The same target twice in
+        // one file is an error; in a later file (a child profile, a .local.yaml, a flag) it
+        // replaces the earlier entry in place, and `remove:` drops it.
+        let mut ops: Vec<(Loc, Op, Option<Rights>)> = Vec::new();
         for entry in self.mounts {
-            let (loc, op) = entry.validate()?;
-            ops.push((loc, op));
-        }
-        // Duplicate targets, and a mount hidden by a later mount of a parent directory.
-        let mut seen: HashMap<SandboxPath, Loc> = HashMap::new();
-        for (loc, op) in &ops {
-            let target = op.target();
-            if let Some(first) = seen.get(target) {
-                return Err(ProfileError::at(
-                    *loc,
-                    format!(
-                        "duplicate mount target {target} (first at line {}, column {})",
-                        first.line, first.column
-                    ),
-                )
-                .hint("each path inside the sandbox can be mounted once"));
+            if let Some(raw) = &entry.remove {
+                let loc = Loc::of(raw);
+                let target = parse_path(raw)?;
+                let alone = [
+                    entry.ro_bind.is_none(),
+                    entry.bind.is_none(),
+                    entry.dev_bind.is_none(),
+                    entry.tmpfs.is_none(),
+                    entry.dir.is_none(),
+                    entry.symlink.is_none(),
+                    entry.file.is_none(),
+                    entry.mask.is_none(),
+                    entry.source.is_none(),
+                    entry.landlock.is_none(),
+                ]
+                .into_iter()
+                .all(|b| b);
+                if !alone {
+                    return Err(ProfileError::at(loc, "`remove` stands alone in its entry")
+                        .hint("- remove: PATH drops the inherited mount of PATH; write the new mount as an entry of its own"));
+                }
+                match ops.iter().position(|(_, op, _)| *op.target() == target) {
+                    Some(i) if ops[i].0.file != loc.file => {
+                        ops.remove(i);
+                    }
+                    Some(i) => {
+                        return Err(ProfileError::at(
+                            loc,
+                            format!(
+                                "remove {target}: its mount is in this same file (at {})",
+                                ops[i].0.describe()
+                            ),
+                        )
+                        .hint("delete that entry instead"))
+                    }
+                    None => {
+                        return Err(ProfileError::at(
+                            loc,
+                            format!("remove {target}: no inherited mount has this path"),
+                        )
+                        .hint("`remove` drops a mount of the profile this one extends; `lasagna run --print-profile` lists them"))
+                    }
+                }
+                continue;
             }
-            seen.insert(target.clone(), *loc);
+            let grants = entry.landlock.clone();
+            let (loc, op) = entry.validate()?;
+            match ops.iter().position(|(_, o, _)| o.target() == op.target()) {
+                Some(i) if ops[i].0.file != loc.file => ops[i] = (loc, op, grants),
+                Some(i) => {
+                    let target = op.target();
+                    return Err(ProfileError::at(
+                        loc,
+                        format!(
+                            "duplicate mount target {target} (first at {})",
+                            ops[i].0.describe()
+                        ),
+                    )
+                    .hint("each path inside the sandbox can be mounted once; a profile that extends this one can replace the entry or `remove:` it"));
+                }
+                None => ops.push((loc, op, grants)),
+            }
         }
+        let grants: Vec<(SandboxPath, bool, Loc, Vec<Spanned<String>>)> = ops
+            .iter()
+            .filter_map(|(loc, op, g)| {
+                let optional = matches!(op, Op::Bind { optional: true, .. });
+                g.clone().map(|g| (op.target().clone(), optional, *loc, g))
+            })
+            .collect();
+        let ops: Vec<(Loc, Op)> = ops.into_iter().map(|(l, o, _)| (l, o)).collect();
         for (i, (loc, op)) in ops.iter().enumerate() {
             for (later_loc, later) in &ops[i + 1..] {
                 let t = later.target();
@@ -112,9 +175,9 @@ impl Section {
                     return Err(ProfileError::at(
                         *loc,
                         format!(
-                            "mount {} would be hidden by the later mount {t} at line {}",
+                            "mount {} would be hidden by the later mount {t} at {}",
                             op.target(),
-                            later_loc.line
+                            later_loc.describe()
                         ),
                     )
                     .hint(format!("list {t} before {}", op.target())));
@@ -143,7 +206,9 @@ impl Section {
             read_only_root: self.read_only_root.unwrap_or(true),
             proc: self.proc.unwrap_or(true),
             dev: self.dev.unwrap_or(true),
+            locs: ops.iter().map(|(l, _)| *l).collect(),
             ops: ops.into_iter().map(|(_, op)| op).collect(),
+            grants,
         })
     }
 }
@@ -224,6 +289,12 @@ impl MountEntry {
         }
         if kind != "symlink" {
             refuse("to", self.to.as_ref().map(Loc::of))?;
+        }
+        if matches!(kind, "symlink" | "mask") {
+            refuse(
+                "landlock",
+                self.landlock.as_ref().and_then(|l| l.first()).map(Loc::of),
+            )?;
         }
         if kind != "tmpfs" {
             refuse("size", self.size.as_ref().map(Loc::of))?;
@@ -405,6 +476,11 @@ pub struct Config {
     pub proc: bool,
     pub dev: bool,
     pub ops: Vec<Op>,
+    /// Where each op was written (the same order).
+    pub locs: Vec<Loc>,
+    /// Entries' own Landlock rights (`landlock:` on a mount): the target, whether the
+    /// mount is optional, where, and the rights as written.
+    pub grants: Vec<(SandboxPath, bool, Loc, Vec<Spanned<String>>)>,
 }
 
 impl crate::types::LayerSection for Section {

@@ -96,6 +96,8 @@ pub struct PathRule {
     pub path: SandboxPath,
     pub access: BitFlags<AccessFs>,
     pub missing: Missing,
+    /// Where the path was first named (a mount entry's own `landlock:`, a list, a rule).
+    pub loc: Option<Loc>,
 }
 
 /// TCP ports, sorted and without duplicates.
@@ -140,7 +142,7 @@ pub(super) fn checked(section: &Section) -> Result<Config, ProfileError> {
     };
 
     let mut paths: Vec<PathRule> = Vec::new();
-    let mut add = |path: SandboxPath, access: BitFlags<AccessFs>, missing: Missing| {
+    let mut add = |path: SandboxPath, access: BitFlags<AccessFs>, missing: Missing, loc: Loc| {
         match paths.iter_mut().find(|r| r.path == path) {
             Some(rule) => {
                 rule.access |= access;
@@ -153,6 +155,7 @@ pub(super) fn checked(section: &Section) -> Result<Config, ProfileError> {
                 path,
                 access,
                 missing,
+                loc: Some(loc),
             }),
         }
     };
@@ -162,7 +165,7 @@ pub(super) fn checked(section: &Section) -> Result<Config, ProfileError> {
         (&section.exec, exec_rights()),
     ] {
         for raw in list {
-            add(parse_path(raw)?, access, default_missing);
+            add(parse_path(raw)?, access, default_missing, Loc::of(raw));
         }
     }
     for rule in &section.rules {
@@ -183,7 +186,7 @@ pub(super) fn checked(section: &Section) -> Result<Config, ProfileError> {
         } else {
             default_missing
         };
-        add(path, access, missing);
+        add(path, access, missing, Loc::of(&rule.path));
     }
 
     let net = match &section.net {
@@ -210,6 +213,43 @@ pub(super) fn checked(section: &Section) -> Result<Config, ProfileError> {
         net,
         scopes,
     })
+}
+
+impl Config {
+    /// A mount entry's own rights (`landlock:` on the entry): added to the rule of its
+    /// path. An optional mount's rule is skipped where the mount is.
+    pub fn grant(
+        &mut self,
+        path: &SandboxPath,
+        rights: &[Spanned<String>],
+        optional: bool,
+        loc: Loc,
+    ) -> Result<(), ProfileError> {
+        let mut access = BitFlags::EMPTY;
+        for name in rights {
+            access |= parse_access(name)?;
+        }
+        let missing = if optional {
+            Missing::Skip
+        } else {
+            Missing::Error
+        };
+        match self.paths.iter_mut().find(|r| &r.path == path) {
+            Some(rule) => {
+                rule.access |= access;
+                if missing == Missing::Error {
+                    rule.missing = Missing::Error;
+                }
+            }
+            None => self.paths.push(PathRule {
+                path: path.clone(),
+                access,
+                missing,
+                loc: Some(loc),
+            }),
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn parse_access(name: &Spanned<String>) -> Result<BitFlags<AccessFs>, ProfileError> {

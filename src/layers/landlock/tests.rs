@@ -130,13 +130,7 @@ fn rules_on_one_path_merge_and_optional_is_kept_only_if_all_agree() {
 fn bad_right_is_located_with_a_suggestion() {
     let e =
         error("read: [/usr]\nrules:\n  - path: /dev/null\n    access: [read-file, wirte-file]\n");
-    assert_eq!(
-        e.loc,
-        Some(Loc {
-            line: 4,
-            column: 25
-        })
-    );
+    assert_eq!(e.loc, Some(Loc::at(4, 25)));
     assert!(e.message.contains("\"wirte-file\""), "{e}");
     assert_eq!(e.hint.as_deref(), Some("did you mean \"write-file\"?"));
 }
@@ -144,45 +138,27 @@ fn bad_right_is_located_with_a_suggestion() {
 #[test]
 fn unknown_far_name_lists_known_ones() {
     let e = error("rules:\n  - {path: /x, access: [everything]}\n");
-    assert_eq!(
-        e.loc,
-        Some(Loc {
-            line: 2,
-            column: 25
-        })
-    );
+    assert_eq!(e.loc, Some(Loc::at(2, 25)));
     assert!(e.hint.unwrap().contains("read-file"));
 }
 
 #[test]
 fn relative_path_is_rejected_at_its_location() {
     let e = error("read: [/usr]\nwrite:\n  - tmp/out\n");
-    assert_eq!(e.loc, Some(Loc { line: 3, column: 5 }));
+    assert_eq!(e.loc, Some(Loc::at(3, 5)));
     assert!(e.message.contains("relative"), "{e}");
 }
 
 #[test]
 fn bad_scope_port_and_abi_are_located() {
     let e = error("scope: [abstract-unix-socket, signals]\n");
-    assert_eq!(
-        e.loc,
-        Some(Loc {
-            line: 1,
-            column: 31
-        })
-    );
+    assert_eq!(e.loc, Some(Loc::at(1, 31)));
     assert_eq!(e.hint.as_deref(), Some("did you mean \"signal\"?"));
     let e = error("net:\n  connect: [443, 70000]\n");
-    assert_eq!(
-        e.loc,
-        Some(Loc {
-            line: 2,
-            column: 18
-        })
-    );
+    assert_eq!(e.loc, Some(Loc::at(2, 18)));
     assert!(e.message.contains("70000"));
     let e = error("abi: 12\n");
-    assert_eq!(e.loc, Some(Loc { line: 1, column: 6 }));
+    assert_eq!(e.loc, Some(Loc::at(1, 6)));
     let e = error("rules:\n  - {path: /x, access: []}\n");
     assert!(e.message.contains("grants no access"), "{e}");
 }

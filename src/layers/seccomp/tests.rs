@@ -143,7 +143,7 @@ fn unknown_syscall_is_located_with_a_suggestion() {
         err.message,
         "unknown syscall \"opne\" (did you mean \"open\"?)"
     );
-    assert_eq!(err.loc, Some(Loc { line: 3, column: 5 }));
+    assert_eq!(err.loc, Some(Loc::at(3, 5)));
     let err = policy("allow: [\"@basic-io\", \"@sytem-service\"]\n").unwrap_err();
     assert!(
         err.message.contains("did you mean \"@system-service\""),
@@ -155,23 +155,11 @@ fn unknown_syscall_is_located_with_a_suggestion() {
 #[test]
 fn bad_action_is_located() {
     let err = policy("allow: [execve]\ndefault-action: errno EPERMM\n").unwrap_err();
-    assert_eq!(
-        err.loc,
-        Some(Loc {
-            line: 2,
-            column: 17
-        })
-    );
+    assert_eq!(err.loc, Some(Loc::at(2, 17)));
     assert!(err.message.contains("EPERMM"));
     let yaml = "allow: [execve]\ndeny:\n  - syscalls: [kill]\n    action: explode\n";
     let err = policy(yaml).unwrap_err();
-    assert_eq!(
-        err.loc,
-        Some(Loc {
-            line: 4,
-            column: 13
-        })
-    );
+    assert_eq!(err.loc, Some(Loc::at(4, 13)));
     assert!(policy("allow: [execve]\ndefault-action: errno 38\n").is_ok());
     assert_eq!(
         policy("allow: [execve]\ndefault-action: errno ENOSYS\n")
@@ -278,7 +266,7 @@ fn imports_the_containers_profile() {
 fn import_errors_point_at_the_import_key() {
     let yaml = "allow: [execve]\nimport: /nonexistent.json\n";
     let err = policy(yaml).unwrap_err();
-    assert_eq!(err.loc, Some(Loc { line: 2, column: 9 }));
+    assert_eq!(err.loc, Some(Loc::at(2, 9)));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+//! Checks across layers, before anything runs: what the plan allows in one layer and
+//! refuses in another, which the payload would meet as a bare EACCES. `check`, `explain`
+//! and `run -v` show them (and the report's `warnings`); none changes the plan.
+
+use std::os::unix::fs::MetadataExt;
+
+use ::landlock::{AccessFs, BitFlags};
+
+use crate::layers::filesystem::{BindAccess, Op};
+use crate::layers::landlock;
+use crate::types::{Loc, SandboxPath};
+
+use super::Plan;
+
+/// Every finding, one sentence each, naming both profile lines and the fix.
+pub fn warnings(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(fs) = &plan.config.filesystem {
+        if let Some(ll) = &plan.landlock {
+            out.extend(landlock_gaps(&fs.ops, &fs.locs, ll));
+        }
+        if let Some((uid, gid)) = payload_host_ids(plan) {
+            out.extend(unwritable_sources(&fs.ops, &fs.locs, uid, gid));
+        }
+    }
+    out
+}
+
+fn at(loc: Option<&Loc>) -> String {
+    loc.map(|l| format!(" ({})", l.describe()))
+        .unwrap_or_default()
+}
+
+/// Mounts the Landlock rules give no right on: a read-only bind that can be listed and not
+/// read, a writable one (or a tmpfs) that cannot be written.
+fn landlock_gaps(ops: &[Op], locs: &[Loc], ll: &landlock::Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    let read = AccessFs::ReadFile;
+    let write = AccessFs::WriteFile;
+    for (i, op) in ops.iter().enumerate() {
+        let (target, kind, writable) = match op {
+            // A source that is a link is recreated as the link (its target's rules apply),
+            // and an absent optional one is not mounted at all.
+            Op::Bind { source, .. }
+                if std::fs::symlink_metadata(source.as_str())
+                    .map_or(true, |m| m.file_type().is_symlink()) =>
+            {
+                continue
+            }
+            Op::Bind { target, access, .. } => (
+                target,
+                match access {
+                    BindAccess::ReadOnly => "ro-bind",
+                    BindAccess::ReadWrite => "bind",
+                    BindAccess::Devices => "dev-bind",
+                },
+                *access != BindAccess::ReadOnly,
+            ),
+            Op::Tmpfs { target, .. } => (target, "tmpfs", true),
+            _ => continue,
+        };
+        // A rule below the mount gives part of it: the author chose what.
+        if ll
+            .paths
+            .iter()
+            .any(|r| r.path != *target && r.path.starts_with(target))
+        {
+            continue;
+        }
+        let covering: Vec<&landlock::PathRule> = ll
+            .paths
+            .iter()
+            .filter(|r| target.starts_with(&r.path))
+            .collect();
+        let rights: BitFlags<AccessFs> = covering
+            .iter()
+            .fold(BitFlags::EMPTY, |acc, r| acc | r.access);
+        let listable = rights.contains(AccessFs::ReadDir);
+        let mut missing = Vec::new();
+        if ll.handled_fs.contains(read) && !rights.contains(read) {
+            missing.push("read");
+        }
+        if writable && ll.handled_fs.contains(write) && !rights.contains(write) {
+            missing.push("write");
+        }
+        if missing.is_empty() {
+            continue;
+        }
+        let what = match (missing.as_slice(), listable) {
+            (["read"], true) => "its files can be listed but not read".to_string(),
+            (["read"], false) => "its files cannot be read".to_string(),
+            (["write"], _) => "it can be read but not written".to_string(),
+            _ if listable => "its files can be listed but neither read nor written".to_string(),
+            _ => "it can be neither read nor written".to_string(),
+        };
+        let nearest = covering
+            .iter()
+            .max_by_key(|r| r.path.as_str().len())
+            .map(|r| {
+                format!(
+                    "; the nearest Landlock rule is on {}{}",
+                    r.path,
+                    at(r.loc.as_ref())
+                )
+            })
+            .unwrap_or_default();
+        out.push(format!(
+            "{kind} {target}{}: the landlock layer gives it no {} right, so {what}{nearest}; add `landlock: [{}]` to the mount entry, or {target} to `landlock: {}:`",
+            at(locs.get(i)),
+            missing.join(" or "),
+            missing.join(", "),
+            missing[0],
+        ));
+    }
+    out
+}
+
+/// As host root, the payload runs as an unprivileged host uid: its ids on the host, when
+/// they are known before the run (`host-uid: auto` picks a fresh one at launch, which owns
+/// nothing: `u32::MAX` stands for it).
+fn payload_host_ids(plan: &Plan) -> Option<(u32, u32)> {
+    if !plan.as_root {
+        return None;
+    }
+    if plan.identity.pick_host_ids.is_some() {
+        return Some((u32::MAX, u32::MAX));
+    }
+    plan.identity
+        .host_ids_if_root()
+        .filter(|(uid, _)| *uid != 0)
+}
+
+/// Writable binds whose host source the payload's host uid cannot write (owner and mode).
+fn unwritable_sources(ops: &[Op], locs: &[Loc], uid: u32, gid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let Op::Bind {
+            source,
+            target,
+            access: BindAccess::ReadWrite | BindAccess::Devices,
+            ..
+        } = op
+        else {
+            continue;
+        };
+        // Advisory only (the launch opens sources by descriptor): a path stat is enough.
+        let Ok(meta) = std::fs::metadata(source.as_str()) else {
+            continue;
+        };
+        if writable_by(&meta, uid, gid) {
+            continue;
+        }
+        let who = if uid == u32::MAX {
+            "the host uid picked for each run (host-uid: auto)".to_string()
+        } else {
+            format!("host uid {uid}")
+        };
+        let owner = meta.uid();
+        let as_owner = if owner == 0 {
+            "`namespaces: host-uid: 0`, which also needs `run-as-host-root: true`".to_string()
+        } else {
+            format!("`namespaces: host-uid: {owner}`")
+        };
+        let chown = if uid == u32::MAX {
+            "set a fixed host-uid and chown the source to it".to_string()
+        } else {
+            format!("`chown {uid} {}`", escape_path(source))
+        };
+        out.push(format!(
+            "bind {target}{}: the payload runs as {who}, and the source {} (owner {owner}, mode {:04o}) is not writable by it, so its writes fail with EACCES (and git refuses a repository it does not own); run the payload as the owner ({as_owner}), or {chown}",
+            at(locs.get(i)),
+            escape_path(source),
+            meta.mode() & 0o7777
+        ));
+    }
+    out
+}
+
+fn escape_path(p: &SandboxPath) -> String {
+    crate::text::escape(p.as_str()).into_owned()
+}
+
+/// Write permission of `uid`/`gid` by the mode bits (no ACLs, no supplementary groups:
+/// the payload has none).
+fn writable_by(meta: &std::fs::Metadata, uid: u32, gid: u32) -> bool {
+    let mode = meta.mode();
+    if meta.uid() == uid {
+        mode & 0o200 != 0
+    } else if meta.gid() == gid {
+        mode & 0o020 != 0
+    } else {
+        mode & 0o002 != 0
+    }
+}
