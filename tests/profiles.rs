@@ -799,3 +799,30 @@ fn a_cpu_time_the_kernel_cannot_enforce_is_an_error() {
         "write cpu: 2s",
     );
 }
+
+/// `check` lists every section's error, in the order of the file, not only the first.
+#[test]
+fn check_reports_every_error_in_a_file() {
+    let dir = Scratch::new("many");
+    let path = dir.write(
+        "many.yaml",
+        "extends: strict\nlayers:\n  rlimits:\n    nofile: lots\n  cgroups:\n    pids:\n      max: 0\n  landlock:\n    read: [relative/path]\n  seccomp:\n    allow: [no_such_call]\n",
+    );
+    let o = run(As::Root, &["check", &path]);
+    assert_code(&o, 1);
+    let lines: Vec<String> = stderr(&o).lines().map(str::to_string).collect();
+    let want = [
+        format!("{path}:4:13: \"lots\" is not a count"),
+        format!("{path}:7:12: pids.max 0 leaves no room for the payload"),
+        format!("{path}:9:12: path \"relative/path\" is relative"),
+        format!("{path}:11:13: unknown syscall \"no_such_call\""),
+    ];
+    assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    for (line, want) in lines.iter().zip(&want) {
+        assert!(line.starts_with(want.as_str()), "{line} / {want}");
+    }
+    // `run` stops at the first, with exit 125.
+    let o = run(As::Root, &["run", "-p", &path, "true"]);
+    assert_code(&o, 125);
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}

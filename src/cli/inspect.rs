@@ -11,10 +11,12 @@ pub fn check(names: &[String]) -> Result<i32, Error> {
     let host = Host::probe(crate::host::Needs::ALL);
     let mut findings = 0;
     for name in names {
-        match profile::load(name) {
-            Err(e) => {
+        match profile::load_all_errors(name) {
+            Err(errors) => {
                 findings += 1;
-                eprintln!("{e}");
+                for e in errors {
+                    eprintln!("{e}");
+                }
             }
             Ok(p) => {
                 if let Err(missing) = p.find_program() {

@@ -435,6 +435,28 @@ pub fn load_named(
     load_chain(source, &locals, overlay)
 }
 
+/// [`load`] for `check`: every error of the merged profile (one per section that has one),
+/// not only the first. A file that does not parse stops at its parse error.
+pub fn load_all_errors(name_or_path: &str) -> Result<Profile, Vec<ProfileError>> {
+    let source = resolve(name_or_path).map_err(|e| vec![e])?;
+    let mut locals = if looks_like_path(name_or_path) {
+        Vec::new()
+    } else {
+        local_overlays(name_or_path)
+    };
+    locals.reverse();
+    let mut more = Vec::new();
+    match load_chain_printed(source, &locals, None, false, Some(&mut more)) {
+        Ok((p, _)) => Ok(p),
+        Err(first) => {
+            more.insert(0, first);
+            // In the order of the file.
+            more.sort_by_key(|e| e.loc.map(|l| (l.file, l.line, l.column)));
+            Err(more)
+        }
+    }
+}
+
 pub fn load_source(source: Source) -> Result<Profile, ProfileError> {
     load_chain(source, &[], None)
 }
@@ -446,7 +468,7 @@ fn load_chain(
     locals: &[PathBuf],
     overlay: Option<&overlay::Overlay>,
 ) -> Result<Profile, ProfileError> {
-    load_chain_printed(source, locals, overlay, false).map(|(p, _)| p)
+    load_chain_printed(source, locals, overlay, false, None).map(|(p, _)| p)
 }
 
 /// `run --print-profile`: the merged profile (checked) as YAML, each located value with
@@ -462,7 +484,8 @@ pub fn print_profile(
         local_overlays(name_or_path)
     };
     locals.reverse();
-    load_chain_printed(source, &locals, overlay, true).map(|(_, text)| text.unwrap_or_default())
+    load_chain_printed(source, &locals, overlay, true, None)
+        .map(|(_, text)| text.unwrap_or_default())
 }
 
 fn load_chain_printed(
@@ -470,6 +493,7 @@ fn load_chain_printed(
     locals: &[PathBuf],
     overlay: Option<&overlay::Overlay>,
     print: bool,
+    more_errors: Option<&mut Vec<ProfileError>>,
 ) -> Result<(Profile, Option<String>), ProfileError> {
     let caller = vars::Vars::of_caller(None);
     let mut chain: Vec<(Source, ProfileFile)> = Vec::new();
@@ -611,9 +635,19 @@ fn load_chain_printed(
             .collect();
         print::render(&merged, &files, flags)
     });
-    let mut profile = validate(merged, top_source, dir, names)
-        .map_err(|e| attribute(e, &own_sections))
-        .map_err(|e| on_flag(e, flags))?;
+    let mut profile = match validate(merged, top_source, dir, names) {
+        Ok(p) => p,
+        Err(errors) => {
+            let mut errors = errors
+                .into_iter()
+                .map(|e| on_flag(attribute(e, &own_sections), flags));
+            let first = errors.next().expect("a failed validation has an error");
+            if let Some(more) = more_errors {
+                more.extend(errors);
+            }
+            return Err(first);
+        }
+    };
     profile.files = files;
     Ok((profile, printed))
 }
@@ -715,18 +749,20 @@ fn check_sections(s: &Sections, dir: &Path) -> Result<(), ProfileError> {
     Ok(())
 }
 
+/// Check every section of the merged profile: each section's first error, in layer order.
 fn validate(
     file: ProfileFile,
     source: Source,
     dir: PathBuf,
     extends: Vec<String>,
-) -> Result<Profile, ProfileError> {
+) -> Result<Profile, Vec<ProfileError>> {
     let path = source.display_path();
     let at = |e: ProfileError| e.in_file(&path);
     let s = file.layers;
+    let mut errors = Vec::new();
     if let Some(cmd) = &file.command {
         if cmd.is_empty() {
-            return Err(ProfileError {
+            errors.push(ProfileError {
                 file: path.clone(),
                 loc: None,
                 message: "command is an empty list".into(),
@@ -734,13 +770,36 @@ fn validate(
             });
         }
     }
-    let filesystem = checked(&s.filesystem, &dir).map_err(at)?;
-    let mut landlock = checked(&s.landlock, &dir).map_err(at)?;
+    fn each<S: LayerSection>(
+        s: &Option<S>,
+        dir: &Path,
+        errors: &mut Vec<ProfileError>,
+        at: &impl Fn(ProfileError) -> ProfileError,
+    ) -> Option<S::Config> {
+        checked(s, dir).unwrap_or_else(|e| {
+            errors.push(at(e));
+            None
+        })
+    }
+    let namespaces = each(&s.namespaces, &dir, &mut errors, &at);
+    let filesystem = each(&s.filesystem, &dir, &mut errors, &at);
+    let cgroups = each(&s.cgroups, &dir, &mut errors, &at);
+    let capabilities = each(&s.capabilities, &dir, &mut errors, &at);
+    let rlimits = each(&s.rlimits, &dir, &mut errors, &at);
+    let process = each(&s.process, &dir, &mut errors, &at);
+    let mut landlock = each(&s.landlock, &dir, &mut errors, &at);
+    let seccomp = each(&s.seccomp, &dir, &mut errors, &at);
+    let network = each(&s.network, &dir, &mut errors, &at);
     // A mount entry's own Landlock rights, where the profile has a Landlock layer.
     if let (Some(fs), Some(ll)) = (&filesystem, &mut landlock) {
         for (path, optional, loc, rights) in &fs.grants {
-            ll.grant(path, rights, *optional, *loc).map_err(at)?;
+            if let Err(e) = ll.grant(path, rights, *optional, *loc) {
+                errors.push(at(e));
+            }
         }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
     }
     Ok(Profile {
         name: file.name.unwrap_or_else(|| {
@@ -750,15 +809,15 @@ fn validate(
         }),
         description: file.description.unwrap_or_default(),
         command: file.command,
-        namespaces: checked(&s.namespaces, &dir).map_err(at)?,
+        namespaces,
         filesystem,
-        cgroups: checked(&s.cgroups, &dir).map_err(at)?,
-        capabilities: checked(&s.capabilities, &dir).map_err(at)?,
-        rlimits: checked(&s.rlimits, &dir).map_err(at)?,
-        process: checked(&s.process, &dir).map_err(at)?,
+        cgroups,
+        capabilities,
+        rlimits,
+        process,
         landlock,
-        seccomp: checked(&s.seccomp, &dir).map_err(at)?,
-        network: checked(&s.network, &dir).map_err(at)?,
+        seccomp,
+        network,
         source,
         extends,
         files: Vec::new(),
