@@ -434,3 +434,81 @@ both!(
         }
     }
 );
+
+both!(
+    explain_describes_what_the_profile_sets_and_what_it_leaves_open,
+    |who| {
+        let strict = stdout(&run(who, &["explain", "strict"]));
+        // The rlimits strict sets, in their units, and only those.
+        assert!(
+            strict.contains(
+                "  - fsize: no file is written past 256 MiB; a write beyond gets SIGXFSZ\n"
+            ),
+            "{strict}"
+        );
+        assert!(
+        strict.contains("  - stops: one process going past these limits (open files, processes, file size, core dumps, CPU seconds)\n"),
+        "{strict}"
+    );
+        assert!(!strict.contains("address space)"), "{strict}");
+        // The closing summary, in strict's own terms.
+        let summary = strict
+            .split("what this profile does not stop:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no summary: {strict}"));
+        for want in [
+        "  - files: reading what is bound in; every write lands in a tmpfs and is gone after the run\n",
+        if who == As::Root {
+            "  - memory: up to 4 GiB for the whole sandbox\n"
+        } else {
+            // An unprivileged caller on this kind of host has no cgroup of its own.
+            "  - memory: 4 GiB of address space per process, but any number of processes together (no cgroup memory.max; RLIMIT_AS stands in)\n"
+        },
+        "  - CPU: every core of this host, until 3600 CPU seconds per process (no cgroup CPU quota)\n",
+        "  - time: no wall-clock timeout",
+        "  - the kernel: bugs reachable through the system calls the seccomp filter allows\n",
+    ] {
+        assert!(summary.contains(want), "{want:?} in {summary}");
+    }
+        // A profile with a writable bind and a proxy: the summary names them, and Landlock's
+        // ports are the plan's (the proxy's port added), not the section's alone.
+        let s = Scratch::new("diag-explain");
+        let p = s.write(
+        "p.yaml",
+        "name: p\nextends: strict\nlayers:\n  filesystem:\n    mounts:\n      - bind: /srv\n        source: /var/tmp\n  network:\n    net: proxy\n    allow: [localhost:8080]\n  process:\n    timeout: 30s\n",
+    );
+        let text = stdout(&run(who, &["explain", &p]));
+        assert!(
+            text.contains("tcp connect allowed to ports 3128;"),
+            "{text}"
+        );
+        let summary = text
+            .split("what this profile does not stop:\n")
+            .nth(1)
+            .unwrap_or("");
+        assert!(
+        summary.contains("  - files: reading what is bound in, and changing or deleting what is in /var/tmp on the host\n"),
+        "{summary}"
+    );
+        assert!(
+            summary
+                .contains("  - network: what the payload sends to the endpoints `allow` names\n"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("or the 30 s timeout (no cgroup CPU quota)"),
+            "{summary}"
+        );
+        assert!(
+            !summary.contains("time: no wall-clock timeout"),
+            "{summary}"
+        );
+        // With seccomp off, the summary says the kernel is reachable through any call.
+        let text = stdout(&run(who, &["explain", "strict", "--without", "seccomp"]));
+        assert!(text.contains("  - seccomp: not applied ("), "{text}");
+        assert!(
+            text.contains("bugs reachable through any system call"),
+            "{text}"
+        );
+    }
+);

@@ -97,6 +97,12 @@ pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
             println!("  note: {}", escape(n));
         }
     }
+    // What this profile leaves open, in its own terms.
+    println!();
+    println!("what this profile does not stop:");
+    for gap in plan.gaps() {
+        println!("  - {}", escape(&gap));
+    }
     if !plan.warnings.is_empty() {
         println!();
         println!("warnings (what one layer allows and another refuses):");

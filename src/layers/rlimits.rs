@@ -186,26 +186,64 @@ pub fn child_apply(limits: &[(Limit, Option<u64>)]) -> Result<(), ChildError<'st
 // ---- explain: plain words for `explain` and `doctor` ------------------------------------
 
 pub fn explain(cfg: &Config) -> Vec<String> {
+    use crate::layers::cgroups::human;
     let mut out: Vec<String> = cfg
         .limits
         .iter()
-        .map(|(l, v)| match v {
-            None => format!("{}: unlimited", l.name()),
-            Some(v) => match l {
-                Limit::Cpu => format!(
-                    "cpu: {v} s of CPU time per process, then SIGXCPU (SIGKILL a second later if it is caught)"
-                ),
-                Limit::Nofile => format!("nofile: at most {v} open files"),
-                Limit::Nproc => format!("nproc: at most {v} processes for the payload's uid"),
-                _ => format!("{}: {v} bytes", l.name()),
-            },
+        .map(|(l, v)| match (l, v) {
+            (_, None) => format!(
+                "{}: unlimited (the run fails where the caller's own hard limit is lower)",
+                l.name()
+            ),
+            (Limit::Cpu, Some(v)) => format!(
+                "cpu: {v} s of CPU time per process, then SIGXCPU (SIGKILL a second later if it is caught)"
+            ),
+            (Limit::Nofile, Some(v)) => format!("nofile: at most {v} open files per process"),
+            (Limit::Nproc, Some(v)) => {
+                format!("nproc: at most {v} processes of the payload's host uid, counted host-wide")
+            }
+            (Limit::Fsize, Some(v)) => format!(
+                "fsize: no file is written past {}; a write beyond gets SIGXFSZ",
+                human(*v)
+            ),
+            (Limit::Core, Some(0)) => "core: no core dumps".to_string(),
+            (Limit::Core, Some(v)) => format!("core: core dumps up to {}", human(*v)),
+            (Limit::As, Some(v)) => {
+                format!("as: at most {} of address space per process", human(*v))
+            }
+            (Limit::Stack, Some(v)) => format!("stack: {} per thread's main stack", human(*v)),
+            (Limit::Memlock, Some(v)) => format!("memlock: {} of locked memory", human(*v)),
         })
         .collect();
-    out.push(
-        "stops: one process exhausting a resource (files, size, CPU seconds, address space)".into(),
-    );
-    out.push(
-        "does not stop: many processes together (cgroups do that); nproc counts per uid".into(),
-    );
+    let set: Vec<&str> = cfg
+        .limits
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(l, _)| match l {
+            Limit::Nofile => "open files",
+            Limit::Nproc => "processes",
+            Limit::Fsize => "file size",
+            Limit::Core => "core dumps",
+            Limit::Cpu => "CPU seconds",
+            Limit::As => "address space",
+            Limit::Stack => "stack size",
+            Limit::Memlock => "locked memory",
+        })
+        .collect();
+    if !set.is_empty() {
+        out.push(format!(
+            "stops: one process going past these limits ({})",
+            set.join(", ")
+        ));
+    }
+    let has = |which: Limit| cfg.limits.iter().any(|(l, v)| *l == which && v.is_some());
+    let mut gaps = vec!["many processes together (cgroups do that)".to_string()];
+    if !has(Limit::As) {
+        gaps.push("the memory of one process (no `as` here; the cgroups layer's memory.max holds the sandbox)".into());
+    }
+    if !has(Limit::Cpu) {
+        gaps.push("CPU time (no `cpu` here)".into());
+    }
+    out.push(format!("does not stop: {}", gaps.join("; ")));
     out
 }

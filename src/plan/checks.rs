@@ -192,3 +192,110 @@ fn writable_by(meta: &std::fs::Metadata, uid: u32, gid: u32) -> bool {
         mode & 0o002 != 0
     }
 }
+
+/// What the profile, as planned on this host, leaves open: `explain`'s closing summary, in
+/// terms of this profile (its binds, its limits, its network), not of the layers in general.
+pub fn gaps(plan: &Plan) -> Vec<String> {
+    use crate::launch::Layer;
+    use crate::layers::cgroups::human;
+    use crate::layers::namespaces::Kind;
+    use crate::layers::network::Net;
+    let mut out = Vec::new();
+    let applies = |l: Layer| plan.get(l).decision.applies();
+    // The network.
+    let net = plan.config.network.as_ref().map(|n| n.net);
+    match net {
+        Some(Net::Host) => out.push("network: the payload reaches whatever this host reaches, its loopback services included".to_string()),
+        Some(Net::User) => out.push("network: the internet and this host's non-loopback addresses (pasta); `net: proxy` limits it to named endpoints".to_string()),
+        Some(Net::Proxy) => out.push("network: what the payload sends to the endpoints `allow` names".to_string()),
+        _ if !plan.has(Kind::Net) => out.push("network: the host's network, every address and port (no network namespace)".to_string()),
+        _ => {}
+    }
+    // Files.
+    if let Some(fs) = plan
+        .config
+        .filesystem
+        .as_ref()
+        .filter(|_| applies(Layer::Filesystem))
+    {
+        let writable: Vec<String> = fs
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Bind {
+                    source,
+                    access: BindAccess::ReadWrite | BindAccess::Devices,
+                    ..
+                } => Some(source.as_str().to_string()),
+                _ => None,
+            })
+            .collect();
+        if writable.is_empty() {
+            out.push("files: reading what is bound in; every write lands in a tmpfs and is gone after the run".to_string());
+        } else {
+            out.push(format!(
+                "files: reading what is bound in, and changing or deleting what is in {} on the host",
+                writable.join(", ")
+            ));
+        }
+    } else {
+        out.push("files: every host file the payload's uid may read or write (the filesystem layer is not applied)".to_string());
+    }
+    // Resources.
+    let limits = plan.cgroup.as_ref().map(|c| &c.limits);
+    match limits.and_then(|l| l.memory_max) {
+        Some(m) => out.push(format!("memory: up to {} for the whole sandbox", human(m))),
+        None => match plan
+            .rlimits
+            .iter()
+            .find(|(l, _)| *l == crate::layers::rlimits::Limit::As)
+            .and_then(|(_, v)| *v)
+        {
+            Some(a) => out.push(format!(
+                "memory: {} of address space per process, but any number of processes together (no cgroup memory.max; RLIMIT_AS stands in)",
+                human(a)
+            )),
+            None => out.push("memory: as much as this host gives (no cgroup memory.max)".to_string()),
+        },
+    }
+    if limits.and_then(|l| l.cpu_cores).is_none() {
+        let cpu = plan
+            .rlimits
+            .iter()
+            .find(|(l, _)| *l == crate::layers::rlimits::Limit::Cpu)
+            .and_then(|(_, v)| *v);
+        let until = match (cpu, plan.timeout) {
+            (Some(s), Some(t)) => format!(
+                "until {s} CPU seconds per process or the {} timeout",
+                crate::text::duration(t)
+            ),
+            (Some(s), None) => format!("until {s} CPU seconds per process"),
+            (None, Some(t)) => format!("until the {} timeout", crate::text::duration(t)),
+            (None, None) => "for as long as it runs".to_string(),
+        };
+        out.push(format!(
+            "CPU: every core of this host, {until} (no cgroup CPU quota)"
+        ));
+    }
+    if plan.timeout.is_none() {
+        out.push("time: no wall-clock timeout (`process: timeout:` or --timeout)".to_string());
+    }
+    // Layers that do not hold.
+    for l in &plan.layers {
+        if let crate::launch::Decision::Skip(r) | crate::launch::Decision::Refuse(r) = &l.decision {
+            if l.layer != Layer::Network {
+                out.push(format!(
+                    "{}: not applied ({r}): nothing of it holds",
+                    l.layer
+                ));
+            }
+        }
+    }
+    out.push(if applies(Layer::Seccomp) {
+        "the kernel: bugs reachable through the system calls the seccomp filter allows".to_string()
+    } else {
+        "the kernel: bugs reachable through any system call (seccomp is not applied)".to_string()
+    });
+    out.push("side channels: timing, shared CPU caches, what the host's load reveals".to_string());
+    out
+}

@@ -242,6 +242,11 @@ impl Plan {
         self.namespaces.contains(&kind)
     }
 
+    /// What the profile leaves open on this host ([`checks::gaps`]).
+    pub fn gaps(&self) -> Vec<String> {
+        checks::gaps(self)
+    }
+
     /// The plain-words lines for a layer that applies: what it will do, stop and not stop.
     pub fn explain(&self, layer: Layer) -> Vec<String> {
         let c = &self.config;
@@ -258,7 +263,10 @@ impl Plan {
             Layer::Capabilities => c.capabilities.as_ref().map(capabilities::explain),
             Layer::Rlimits => c.rlimits.as_ref().map(rlimits::explain),
             Layer::Process => c.process.as_ref().map(process::explain),
-            Layer::Landlock => c.landlock.as_ref().map(landlock::explain),
+            Layer::Landlock => c
+                .landlock
+                .as_ref()
+                .map(|x| landlock::explain(x, self.landlock.as_ref().map(|p| &p.net))),
             Layer::Seccomp => c.seccomp.as_ref().map(seccomp::explain),
             Layer::Network => c.network.as_ref().map(network::explain),
         }

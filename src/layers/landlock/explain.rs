@@ -75,7 +75,9 @@ pub fn describe_access(access: BitFlags<AccessFs>) -> String {
 }
 
 /// Plain-words account of the policy: what it stops and what it cannot express.
-pub fn explain(policy: &Config) -> Vec<String> {
+/// What the profile's Landlock section sets; `ports`: the connect and bind ports the plan
+/// ends with (the proxy's port is added to them under `net: proxy`).
+pub fn explain(policy: &Config, ports: Option<&NetPolicy>) -> Vec<String> {
     let mut out = Vec::new();
     if policy.paths.is_empty() {
         out.push(
@@ -105,7 +107,8 @@ pub fn explain(policy: &Config) -> Vec<String> {
             "network: not restricted by landlock (the namespaces layer's network namespace can)"
                 .to_string(),
         ),
-        Some(net) => {
+        Some(written) => {
+            let net = ports.unwrap_or(written);
             let list = |ports: &[u16]| match ports {
                 [] => "none".to_string(),
                 p => p.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),

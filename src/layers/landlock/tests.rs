@@ -274,10 +274,19 @@ fn no_landlock_refuses_required_and_skips_best_effort() {
 
 #[test]
 fn explain_names_the_gaps() {
-    let text = explain(&policy(
-        "read: [/usr]\nwrite: [/tmp]\nnet: {connect: [443]}\n",
-    ))
-    .join("\n");
+    let written = policy("read: [/usr]\nwrite: [/tmp]\nnet: {connect: [443]}\n");
+    let text = explain(&written, None).join("\n");
+    assert!(text.contains("tcp connect allowed to ports 443;"), "{text}");
+    // The plan's ports, when it added one (the proxy's).
+    let planned = NetPolicy {
+        bind: Vec::new(),
+        connect: vec![443, 3128],
+    };
+    let with_proxy = explain(&written, Some(&planned)).join("\n");
+    assert!(
+        with_proxy.contains("tcp connect allowed to ports 443, 3128;"),
+        "{with_proxy}"
+    );
     assert!(text.contains("/usr: read"), "{text}");
     assert!(text.contains("/tmp: write"), "{text}");
     assert!(text.contains("deny inside an allowed tree"), "{text}");
