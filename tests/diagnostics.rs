@@ -512,3 +512,19 @@ both!(
         );
     }
 );
+
+both!(
+    a_working_directory_profile_run_from_the_root_says_why,
+    |who| {
+        let mut cmd = command(who, &["run", "-p", "cli-read", "ls"]);
+        cmd.current_dir("/");
+        let o = output_within(cmd, DEADLINE);
+        assert_code(&o, 125);
+        let err = stderr(&o);
+        assert!(
+            err.contains("<shipped>/cli-read.yaml:8:18: cannot ro-bind onto / itself")
+                && err.contains("cannot run from /: cd into a directory first"),
+            "{err}"
+        );
+    }
+);

@@ -311,7 +311,7 @@ impl MountEntry {
         if target.is_root() && kind != "tmpfs" {
             return Err(
                 ProfileError::at(loc, format!("cannot {kind} onto / itself"))
-                    .hint("the sandbox root is already an empty tmpfs; mount things below it"),
+                    .hint("the sandbox root is already an empty tmpfs; mount things below it (a profile that binds ${CWD} at the same path, as cli-read and cli-write do, cannot run from /: cd into a directory first)"),
             );
         }
         let perms = self.perms.as_ref().map(parse_perms).transpose()?;
