@@ -183,6 +183,24 @@ pub fn doctor(json: bool) -> Result<i32, Error> {
             None,
         ));
     }
+    // What `run --explain-denials` can list of Landlock's denials here.
+    match crate::layers::landlock::audit::open_reader(host.landlock_abi) {
+        Ok(_) => out.push(with_status(
+            "landlock",
+            Status::Ok,
+            "run --explain-denials lists Landlock's denials (the kernel's audit records are readable)".to_string(),
+            None,
+        )),
+        Err(why) => out.push(with_status(
+            "landlock",
+            Status::Info,
+            format!(
+                "run --explain-denials lists seccomp's denials only: {}",
+                why.trim_start_matches("landlock: denials are not listed: ")
+            ),
+            None,
+        )),
+    }
     for (k, v) in crate::layers::cgroups::doctor() {
         out.push(with_status(
             "cgroups",
