@@ -224,13 +224,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     // `net: proxy`: the child passes its listener out on this socketpair (step 4e).
     let (proxy_ours, proxy_theirs) = match &armed.proxy {
         Some(_) => {
-            let (a, b) = nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(sys_err("create socketpair"))?;
+            let (a, b) = unix_pair()?;
             (Some(a), Some(b))
         }
         None => (None, None),
@@ -239,13 +233,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     // (step 9); Landlock's audit records are read from a socket opened now.
     let (denials_ours, denials_theirs) = match &armed.seccomp {
         Some(s) if armed.explain_denials && s.notifies() => {
-            let (a, b) = nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(sys_err("create socketpair"))?;
+            let (a, b) = unix_pair()?;
             (Some(a), Some(b))
         }
         _ => (None, None),
@@ -539,6 +527,18 @@ fn start_network(
         None => None,
     };
     Ok((proxy, pasta))
+}
+
+/// A connected pair of unix stream sockets (close-on-exec): the supervisor's end and the
+/// child's, for a descriptor the child passes out.
+fn unix_pair() -> Result<(OwnedFd, OwnedFd), LaunchError> {
+    nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(sys_err("create socketpair"))
 }
 
 fn restore_mask(previous: &SigSet) {

@@ -15,6 +15,11 @@ struct SockFprog {
 /// The kernel refuses with EACCES unless no_new_privs is set or the caller holds
 /// CAP_SYS_ADMIN in its user namespace, and with EINVAL for a malformed program.
 pub fn set_mode_filter(prog: &[sock_filter]) -> Result<(), Errno> {
+    mode_filter(prog, 0).map(drop)
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, prog): the call's return value. Allocates nothing.
+fn mode_filter(prog: &[sock_filter], flags: libc::c_ulong) -> Result<libc::c_long, Errno> {
     let len = libc::c_ushort::try_from(prog.len()).map_err(|_| Errno::EINVAL)?;
     let fprog = SockFprog {
         len,
@@ -27,11 +32,11 @@ pub fn set_mode_filter(prog: &[sock_filter]) -> Result<(), Errno> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
-            0 as libc::c_ulong,
+            flags,
             &fprog as *const SockFprog,
         )
     };
-    Errno::result(rc).map(drop)
+    Errno::result(rc)
 }
 
 /// prctl(PR_GET_SECCOMP): 0 = not filtered, 2 = in filter mode; EINVAL without CONFIG_SECCOMP.
@@ -89,22 +94,7 @@ const FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
 /// actions (close-on-exec). Allocates nothing.
 pub fn set_mode_filter_listener(prog: &[sock_filter]) -> Result<std::os::fd::OwnedFd, Errno> {
     use std::os::fd::FromRawFd;
-    let len = libc::c_ushort::try_from(prog.len()).map_err(|_| Errno::EINVAL)?;
-    let fprog = SockFprog {
-        len,
-        filter: prog.as_ptr(),
-    };
-    // SAFETY: as in `set_mode_filter`: `fprog` points at the live, initialised program for
-    // the whole call, and the kernel copies it.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
-            FILTER_FLAG_NEW_LISTENER,
-            &fprog as *const SockFprog,
-        )
-    };
-    let fd = Errno::result(rc)?;
+    let fd = mode_filter(prog, FILTER_FLAG_NEW_LISTENER)?;
     // SAFETY: with NEW_LISTENER a non-negative return is a new fd nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) })
 }

@@ -16,21 +16,29 @@ pub fn install(prepared: &Prepared) -> Result<(), ChildError<'static>> {
 
 /// Install a filter as launch step `at` (init's own filter, or the payload's).
 pub fn install_at(prepared: &Prepared, at: crate::launch::At) -> Result<(), ChildError<'static>> {
-    match sys::set_mode_filter(&prepared.program) {
-        Err(Errno::EACCES) => Err(ChildError::new(at, "install", Errno::EACCES)
+    installed(sys::set_mode_filter(&prepared.program), at, "install")
+}
+
+/// The install's result as the launch step's: EACCES says why.
+fn installed<T>(
+    result: Result<T, Errno>,
+    at: crate::launch::At,
+    what: &'static str,
+) -> Result<T, ChildError<'static>> {
+    match result {
+        Err(Errno::EACCES) => Err(ChildError::new(at, what, Errno::EACCES)
             .with_detail(b"no_new_privs is not set and CAP_SYS_ADMIN is not held")),
-        other => other.step(at, "install"),
+        other => other.step(at, what),
     }
 }
 
 /// Child side, `--explain-denials`: add the notifying filter and return its listener, for
 /// the supervisor (which answers each notification). Allocates nothing.
 pub fn install_listening(prepared: &Prepared) -> Result<std::os::fd::OwnedFd, ChildError<'static>> {
-    let at = crate::launch::At::Seccomp;
     let program = prepared.notifying.as_deref().unwrap_or(&prepared.program);
-    match sys::set_mode_filter_listener(program) {
-        Err(Errno::EACCES) => Err(ChildError::new(at, "install", Errno::EACCES)
-            .with_detail(b"no_new_privs is not set and CAP_SYS_ADMIN is not held")),
-        other => other.step(at, "install with a listener"),
-    }
+    installed(
+        sys::set_mode_filter_listener(program),
+        crate::launch::At::Seccomp,
+        "install with a listener",
+    )
 }
