@@ -523,4 +523,10 @@ pub trait LayerSection: Merge + Clone {
     /// Check every value, with errors at their file:line:col; `dir` is the directory of
     /// the profile file, against which relative paths in it resolve.
     fn validate(&self, dir: &std::path::Path) -> Result<Self::Config, ProfileError>;
+
+    /// [`LayerSection::validate`] with every error a section can tell apart (one per list
+    /// entry where the entries are independent); `check` lists them all.
+    fn validate_each(&self, dir: &std::path::Path) -> Result<Self::Config, Vec<ProfileError>> {
+        self.validate(dir).map_err(|e| vec![e])
+    }
 }

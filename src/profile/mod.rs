@@ -776,10 +776,13 @@ fn validate(
         errors: &mut Vec<ProfileError>,
         at: &impl Fn(ProfileError) -> ProfileError,
     ) -> Option<S::Config> {
-        checked(s, dir).unwrap_or_else(|e| {
-            errors.push(at(e));
-            None
-        })
+        match s.as_ref().map(|x| x.validate_each(dir)).transpose() {
+            Ok(config) => config,
+            Err(each) => {
+                errors.extend(each.into_iter().map(at));
+                None
+            }
+        }
     }
     let namespaces = each(&s.namespaces, &dir, &mut errors, &at);
     let filesystem = each(&s.filesystem, &dir, &mut errors, &at);

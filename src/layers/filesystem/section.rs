@@ -91,11 +91,20 @@ type Rights = Vec<Spanned<String>>;
 
 impl Section {
     fn checked(self) -> Result<Config, ProfileError> {
+        self.checked_each().map_err(|mut errors| errors.remove(0))
+    }
+
+    /// [`Section::checked`] with the error of every mount entry that has one (`check`
+    /// lists them all); the checks across entries follow only once each entry is right.
+    fn checked_each(mut self) -> Result<Config, Vec<ProfileError>> {
         // Entries in merge order (a parent's before its child's). The same target twice in
         // one file is an error; in a later file (a child profile, a .local.yaml, a flag) it
         // replaces the earlier entry in place, and `remove:` drops it.
         let mut ops: Vec<(Loc, Op, Option<Rights>)> = Vec::new();
-        for entry in self.mounts {
+        let mut errors = Vec::new();
+        let one = |entry: MountEntry,
+                   ops: &mut Vec<(Loc, Op, Option<Rights>)>|
+         -> Result<(), ProfileError> {
             if let Some(raw) = &entry.remove {
                 let loc = Loc::of(raw);
                 let target = parse_path(raw)?;
@@ -139,7 +148,7 @@ impl Section {
                         .hint("`remove` drops a mount of the profile this one extends; `lasagna run --print-profile` lists them"))
                     }
                 }
-                continue;
+                return Ok(());
             }
             let grants = entry.landlock.clone();
             let (loc, op) = entry.validate()?;
@@ -158,7 +167,21 @@ impl Section {
                 }
                 None => ops.push((loc, op, grants)),
             }
+            Ok(())
+        };
+        for entry in std::mem::take(&mut self.mounts) {
+            if let Err(e) = one(entry, &mut ops) {
+                errors.push(e);
+            }
         }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.rest(ops).map_err(|e| vec![e])
+    }
+
+    /// The checks across entries, once each entry is right.
+    fn rest(&self, ops: Vec<(Loc, Op, Option<Rights>)>) -> Result<Config, ProfileError> {
         let grants: Vec<(SandboxPath, bool, Loc, Vec<Spanned<String>>)> = ops
             .iter()
             .filter_map(|(loc, op, g)| {
@@ -487,5 +510,9 @@ impl crate::types::LayerSection for Section {
     type Config = Config;
     fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
         self.clone().checked()
+    }
+
+    fn validate_each(&self, _dir: &std::path::Path) -> Result<Config, Vec<ProfileError>> {
+        self.clone().checked_each()
     }
 }
