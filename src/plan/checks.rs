@@ -143,10 +143,14 @@ fn unwritable_sources(ops: &[Op], locs: &[Loc], uid: u32, gid: u32) -> Vec<Strin
         else {
             continue;
         };
-        // Advisory only (the launch opens sources by descriptor): a path stat is enough.
-        let Ok(meta) = std::fs::metadata(source.as_str()) else {
+        // Advisory only (the launch opens sources by descriptor, without following links):
+        // a stat of the path itself is enough, and a link is left to the launch.
+        let Ok(meta) = std::fs::symlink_metadata(source.as_str()) else {
             continue;
         };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
         if writable_by(&meta, uid, gid) {
             continue;
         }

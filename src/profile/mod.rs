@@ -424,27 +424,27 @@ pub fn load_named(
     name_or_path: &str,
     overlay: Option<&overlay::Overlay>,
 ) -> Result<Profile, ProfileError> {
+    let (source, locals) = source_and_locals(name_or_path)?;
+    load_chain(source, &locals, overlay)
+}
+
+/// The profile a name or path names, and its `.local.yaml` overlays (for a name),
+/// outermost first: the user's overlay is the child of the system's.
+fn source_and_locals(name_or_path: &str) -> Result<(Source, Vec<PathBuf>), ProfileError> {
     let source = resolve(name_or_path)?;
     let mut locals = if looks_like_path(name_or_path) {
         Vec::new()
     } else {
         local_overlays(name_or_path)
     };
-    // Outermost first: the user's overlay is the child of the system's.
     locals.reverse();
-    load_chain(source, &locals, overlay)
+    Ok((source, locals))
 }
 
 /// [`load`] for `check`: every error of the merged profile (one per section that has one),
 /// not only the first. A file that does not parse stops at its parse error.
 pub fn load_all_errors(name_or_path: &str) -> Result<Profile, Vec<ProfileError>> {
-    let source = resolve(name_or_path).map_err(|e| vec![e])?;
-    let mut locals = if looks_like_path(name_or_path) {
-        Vec::new()
-    } else {
-        local_overlays(name_or_path)
-    };
-    locals.reverse();
+    let (source, locals) = source_and_locals(name_or_path).map_err(|e| vec![e])?;
     let mut more = Vec::new();
     match load_chain_printed(source, &locals, None, false, Some(&mut more)) {
         Ok((p, _)) => Ok(p),
@@ -477,13 +477,7 @@ pub fn print_profile(
     name_or_path: &str,
     overlay: Option<&overlay::Overlay>,
 ) -> Result<String, ProfileError> {
-    let source = resolve(name_or_path)?;
-    let mut locals = if looks_like_path(name_or_path) {
-        Vec::new()
-    } else {
-        local_overlays(name_or_path)
-    };
-    locals.reverse();
+    let (source, locals) = source_and_locals(name_or_path)?;
     load_chain_printed(source, &locals, overlay, true, None)
         .map(|(_, text)| text.unwrap_or_default())
 }
