@@ -297,6 +297,24 @@ both!(explain_denials_lists_what_each_layer_refused, |who| {
         );
         assert!(err.contains(&format!("lasagna: {note}")), "{err}");
     }
+    // Control: without Landlock the same file is read (it was Landlock that refused it).
+    let o = output_within(
+        command(
+            who,
+            &[
+                "run",
+                "-p",
+                &profile,
+                "--without",
+                "landlock",
+                "cat",
+                "/data/secret.txt",
+            ],
+        ),
+        DEADLINE,
+    );
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "secret\n");
     // Off by default: the same run lists nothing and has no denials in its report.
     let o = output_within(
         command(
