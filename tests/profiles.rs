@@ -800,14 +800,14 @@ fn a_cpu_time_the_kernel_cannot_enforce_is_an_error() {
     );
 }
 
-/// `check` lists every section's error (and every mount entry's), in the order of the
-/// file, not only the first.
+/// `check` lists every section's error (and every mount entry's and Landlock path's), in
+/// the order of the file, not only the first.
 #[test]
 fn check_reports_every_error_in_a_file() {
     let dir = Scratch::new("many");
     let path = dir.write(
         "many.yaml",
-        "extends: strict\nlayers:\n  rlimits:\n    nofile: lots\n  cgroups:\n    pids:\n      max: 0\n  landlock:\n    read: [relative/path]\n  seccomp:\n    allow: [no_such_call]\n  filesystem:\n    mounts:\n      - ro-bind: usr\n      - dir: /y\n        perms: \"9999\"\n",
+        "extends: strict\nlayers:\n  rlimits:\n    nofile: lots\n  cgroups:\n    pids:\n      max: 0\n  landlock:\n    read: [relative/path, /ok, also/relative]\n  seccomp:\n    allow: [no_such_call]\n  filesystem:\n    mounts:\n      - ro-bind: usr\n      - dir: /y\n        perms: \"9999\"\n",
     );
     let o = run(As::Root, &["check", &path]);
     assert_code(&o, 1);
@@ -816,6 +816,7 @@ fn check_reports_every_error_in_a_file() {
         format!("{path}:4:13: \"lots\" is not a count"),
         format!("{path}:7:12: pids.max 0 leaves no room for the payload"),
         format!("{path}:9:12: path \"relative/path\" is relative"),
+        format!("{path}:9:32: path \"also/relative\" is relative"),
         format!("{path}:11:13: unknown syscall \"no_such_call\""),
         // Each mount entry's own.
         format!("{path}:14:18: path \"usr\" is relative"),

@@ -331,4 +331,36 @@ impl crate::types::LayerSection for Section {
     fn validate(&self, _dir: &std::path::Path) -> Result<Config, ProfileError> {
         checked(self)
     }
+
+    /// Every entry's error: each path of the lists and rules, each right, port and scope is
+    /// checked on its own first (with the same functions `checked` uses).
+    fn validate_each(&self, _dir: &std::path::Path) -> Result<Config, Vec<ProfileError>> {
+        let mut errors = Vec::new();
+        let mut keep = |r: Result<(), ProfileError>| {
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        };
+        for raw in self.read.iter().chain(&self.write).chain(&self.exec) {
+            keep(parse_path(raw).map(drop));
+        }
+        for rule in &self.rules {
+            keep(parse_path(&rule.path).map(drop));
+            for name in &rule.access {
+                keep(parse_access(name).map(drop));
+            }
+        }
+        if let Some(net) = &self.net {
+            keep(parse_ports(&net.bind).map(drop));
+            keep(parse_ports(&net.connect).map(drop));
+        }
+        for name in self.scope.iter().flatten() {
+            keep(parse_scope(name).map(drop));
+        }
+        if errors.is_empty() {
+            checked(self).map_err(|e| vec![e])
+        } else {
+            Err(errors)
+        }
+    }
 }
