@@ -77,14 +77,14 @@ both!(the_verdict_names_the_limit_that_ended_the_run, |who| {
     let s = Scratch::new("diag-limits");
     let profile = limits_profile(&s, "    cpu: 1\n    fsize: 256K\n");
     let rep = s.for_anyone("r.json");
-    let run = |args: &[&str]| {
+    let limited = |args: &[&str]| {
         let mut all = vec!["run", "-p", &profile, "--report", &rep];
         all.extend_from_slice(args);
-        let o = output_within(command(who, &all), DEADLINE);
+        let o = run(who, &all);
         (o, read_report(&rep))
     };
     // A CPU loop: SIGXCPU at the soft limit, named as the CPU time limit.
-    let (o, r) = run(&["python3", "-c", "while True: pass"]);
+    let (o, r) = limited(&["python3", "-c", "while True: pass"]);
     assert_code(&o, 128 + libc::SIGXCPU);
     let hit = &r["limit"];
     assert_eq!(hit["kind"], "cpu-time", "{r:#}");
@@ -104,7 +104,7 @@ both!(the_verdict_names_the_limit_that_ended_the_run, |who| {
         stderr(&o)
     );
     // A payload that ignores SIGXCPU meets the hard limit a second later.
-    let (o, r) = run(&["perl", "-e", "$SIG{XCPU} = 'IGNORE'; 1 while 1"]);
+    let (o, r) = limited(&["perl", "-e", "$SIG{XCPU} = 'IGNORE'; 1 while 1"]);
     assert_code(&o, 128 + libc::SIGKILL);
     assert_eq!(r["limit"]["kind"], "cpu-time", "{r:#}");
     assert_eq!(r["limit"]["signal"], "SIGKILL");
@@ -115,7 +115,7 @@ both!(the_verdict_names_the_limit_that_ended_the_run, |who| {
         stderr(&o)
     );
     // A write beyond the file size limit: SIGXFSZ, named.
-    let (o, r) = run(&["dd", "if=/dev/zero", "of=/tmp/big", "bs=64k", "count=16"]);
+    let (o, r) = limited(&["dd", "if=/dev/zero", "of=/tmp/big", "bs=64k", "count=16"]);
     assert_code(&o, 128 + libc::SIGXFSZ);
     assert_eq!(r["limit"]["kind"], "file-size", "{r:#}");
     assert_eq!(r["limit"]["max_bytes"], 256 * 1024);
@@ -125,7 +125,7 @@ both!(the_verdict_names_the_limit_that_ended_the_run, |who| {
         stderr(&o)
     );
     // The wall clock.
-    let (o, r) = run(&["--timeout", "1s", "sleep", "30"]);
+    let (o, r) = limited(&["--timeout", "1s", "sleep", "30"]);
     assert_code(&o, 124);
     assert_eq!(r["limit"]["kind"], "wall-time", "{r:#}");
     assert_eq!(r["limit"]["max_ms"], 1000);
@@ -136,7 +136,7 @@ both!(the_verdict_names_the_limit_that_ended_the_run, |who| {
         stderr(&o)
     );
     // Control: a run within its limits has no verdict, and its CPU time is still reported.
-    let (o, r) = run(&["python3", "-c", "sum(range(10**6))"]);
+    let (o, r) = limited(&["python3", "-c", "sum(range(10**6))"]);
     assert_code(&o, 0);
     assert!(r.get("limit").is_none(), "{r:#}");
     assert!(r["payload_cpu_ms"].as_f64().unwrap() > 0.0, "{r:#}");
@@ -234,22 +234,19 @@ both!(explain_denials_lists_what_each_layer_refused, |who| {
                   python3 -c 'import ctypes, os; r = ctypes.CDLL(None, use_errno=True).ptrace(0, 0, 0, 0); print(\"ptrace\", r, os.strerror(ctypes.get_errno()))'";
     let rep = s.for_anyone("r.json");
     let _audit = (who == As::Root).then(AuditOn::new);
-    let o = output_within(
-        command(
-            who,
-            &[
-                "run",
-                "-p",
-                &profile,
-                "--explain-denials",
-                "--report",
-                &rep,
-                "/bin/sh",
-                "-c",
-                script,
-            ],
-        ),
-        DEADLINE,
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            &profile,
+            "--explain-denials",
+            "--report",
+            &rep,
+            "/bin/sh",
+            "-c",
+            script,
+        ],
     );
     assert_code(&o, 0);
     // The payload sees what it would without the flag.
@@ -298,32 +295,26 @@ both!(explain_denials_lists_what_each_layer_refused, |who| {
         assert!(err.contains(&format!("lasagna: {note}")), "{err}");
     }
     // Control: without Landlock the same file is read (it was Landlock that refused it).
-    let o = output_within(
-        command(
-            who,
-            &[
-                "run",
-                "-p",
-                &profile,
-                "--without",
-                "landlock",
-                "cat",
-                "/data/secret.txt",
-            ],
-        ),
-        DEADLINE,
+    let o = run(
+        who,
+        &[
+            "run",
+            "-p",
+            &profile,
+            "--without",
+            "landlock",
+            "cat",
+            "/data/secret.txt",
+        ],
     );
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "secret\n");
     // Off by default: the same run lists nothing and has no denials in its report.
-    let o = output_within(
-        command(
-            who,
-            &[
-                "run", "-p", &profile, "--report", &rep, "/bin/sh", "-c", script,
-            ],
-        ),
-        DEADLINE,
+    let o = run(
+        who,
+        &[
+            "run", "-p", &profile, "--report", &rep, "/bin/sh", "-c", script,
+        ],
     );
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "ptrace -1 Operation not permitted\n");
