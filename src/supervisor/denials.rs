@@ -82,9 +82,9 @@ pub fn start(settings: Settings) -> io::Result<Running> {
 }
 
 impl Running {
-    /// Stop serving (the sandbox is empty) and list what was denied; Landlock's for the
-    /// domains `payload` created.
-    pub fn stop(self, payload: Option<i32>) -> Vec<Denial> {
+    /// Stop serving (the sandbox is empty) and list what was denied, Landlock's for the
+    /// domains `payload` created; and a note when records beyond the bound were dropped.
+    pub fn stop(self, payload: Option<i32>) -> (Vec<Denial>, Option<String>) {
         drop(self.stop);
         let c = self.thread.join().unwrap_or_default();
         let mut out: Vec<Denial> = c
@@ -109,16 +109,13 @@ impl Running {
                 },
             ));
         }
-        if c.dropped > 0 {
-            out.push(Denial {
-                layer: Layer::Landlock,
-                operation: "records beyond the log's size".into(),
-                target: None,
-                errno: None,
-                count: c.dropped,
-            });
-        }
-        out
+        let note = (c.dropped > 0).then(|| {
+            format!(
+                "landlock: {} audit records beyond the first {MAX_RECORDS} were not counted",
+                c.dropped
+            )
+        });
+        (out, note)
     }
 }
 

@@ -433,11 +433,11 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     }
     drop(pasta.take());
     if armed.explain_denials {
-        outcome.denials = Some(
-            denials_running
-                .map(|d| d.stop(outcome.observation.payload_pid))
-                .unwrap_or_default(),
-        );
+        let (listed, note) = denials_running
+            .map(|d| d.stop(outcome.observation.payload_pid))
+            .unwrap_or_default();
+        outcome.denials = Some(listed);
+        denial_notes.extend(note);
     }
     outcome.denial_notes = denial_notes;
     if let (Some(e), None) = (attach_error, &outcome.failure) {
