@@ -165,6 +165,10 @@ pub enum Ending {
 pub struct Report {
     pub version: u32,
     pub profile: String,
+    /// The user's or the system's files that change what the profile's shipped name means
+    /// (`.local.yaml` overlays, a profile taking a shipped name).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overriding_files: Vec<String>,
     pub command: Vec<String>,
     pub layers: Vec<LayerReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -277,6 +281,7 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
     Report {
         version: REPORT_VERSION,
         profile: plan.profile.clone(),
+        overriding_files: plan.overriding_files.clone(),
         command: command.to_vec(),
         layers,
         ending: None,

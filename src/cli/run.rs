@@ -89,6 +89,13 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
         }
         return Err(Error::Refused(refusals));
     }
+    for f in &plan.overriding_files {
+        eprintln!(
+            "lasagna: {}: using {}",
+            crate::text::escape(&plan.profile),
+            crate::text::escape(f)
+        );
+    }
     for l in &plan.layers {
         if let Decision::Degrade(reason) = &l.decision {
             // One line on every such run: the reason without its fix, which -v, the report

@@ -6,7 +6,9 @@ use std::os::unix::fs::MetadataExt;
 
 use ::landlock::{AccessFs, BitFlags};
 
-use crate::layers::filesystem::{BindAccess, Op};
+use std::path::Path;
+
+use crate::layers::filesystem::{BindAccess, Guard, Op};
 use crate::layers::landlock;
 use crate::types::{Loc, SandboxPath};
 
@@ -21,6 +23,40 @@ pub fn warnings(plan: &Plan) -> Vec<String> {
         }
         if let Some((uid, gid)) = payload_host_ids(plan) {
             out.extend(unwritable_sources(&fs.ops, &fs.locs, uid, gid));
+        }
+        if fs.unprotect.contains(&Guard::LasagnaConfig) {
+            out.extend(config_under_writable(&fs.ops, &fs.locs));
+        }
+    }
+    out
+}
+
+/// With `unprotect: [lasagna-config]`, a writable bind that shows a profile directory of
+/// the caller: what the payload writes there is the next run's policy.
+fn config_under_writable(ops: &[Op], locs: &[Loc]) -> Vec<String> {
+    let dirs = crate::profile::search_dirs();
+    let mut out = Vec::new();
+    for (op, loc) in ops.iter().zip(locs) {
+        let Op::Bind {
+            source,
+            access: BindAccess::ReadWrite | BindAccess::Devices,
+            ..
+        } = op
+        else {
+            continue;
+        };
+        for dir in dirs
+            .iter()
+            .filter(|d| d.starts_with(source.as_str()) || Path::new(source.as_str()).starts_with(d))
+        {
+            out.push(format!(
+                "the writable bind of {}{} shows lasagna's profile directory {}, and `unprotect: \
+                 [lasagna-config]` leaves it writable: a profile or .local.yaml the payload \
+                 writes there is the next run's policy (fix: drop lasagna-config from unprotect)",
+                escape_path(source),
+                at(Some(loc)),
+                crate::text::escape(&dir.display().to_string())
+            ));
         }
     }
     out

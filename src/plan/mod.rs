@@ -152,6 +152,9 @@ pub struct Configs {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub profile: String,
+    /// The user's or the system's files that change a shipped profile
+    /// ([`Profile::overriding_files`]).
+    pub overriding_files: Vec<String>,
     #[serde(skip)]
     pub description: String,
     /// The profiles this one extends, nearest first.
@@ -258,7 +261,7 @@ impl Plan {
             Layer::Filesystem => c
                 .filesystem
                 .as_ref()
-                .map(|x| filesystem::explain(x, self.fresh_proc)),
+                .map(|x| filesystem::explain(x, self.fresh_proc, self.filesystem.as_ref())),
             Layer::Cgroups => Some(self.cgroup_explain.clone()),
             Layer::Capabilities => c.capabilities.as_ref().map(capabilities::explain),
             Layer::Rlimits => c.rlimits.as_ref().map(rlimits::explain),
@@ -652,6 +655,7 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
     };
     let mut plan = Plan {
         profile: profile.name.clone(),
+        overriding_files: profile.overriding_files(),
         description: profile.description.clone(),
         extends: profile.extends.clone(),
         layers: vec![nw, fs, cg, ns, rl, caps, pr, ll, sc],

@@ -5,6 +5,7 @@
 //! as errors and a size cap. Every error carries file:line:col. Shipped profiles are not
 //! parsed at run time: [`shipped`] holds them compiled from the same YAML.
 
+mod guard;
 pub mod overlay;
 mod print;
 pub mod schema;
@@ -178,6 +179,29 @@ pub struct Profile {
     pub files: Vec<String>,
     /// The program the profile is for, and its Debian package.
     pub program: Option<(String, Option<String>)>,
+}
+
+impl Profile {
+    /// The files of the user's or the system's profile directories that change what a
+    /// shipped profile name means: every `.local.yaml` overlay, and a profile that takes a
+    /// shipped profile's name. `run` names each at every run (a payload that once wrote
+    /// there would otherwise change every later run in silence).
+    pub fn overriding_files(&self) -> Vec<String> {
+        let dirs = search_dirs();
+        self.files
+            .iter()
+            .filter(|f| {
+                let path = Path::new(f.as_str());
+                let in_dirs = path.parent().is_some_and(|p| dirs.iter().any(|d| d == p));
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let shadows = name
+                    .strip_suffix(".yaml")
+                    .is_some_and(|stem| SHIPPED.iter().any(|(n, _)| *n == stem));
+                name.ends_with(".local.yaml") || (in_dirs && shadows)
+            })
+            .cloned()
+            .collect()
+    }
 }
 
 /// Find a profile by name or path: a path if it contains `/` or ends in `.yaml`/`.yml`;
@@ -643,6 +667,14 @@ fn load_chain_printed(
         }
     };
     profile.files = files;
+    if let Some(fs) = profile.filesystem.as_mut() {
+        fs.guarded = guard::guarded(
+            &profile.files,
+            caller.home().map(Path::new),
+            caller.cwd().map(Path::new),
+            &fs.unprotect,
+        );
+    }
     Ok((profile, printed))
 }
 

@@ -87,6 +87,16 @@ impl Vars {
         }
     }
 
+    /// The caller's home directory, as `${HOME}` expands.
+    pub fn home(&self) -> Option<&str> {
+        self.home.as_deref()
+    }
+
+    /// The caller's working directory, as `${CWD}` expands.
+    pub fn cwd(&self) -> Option<&str> {
+        self.cwd.as_deref()
+    }
+
     /// The same values for another file.
     pub fn for_file(&self, profile_dir: Option<&Path>) -> Vars {
         let mut v = self.clone();

@@ -1,13 +1,49 @@
 //! Plain-words lines for `explain` and `run --dry-run`: what the profile's filesystem
 //! section builds and what it stops.
 
-use super::Config;
+use super::{Config, FsPlan, Guard};
 
-/// Plain-words description for `explain`.
-pub fn explain(cfg: &Config, fresh_proc: bool) -> Vec<String> {
+/// Plain-words description for `explain`; `view`: the plan on this host, which names the
+/// guarded paths it keeps read-only.
+pub fn explain(cfg: &Config, fresh_proc: bool, view: Option<&FsPlan>) -> Vec<String> {
     let mut out = vec!["the sandbox sees a new, empty root (tmpfs) instead of the host's; the host root is detached after pivot_root".to_string()];
     for op in &cfg.ops {
         out.push(op.describe());
+    }
+    for class in Guard::ALL {
+        let kept: Vec<String> = view
+            .iter()
+            .flat_map(|v| &v.kept)
+            .filter(|k| k.class == class)
+            .map(|k| {
+                if k.masked {
+                    format!("{} (masked: not there)", k.target)
+                } else {
+                    k.target.to_string()
+                }
+            })
+            .collect();
+        if !kept.is_empty() {
+            out.push(format!(
+                "kept read-only inside the writable binds, {} ({}): {}; `unprotect: [{}]` \
+                 leaves them writable",
+                match class {
+                    Guard::LasagnaConfig => "lasagna's configuration",
+                    Guard::StartupFiles => "startup files",
+                    Guard::GitHooks => "the repository's hooks and config",
+                },
+                class.why(),
+                kept.join(", "),
+                class.key()
+            ));
+        }
+    }
+    for class in &cfg.unprotect {
+        out.push(format!(
+            "unprotect: {}: writable where a writable bind shows it ({})",
+            class.key(),
+            class.why()
+        ));
     }
     if cfg.proc {
         let which = if fresh_proc {

@@ -18,6 +18,7 @@
 
 pub mod apply;
 pub mod explain;
+mod guard;
 pub mod host;
 mod plan;
 mod section;
@@ -27,6 +28,7 @@ pub mod view;
 
 pub use apply::child_apply;
 pub use explain::explain;
+pub use guard::Kept;
 pub use host::HostChanges;
 pub use plan::{plan, prepare, Prepared, DEV_NODES, PROC_MASKED, PROC_READ_ONLY};
 pub use section::*;

@@ -314,7 +314,7 @@ pub fn prepare(plan: &FsPlan, required: bool) -> Prepared {
                 };
                 steps.push(Step::Bind {
                     source: c(&format!("{OLD_ROOT}{}", source.display())),
-                    expect: Some((expect.dev, expect.ino)),
+                    expect: expect.map(|m| (m.dev, m.ino)),
                     target,
                     attrs,
                     optional: false,

@@ -75,6 +75,13 @@ pub struct Section {
     pub dev_shm_size: Option<Spanned<String>>,
     #[serde(default)]
     pub mounts: Vec<MountEntry>,
+    /// Classes of host paths left writable where a writable bind shows them (by default
+    /// each is read-only inside): `lasagna-config` (lasagna's profile directories and this
+    /// run's profile files), `startup-files` (shell and session startup files, `~/.ssh`,
+    /// `~/.gnupg`, autostart, `~/.local/bin`, ...), `git-hooks` (the hooks and config of the
+    /// repository around the working directory).
+    #[serde(default)]
+    pub unprotect: Vec<Spanned<String>>,
 }
 
 crate::merge_fields!(Section {
@@ -83,8 +90,54 @@ crate::merge_fields!(Section {
     proc: or,
     dev: or,
     dev_shm_size: or,
-    mounts: append
+    mounts: append,
+    unprotect: append
 });
+
+/// A class of host paths that a payload must not change through a writable bind: what it
+/// writes there acts after the run, as the next run's policy or the user's next login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Guard {
+    /// lasagna's own profile directories, and the files of this run's profile.
+    LasagnaConfig,
+    /// Shell and session startup files, `~/.ssh`, `~/.gnupg`, autostart entries, the
+    /// directories on a login's PATH.
+    StartupFiles,
+    /// `.git/hooks` and `.git/config` of the repository around the working directory.
+    GitHooks,
+}
+
+impl Guard {
+    pub const ALL: [Guard; 3] = [Guard::LasagnaConfig, Guard::StartupFiles, Guard::GitHooks];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Guard::LasagnaConfig => "lasagna-config",
+            Guard::StartupFiles => "startup-files",
+            Guard::GitHooks => "git-hooks",
+        }
+    }
+
+    /// What a payload's write there would become, for explain and the notes.
+    pub fn why(self) -> &'static str {
+        match self {
+            Guard::LasagnaConfig => "a profile written there would be the next run's policy",
+            Guard::StartupFiles => "a login or a new shell would run what is written there",
+            Guard::GitHooks => "git would run what is written there on the user's next commit",
+        }
+    }
+}
+
+/// One guarded host path (absolute, as the programs that read it name it).
+/// `mask_missing`: a directory that, when it is missing, is created as a mount point for
+/// the run (and removed after it) and masked, so that the payload cannot create it; other
+/// missing paths are left alone (creating a startup file would change what a login reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guarded {
+    pub path: std::path::PathBuf,
+    pub class: Guard,
+    pub mask_missing: bool,
+}
 
 /// A mount entry's own Landlock rights, as written.
 type Rights = Vec<Spanned<String>>;
@@ -223,6 +276,21 @@ impl Section {
             Some(raw) => tmpfs_size(raw)?,
             None => DEV_SHM_SIZE,
         };
+        let mut unprotect = std::collections::BTreeSet::new();
+        for raw in &self.unprotect {
+            let Some(g) = Guard::ALL.into_iter().find(|g| g.key() == raw.value.trim()) else {
+                return Err(ProfileError::at(
+                    Loc::of(raw),
+                    format!(
+                        "{:?} is not a class of protected paths{}",
+                        raw.value,
+                        crate::text::did_you_mean(&raw.value, Guard::ALL.iter().map(|g| g.key()))
+                    ),
+                )
+                .hint("unprotect takes lasagna-config, startup-files or git-hooks"));
+            };
+            unprotect.insert(g);
+        }
         Ok(Config {
             mode: self.mode.unwrap_or_default(),
             dev_shm_size,
@@ -232,6 +300,8 @@ impl Section {
             locs: ops.iter().map(|(l, _)| *l).collect(),
             ops: ops.into_iter().map(|(_, op)| op).collect(),
             grants,
+            unprotect,
+            guarded: Vec::new(),
         })
     }
 }
@@ -504,6 +574,11 @@ pub struct Config {
     /// Entries' own Landlock rights (`landlock:` on a mount): the target, whether the
     /// mount is optional, where, and the rights as written.
     pub grants: Vec<(SandboxPath, bool, Loc, Vec<Spanned<String>>)>,
+    /// The classes `unprotect:` leaves writable.
+    pub unprotect: std::collections::BTreeSet<Guard>,
+    /// The host paths kept read-only where a writable bind shows them, filled in by the
+    /// profile loader (which knows the caller's directories) without the unprotected classes.
+    pub guarded: Vec<Guarded>,
 }
 
 impl crate::types::LayerSection for Section {

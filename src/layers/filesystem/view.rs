@@ -42,6 +42,8 @@ pub struct FsPlan {
     pub dev: bool,
     pub dev_shm_size: u64,
     pub fresh_proc: bool,
+    /// The guarded host paths this view keeps read-only or masks ([`super::guard`]).
+    pub kept: Vec<super::guard::Kept>,
 }
 
 /// One piece of the tree.
@@ -55,10 +57,11 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub enum What {
     /// A bind of the host object at `source` (canonical), which is `expect` (device and
-    /// inode compared by the child).
+    /// inode compared by the child); `None`: a directory the supervisor creates for this
+    /// run (step 1), bound onto itself.
     Bind {
         source: PathBuf,
-        expect: Meta,
+        expect: Option<Meta>,
         dir: bool,
         access: BindAccess,
     },
@@ -171,6 +174,7 @@ pub fn plan(cfg: &Config, fresh_proc: bool) -> FsPlan {
         dev: cfg.dev,
         dev_shm_size: cfg.dev_shm_size,
         fresh_proc,
+        kept: Vec::new(),
     };
     // Every bind source first: a recreated link is checked against the whole view.
     let sources: Vec<Option<Result<Rc<hostfs::Node>, WalkError>>> = cfg
@@ -249,6 +253,7 @@ pub fn plan(cfg: &Config, fresh_proc: bool) -> FsPlan {
             }
         }
     }
+    plan.guard(&cfg.guarded, &mut planned);
     plan
 }
 
@@ -277,7 +282,7 @@ fn bind_source(
     if node.kind() != Kind::Symlink {
         return Ok(Some(What::Bind {
             source: node.path.clone(),
-            expect: node.meta,
+            expect: Some(node.meta),
             dir: node.kind() == Kind::Dir,
             access,
         }));
@@ -312,7 +317,7 @@ fn bind_source(
     match hostfs::walk(&node.path, Links::Trusted, true) {
         Ok(real) => Ok(Some(What::Bind {
             source: real.path.clone(),
-            expect: real.meta,
+            expect: Some(real.meta),
             dir: real.kind() == Kind::Dir,
             access,
         })),
@@ -383,7 +388,7 @@ fn rel(p: &SandboxPath, base: &SandboxPath) -> PathBuf {
 
 /// What a mount point or created entry needs at its place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Need {
+pub(super) enum Need {
     Dir,
     File,
     /// Nothing may be there: the entry is created (a symlink).
@@ -544,7 +549,7 @@ impl FsPlan {
 
     /// Walk `rel` below the bound host directory `base` without following any link, and
     /// plan the creation of what is missing.
-    fn prepare_host(
+    pub(super) fn prepare_host(
         &mut self,
         base: &Path,
         rel: &Path,
@@ -768,9 +773,17 @@ fn real(asked: &SandboxPath, path: SandboxPath, via: Vec<String>) -> RulePath {
 
 /// Why an entry could not be placed: nothing is there for a mask to hide (which an
 /// optional mask accepts), or any other problem.
-enum NotPlaced {
+pub(super) enum NotPlaced {
     Nothing(String),
     Problem(String),
+}
+
+impl NotPlaced {
+    pub(super) fn text(&self) -> &str {
+        match self {
+            NotPlaced::Nothing(t) | NotPlaced::Problem(t) => t,
+        }
+    }
 }
 
 impl From<String> for NotPlaced {
@@ -788,13 +801,13 @@ fn missing_mask(target: &SandboxPath, why: &str) -> String {
 }
 
 /// Where an entry inside a bound host directory goes.
-struct HostPlace<'a> {
-    target: &'a SandboxPath,
-    bind: &'a SandboxPath,
-    read_only: bool,
-    for_payload: bool,
-    perms: u32,
-    link: Option<String>,
+pub(super) struct HostPlace<'a> {
+    pub(super) target: &'a SandboxPath,
+    pub(super) bind: &'a SandboxPath,
+    pub(super) read_only: bool,
+    pub(super) for_payload: bool,
+    pub(super) perms: u32,
+    pub(super) link: Option<String>,
 }
 
 #[cfg(test)]

@@ -73,7 +73,13 @@ pub fn explain(policy: &Config) -> Vec<String> {
         Dangerous::ALL
             .iter()
             .filter(|d| !policy.opt_in.contains(d))
-            .map(|d| format!("{}, ", d.syscalls().join("/")))
+            .map(|d| match d {
+                Dangerous::SetuidFiles => "setting S_ISUID or S_ISGID on a file (chmod family, \
+                                           and open/openat/creat/mkdir/mknod creating with \
+                                           them: EPERM; openat2: ENOSYS), "
+                    .to_string(),
+                _ => format!("{}, ", d.syscalls().join("/")),
+            })
             .collect::<String>()
     ));
     for d in &policy.opt_in {
@@ -85,6 +91,9 @@ pub fn explain(policy: &Config) -> Vec<String> {
                     "io_uring operations are not seen by seccomp: the filter no longer bounds \
                      what the payload can do through them",
                 Dangerous::Ptrace => "the payload can trace and read other sandboxed processes",
+                Dangerous::SetuidFiles =>
+                    "the payload can leave setuid or setgid files in a writable bind: on the \
+                     host any user runs them as their owner (nosuid holds only inside)",
             }
         ));
     }

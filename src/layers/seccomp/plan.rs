@@ -289,6 +289,60 @@ fn current_persona() -> Option<u64> {
     })
 }
 
+/// S_ISUID | S_ISGID.
+const SETUID_BITS: u64 = (libc::S_ISUID | libc::S_ISGID) as u64;
+/// O_TMPFILE without O_DIRECTORY (`__O_TMPFILE`): an unnamed file created with a mode.
+const O_TMPFILE_BIT: u64 = (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64;
+
+/// No call may set S_ISUID or S_ISGID: the chmod family by its mode argument, the calls
+/// that create a file by their mode when they create (O_CREAT, O_TMPFILE), and `openat2`,
+/// whose mode sits in a struct BPF cannot read, with ENOSYS (libc falls back to `openat`).
+/// The same set as systemd's `RestrictSUIDSGID=` (src/shared/seccomp-util.c).
+fn setuid_edges() -> Vec<Edge> {
+    let eperm = SeccompAction::Errno(libc::EPERM as u32);
+    let lifted_by = Some(Dangerous::SetuidFiles);
+    let edge = |syscall, checks| Edge {
+        syscall,
+        checks,
+        action: eperm.clone(),
+        lifted_by,
+    };
+    let mut out = Vec::new();
+    // (call, index of the mode argument)
+    for (syscall, mode) in [
+        ("chmod", 1),
+        ("fchmod", 1),
+        ("fchmodat", 2),
+        ("fchmodat2", 2),
+        ("creat", 1),
+        ("mkdir", 1),
+        ("mkdirat", 2),
+        ("mknod", 1),
+        ("mknodat", 2),
+    ] {
+        out.push(edge(syscall, vec![low32(mode, CmpOp::AnySet, SETUID_BITS)]));
+    }
+    // (call, index of flags, index of the mode)
+    for (syscall, flags, mode) in [("open", 1, 2), ("openat", 2, 3)] {
+        for creating in [libc::O_CREAT as u64, O_TMPFILE_BIT] {
+            out.push(edge(
+                syscall,
+                vec![
+                    low32(flags, CmpOp::AnySet, creating),
+                    low32(mode, CmpOp::AnySet, SETUID_BITS),
+                ],
+            ));
+        }
+    }
+    out.push(Edge {
+        syscall: "openat2",
+        checks: Vec::new(),
+        action: SeccompAction::Errno(libc::ENOSYS as u32),
+        lifted_by,
+    });
+    out
+}
+
 pub(super) fn edges(landlock_net_rules: bool) -> Vec<Edge> {
     let eperm = SeccompAction::Errno(libc::EPERM as u32);
     let mut out = Vec::new();
@@ -298,11 +352,12 @@ pub(super) fn edges(landlock_net_rules: bool) -> Vec<Edge> {
         action: action.clone(),
         lifted_by,
     };
-    for d in Dangerous::ALL {
+    for d in [Dangerous::IoUring, Dangerous::Ptrace] {
         for s in d.syscalls() {
             out.push(plain(s, &eperm, Some(d)));
         }
     }
+    out.extend(setuid_edges());
     for s in ALWAYS_DENIED {
         out.push(plain(s, &eperm, None));
     }

@@ -91,22 +91,48 @@ pub enum Dangerous {
     IoUring,
     /// `ptrace`, `process_vm_readv/writev`: for debuggers inside the sandbox's pid namespace.
     Ptrace,
+    /// Setting S_ISUID or S_ISGID on a file (the chmod family, and the calls that create
+    /// with a mode): a setuid file left in a writable bind runs on the host as its owner,
+    /// for any host user (`nosuid` holds only inside). systemd's `RestrictSUIDSGID=`.
+    SetuidFiles,
 }
 
 impl Dangerous {
-    pub(super) const ALL: [Dangerous; 2] = [Dangerous::IoUring, Dangerous::Ptrace];
+    pub(super) const ALL: [Dangerous; 3] = [
+        Dangerous::IoUring,
+        Dangerous::Ptrace,
+        Dangerous::SetuidFiles,
+    ];
 
     pub fn key(self) -> &'static str {
         match self {
             Dangerous::IoUring => "io_uring",
             Dangerous::Ptrace => "ptrace",
+            Dangerous::SetuidFiles => "setuid-files",
         }
     }
 
+    /// The calls the edge refuses: every call for the first two; for `setuid-files`, only
+    /// when the mode they set has S_ISUID or S_ISGID (`openat2`, whose mode BPF cannot
+    /// read, fails with ENOSYS, and libc falls back to `openat`).
     pub(super) fn syscalls(self) -> &'static [&'static str] {
         match self {
             Dangerous::IoUring => &["io_uring_setup", "io_uring_enter", "io_uring_register"],
             Dangerous::Ptrace => &["ptrace", "process_vm_readv", "process_vm_writev"],
+            Dangerous::SetuidFiles => &[
+                "chmod",
+                "fchmod",
+                "fchmodat",
+                "fchmodat2",
+                "open",
+                "openat",
+                "openat2",
+                "creat",
+                "mkdir",
+                "mkdirat",
+                "mknod",
+                "mknodat",
+            ],
         }
     }
 }
@@ -348,7 +374,7 @@ pub fn validate_for(
                 Loc::of(raw),
                 format!("{:?} is not an edge that can be allowed", raw.value),
             )
-            .hint("allow-dangerous takes io_uring or ptrace; the other edges stay blocked"));
+            .hint("allow-dangerous takes io_uring, ptrace or setuid-files; the other edges stay blocked"));
         };
         opt_in.insert(d);
     }
