@@ -281,6 +281,8 @@ fn plain_allowed_calls_read_no_arguments() {
     let checked: BTreeSet<u32> = ["ioctl", "clone", "socket", "personality"]
         .iter()
         .chain(Dangerous::SetuidFiles.syscalls())
+        // openat2 is refused whole (ENOSYS), without reading its arguments.
+        .filter(|n| **n != "openat2")
         .filter_map(|n| Arch::X86_64.table().nr(n))
         .collect();
     for &n in policy.allowed.keys() {
