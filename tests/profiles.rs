@@ -498,18 +498,47 @@ fn profiles_are_found_in_xdg_then_etc() {
     );
     let o = with_xdg(xdg.path());
     assert_eq!(stdout(&o), "xdg\n");
-    // A shipped name wins over both.
-    xdg.write(
-        "lasagna/profiles/strict.yaml",
-        "extends: base\ncommand: [/bin/echo, shadowed]\n",
-    );
-    let mut cmd = command(
-        As::Root,
-        &["run", "-p", "strict", "--", "/bin/echo", "shipped"],
-    );
-    cmd.env("XDG_CONFIG_HOME", xdg.path());
-    assert_eq!(stdout(&output_within(cmd, DEADLINE)), "shipped\n");
 }
+
+// A name is looked up in the user's directory, then /etc, then among the shipped profiles
+// (README, `lasagna profiles`): a user's file named like a shipped profile is the one used.
+both!(a_user_profile_named_like_a_shipped_one_wins, |who| {
+    let xdg = Scratch::new("shadow");
+    std::fs::create_dir_all(xdg.path().join("lasagna/profiles")).unwrap();
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "0755"])
+        .arg(xdg.path())
+        .status();
+    let mine = xdg.write(
+        "lasagna/profiles/strict.yaml",
+        "extends: base\ncommand: [/bin/echo, from the user's strict]\n",
+    );
+    let with_xdg = |dir: &Path, args: &[&str]| {
+        let mut cmd = command(who, args);
+        cmd.env("XDG_CONFIG_HOME", dir);
+        output_within(cmd, DEADLINE)
+    };
+    // No command on the line: the profile's own says which file was loaded.
+    let o = with_xdg(xdg.path(), &["run", "-p", "strict"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "from the user's strict\n");
+    let o = with_xdg(xdg.path(), &["profiles", "which", "strict"]);
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o).lines().last(),
+        Some(mine.as_str()),
+        "{}",
+        stdout(&o)
+    );
+    // Control: with an empty user directory the shipped strict is used, which has no
+    // command.
+    let empty = Scratch::new("shadow-empty");
+    let o = with_xdg(empty.path(), &["run", "-p", "strict"]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("has no `command`"), "{}", stderr(&o));
+    let o = with_xdg(empty.path(), &["profiles", "which", "strict"]);
+    assert_eq!(stdout(&o).lines().last(), Some("<shipped>/strict.yaml"));
+});
 
 both!(the_dry_run_report_is_the_plan, |who| {
     let dir = Scratch::new("dry");
