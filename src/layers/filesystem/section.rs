@@ -118,6 +118,15 @@ impl Guard {
         }
     }
 
+    /// What the class holds, in plain words (explain, the plan's notes).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Guard::LasagnaConfig => "lasagna's configuration",
+            Guard::StartupFiles => "startup files",
+            Guard::GitHooks => "the repository's hooks and config",
+        }
+    }
+
     /// What a payload's write there would become, for explain and the notes.
     pub fn why(self) -> &'static str {
         match self {
