@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
@@ -108,6 +108,96 @@ impl Meta {
         }
         None
     }
+}
+
+/// Why a user other than root and `caller` could change the object `fd` names: its owner,
+/// its mode bits, or an entry of its POSIX access ACL (a named user or group with write
+/// permission under the ACL's mask), if one could.
+fn exposure(fd: BorrowedFd<'_>, meta: &Meta, caller: u32) -> Option<String> {
+    meta.writable_by_others(caller)
+        .or_else(|| acl_exposure(fd, meta, caller))
+}
+
+fn acl_exposure(fd: BorrowedFd<'_>, meta: &Meta, caller: u32) -> Option<String> {
+    if !matches!(meta.kind(), Kind::Dir | Kind::File) {
+        return None;
+    }
+    let mut buf = [0u8; 4096];
+    match crate::sys::getxattr_fd(fd, c"system.posix_acl_access", &mut buf) {
+        Ok(n) => acl_writers(&buf[..n], meta, caller),
+        // No ACL, or a filesystem without them: the mode bits are the whole story.
+        Err(Errno::ENODATA) | Err(Errno::EOPNOTSUPP) => None,
+        Err(e) => Some(format!("its ACL could not be read ({})", e.desc())),
+    }
+}
+
+/// The first entry of a POSIX ACL (the `system.posix_acl_access` value: a version word,
+/// then `tag, perm, id` entries) that lets a user other than root and `caller` change
+/// the object, as `getfacl` would print it. A malformed ACL counts as one that does.
+pub fn acl_writers(acl: &[u8], meta: &Meta, caller: u32) -> Option<String> {
+    const VERSION: u32 = 2;
+    const USER: u16 = 0x02;
+    const GROUP_OBJ: u16 = 0x04;
+    const GROUP: u16 = 0x08;
+    const MASK: u16 = 0x10;
+    const WRITE: u16 = 0x02;
+    let malformed = || Some("it has an ACL lasagna cannot read".to_string());
+    if acl.len() < 4 || !(acl.len() - 4).is_multiple_of(8) {
+        return malformed();
+    }
+    if u32::from_le_bytes(acl[..4].try_into().expect("4 bytes")) != VERSION {
+        return malformed();
+    }
+    let entries: Vec<(u16, u16, u32)> = acl[4..]
+        .chunks_exact(8)
+        .map(|e| {
+            (
+                u16::from_le_bytes([e[0], e[1]]),
+                u16::from_le_bytes([e[2], e[3]]),
+                u32::from_le_bytes([e[4], e[5], e[6], e[7]]),
+            )
+        })
+        .collect();
+    // In a sticky directory only an entry's owner may replace it, as with the mode bits.
+    if meta.kind() == Kind::Dir && meta.mode & libc::S_ISVTX != 0 {
+        return None;
+    }
+    let mask = entries
+        .iter()
+        .find(|(tag, _, _)| *tag == MASK)
+        .map_or(0o7, |(_, perm, _)| *perm);
+    let rwx = |perm: u16| {
+        let bit = |b: u16, c: char| if perm & b != 0 { c } else { '-' };
+        format!("{}{}{}", bit(4, 'r'), bit(2, 'w'), bit(1, 'x'))
+    };
+    for &(tag, perm, id) in &entries {
+        if perm & mask & WRITE == 0 {
+            continue;
+        }
+        match tag {
+            USER if id != 0 && id != caller => {
+                return Some(format!(
+                    "its ACL lets uid {id} write it (entry user:{id}:{})",
+                    rwx(perm)
+                ))
+            }
+            GROUP if id != 0 => {
+                return Some(format!(
+                    "its ACL lets group {id} write it (entry group:{id}:{})",
+                    rwx(perm)
+                ))
+            }
+            GROUP_OBJ if meta.gid != 0 => {
+                return Some(format!(
+                    "its ACL lets group {} write it (entry group::{})",
+                    meta.gid,
+                    rwx(perm)
+                ))
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// An object on the host, found by a walk: its `O_PATH` descriptor, its canonical path and
@@ -302,9 +392,7 @@ fn root() -> Result<Rc<Node>, WalkError> {
     )
     .map_err(io)?;
     let meta = Meta::of(&fstat(&fd).map_err(io)?);
-    let exposed = meta
-        .writable_by_others(caller())
-        .map(|why| (PathBuf::from("/"), why));
+    let exposed = exposure(fd.as_fd(), &meta, caller()).map(|why| (PathBuf::from("/"), why));
     let root = Rc::new(Node {
         path: PathBuf::from("/"),
         fd,
@@ -359,7 +447,7 @@ fn walk_from(
                 at: at.clone(),
                 errno,
             })?;
-            let trusted = node.meta.uid == 0 && dir.meta.writable_by_others(0).is_none();
+            let trusted = node.meta.uid == 0 && exposure(dir.fd.as_fd(), &dir.meta, 0).is_none();
             let allowed = match links {
                 Links::Any => true,
                 Links::Trusted => trusted,
@@ -403,7 +491,7 @@ fn walk_from(
             return Err(WalkError::NotADirectory { at });
         }
         let node = if node.exposed.is_none() {
-            match node.meta.writable_by_others(caller) {
+            match exposure(node.fd.as_fd(), &node.meta, caller) {
                 Some(why) => {
                     let mut owned = Node {
                         path: node.path.clone(),
@@ -448,6 +536,36 @@ fn components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
         Component::ParentDir => Some(OsString::from("..")),
         Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
     })
+}
+
+/// The directory `path`, walked by descriptor under `links` and created (with `mode`, as
+/// the caller) one missing component at a time with `mkdirat` relative to the directory
+/// before it: nothing is created through a link the rule does not follow.
+pub fn make_dirs(path: &Path, links: Links, mode: u32) -> Result<Rc<Node>, String> {
+    for _ in 0..=components(path).count() {
+        match walk(path, links, true) {
+            Ok(node) if node.kind() == Kind::Dir => return Ok(node),
+            Ok(node) => return Err(format!("{} is not a directory", node.path.display())),
+            Err(WalkError::Missing { at }) => {
+                let (parent, name) = split_last(&at)
+                    .ok_or_else(|| format!("{}: no parent directory", at.display()))?;
+                let parent = walk(&parent, links, true).map_err(|e| e.to_string())?;
+                match nix::sys::stat::mkdirat(
+                    parent.fd.as_fd(),
+                    name.as_os_str(),
+                    Mode::from_bits_truncate(mode),
+                ) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(format!("create {}: {}", at.display(), e.desc())),
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!(
+        "{} keeps changing while it is created",
+        path.display()
+    ))
 }
 
 /// A regular file's content, at most `limit` bytes, read through a walk: refused when the
@@ -516,7 +634,7 @@ pub fn read_config(path: &Path, limit: u64) -> Result<String, String> {
     if root {
         if let Some((at, why)) = &node.exposed {
             return Err(format!(
-                "refused as root: {} can be changed by another user ({why}); make it root's own and not writable by others (chown root, chmod go-w)",
+                "refused as root: {} can be changed by another user ({why}); make it root's own and not writable by others (chown root, chmod go-w, setfacl -b)",
                 at.display()
             ));
         }
@@ -654,6 +772,54 @@ mod tests {
             Err(ReadError::TooLarge { .. })
         ));
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn acl_entries_that_grant_write_are_named() {
+        let m = |mode: u32, gid: u32| Meta {
+            dev: 0,
+            ino: 0,
+            mode,
+            uid: 0,
+            gid,
+            nlink: 1,
+            size: 0,
+        };
+        let acl = |entries: &[(u16, u16, u32)]| {
+            let mut v = 2u32.to_le_bytes().to_vec();
+            for (tag, perm, id) in entries {
+                v.extend(tag.to_le_bytes());
+                v.extend(perm.to_le_bytes());
+                v.extend(id.to_le_bytes());
+            }
+            v
+        };
+        let file = m(SFlag::S_IFREG.bits() | 0o664, 0);
+        let base = [
+            (0x01, 6, u32::MAX),
+            (0x04, 4, u32::MAX),
+            (0x20, 4, u32::MAX),
+        ];
+        assert_eq!(acl_writers(&acl(&base), &file, 0), None);
+        let with = |extra: &[(u16, u16, u32)]| {
+            let mut e = base.to_vec();
+            e.extend_from_slice(extra);
+            acl_writers(&acl(&e), &file, 0)
+        };
+        let why = with(&[(0x02, 6, 1001), (0x10, 6, u32::MAX)]).unwrap();
+        assert!(why.contains("user:1001:rw-"), "{why}");
+        // The mask takes write away; the caller's and root's own entries are theirs.
+        assert_eq!(with(&[(0x02, 6, 1001), (0x10, 4, u32::MAX)]), None);
+        assert_eq!(acl_writers(&acl(&[(0x02, 7, 1001)]), &file, 1001), None);
+        assert_eq!(with(&[(0x02, 7, 0), (0x08, 7, 0)]), None);
+        let why = with(&[(0x08, 2, 50)]).unwrap();
+        assert!(why.contains("group:50:-w-"), "{why}");
+        // Malformed: refused, not skipped.
+        assert!(acl_writers(&[2, 0, 0, 0, 1], &file, 0).is_some());
+        assert!(acl_writers(&[9, 0, 0, 0], &file, 0).is_some());
+        // A sticky directory: as with the mode bits, nobody replaces another's entry.
+        let tmp = m(SFlag::S_IFDIR.bits() | 0o1777, 0);
+        assert_eq!(acl_writers(&acl(&[(0x02, 7, 1001)]), &tmp, 0), None);
     }
 
     #[test]

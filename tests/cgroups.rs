@@ -1106,11 +1106,28 @@ both!(every_limit_lands_in_the_kernel, |who| {
     };
     let limits = "    memory:\n      max: 256M\n      high: 128M\n      swap-max: 64M\n    cpu:\n      weight: 200\n    pids:\n      max: 64\n";
     let profile = ctx.profile("best-effort", limits);
-    let mut cmd = ctx.command(&["run", "-p", &profile, "--", "/bin/sh", "-c", "read go"]);
+    let mut cmd = ctx.command(&[
+        "run",
+        "-p",
+        &profile,
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo up; read go",
+    ]);
     cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
+    // The directory appears before its limits are written; the payload runs only after
+    // every limit is in place, so its first line is the moment to read them.
+    let mut up = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut up,
+    )
+    .unwrap();
+    assert_eq!(up, "up\n", "the payload started");
     let read = |controller: &str, file: &str| -> Option<String> {
         let dir = ctx.sandbox_dir(controller, child.id());
         fs::read_to_string(dir.join(file))

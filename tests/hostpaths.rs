@@ -653,6 +653,78 @@ fn as_root_a_profile_another_user_can_change_is_refused() {
     assert_code(&o, 0);
 }
 
+#[test]
+fn as_root_a_profile_an_acl_lets_another_user_write_is_refused() {
+    // Mode bits are not the whole story: a POSIX ACL entry gives a named user write access
+    // to a root-owned 0644 file, and `ls -l` shows only a `+`.
+    let test = "as_root_a_profile_an_acl_lets_another_user_write_is_refused";
+    if !can_run(test, As::Root) {
+        return;
+    }
+    let Ok((uid, _)) = test_user() else {
+        return skip(test, "no test user");
+    };
+    let setfacl = |args: &[&str]| {
+        let o = std::process::Command::new("setfacl")
+            .args(args)
+            .output()
+            .expect("setfacl (package acl) is installed");
+        assert!(o.status.success(), "setfacl {args:?}: {}", stderr(&o));
+    };
+    let dir = Scratch::new("profile-acl");
+    let p = dir.write("p.yaml", "extends: strict\n");
+    let user_appends = |path: &str| {
+        let script = format!("echo 'seccomp: {{mode: off}}' >> '{path}'");
+        as_who(As::User, &["/bin/sh", "-c", &script])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    // Root's own 0644 file in root's own directory: accepted, and the user cannot write it.
+    assert_code(&run(As::Root, &["check", &p]), 0);
+    assert!(!user_appends(&p), "the user cannot write a 0644 root file");
+    // One ACL entry later the user can, and root refuses the file, naming the entry.
+    let entry = format!("u:{uid}:rw");
+    setfacl(&["-m", &entry, &p]);
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+        0o664,
+        "the group bits show the ACL mask, the other bits are untouched"
+    );
+    assert!(user_appends(&p), "the ACL entry lets the user write");
+    let o = run(As::Root, &["run", "-p", &p, "--", "/bin/true"]);
+    assert_code(&o, 125);
+    assert!(
+        stderr(&o).contains(&format!("user:{uid}:rw-")) && stderr(&o).contains("setfacl -b"),
+        "{}",
+        stderr(&o)
+    );
+    // A mask without write leaves the entry powerless: accepted again.
+    std::fs::write(&p, "extends: strict\n").unwrap();
+    setfacl(&["-m", "m::r", &p]);
+    assert!(!user_appends(&p), "the mask takes the write away");
+    assert_code(&run(As::Root, &["check", &p]), 0);
+    // The same for a directory on the way: an entry that lets the user replace the file.
+    setfacl(&["-b", &p]);
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let q = sub.join("q.yaml");
+    std::fs::write(&q, "extends: strict\n").unwrap();
+    let q = q.to_str().unwrap();
+    assert_code(&run(As::Root, &["check", q]), 0);
+    setfacl(&["-m", &format!("u:{uid}:rwx"), sub.to_str().unwrap()]);
+    let o = run(As::Root, &["check", q]);
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!("user:{uid}:rwx")),
+        "{}",
+        stderr(&o)
+    );
+    // As that user the file is theirs to use.
+    assert_code(&run(As::User, &["check", q]), 0);
+}
+
 // ---- 9. terminal escapes --------------------------------------------------------------------
 
 both!(

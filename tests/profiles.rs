@@ -860,3 +860,103 @@ fn check_reports_every_error_in_a_file() {
     assert_code(&o, 125);
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }
+
+both!(
+    profiles_edit_opens_only_a_file_no_one_else_can_swap,
+    |who| {
+        // `profiles edit` runs the editor as its caller, often root: a link or a hard link
+        // planted where the overlay goes (by a payload that wrote into a bind, or by another
+        // user who owns the directory) must not hand the editor another file.
+        let dir = Scratch::new("edit-planted");
+        let owner = match who {
+            As::Root => (0, 0),
+            As::User => test_user().expect("the test user"),
+        };
+        let chown = |p: &Path, (uid, gid): (u32, u32)| {
+            std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
+        };
+        let xdg = dir.path().join("xdg");
+        let profiles = xdg.join("lasagna/profiles");
+        std::fs::create_dir_all(&profiles).unwrap();
+        for d in [&xdg, &xdg.join("lasagna"), &profiles] {
+            chown(d, owner);
+        }
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "victim\n").unwrap();
+        chown(&victim, owner);
+        let overlay = profiles.join("strict.local.yaml");
+        let edit = |xdg: &Path| {
+            let mut cmd = command(who, &["profiles", "edit", "strict"]);
+            cmd.env("XDG_CONFIG_HOME", xdg)
+                .env_remove("VISUAL")
+                .env("EDITOR", "sh -c 'echo \"# edited\" >> \"$0\"'");
+            output_within(cmd, DEADLINE)
+        };
+        let untouched = |o: &std::process::Output| {
+            assert_eq!(
+                std::fs::read_to_string(&victim).unwrap(),
+                "victim\n",
+                "{}",
+                stderr(o)
+            );
+        };
+        // A symlink to a file the caller can write.
+        std::os::unix::fs::symlink(&victim, &overlay).unwrap();
+        chown(&overlay, owner);
+        let o = edit(&xdg);
+        assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stderr(&o).contains("is a symlink"), "{}", stderr(&o));
+        untouched(&o);
+        // A dangling one: nothing is created where it points.
+        std::fs::remove_file(&overlay).unwrap();
+        let planted = dir.path().join("planted.txt");
+        std::os::unix::fs::symlink(&planted, &overlay).unwrap();
+        chown(&overlay, owner);
+        let o = edit(&xdg);
+        assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(!planted.exists(), "created through the link");
+        // A hard link: the same file under the overlay's name.
+        std::fs::remove_file(&overlay).unwrap();
+        std::fs::hard_link(&victim, &overlay).unwrap();
+        let o = edit(&xdg);
+        assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stderr(&o).contains("hard links"), "{}", stderr(&o));
+        untouched(&o);
+        // Control: with the entry gone the overlay is created, edited and checked.
+        std::fs::remove_file(&overlay).unwrap();
+        let o = edit(&xdg);
+        assert_code(&o, 0);
+        let text = std::fs::read_to_string(&overlay).unwrap();
+        assert!(
+            text.starts_with("# Merged on top of the profile strict")
+                && text.ends_with("# edited\n"),
+            "{text}"
+        );
+        let meta = std::fs::symlink_metadata(&overlay).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), owner.0);
+        if who == As::Root {
+            // Root with a configuration directory another user owns (HOME kept by `sudo -E`,
+            // a shared XDG_CONFIG_HOME): refused, nothing created there, whatever is planted.
+            let (uid, gid) = test_user().expect("the test user");
+            let theirs = dir.path().join("theirs");
+            let their_profiles = theirs.join("lasagna/profiles");
+            std::fs::create_dir_all(&their_profiles).unwrap();
+            for d in [&theirs, &theirs.join("lasagna"), &their_profiles] {
+                chown(d, (uid, gid));
+            }
+            let o = edit(&theirs);
+            assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+            assert!(
+                stderr(&o).contains("can be changed by another user")
+                    && stderr(&o).contains(&format!("owned by uid {uid}")),
+                "{}",
+                stderr(&o)
+            );
+            assert!(std::fs::read_dir(&their_profiles).unwrap().next().is_none());
+            std::os::unix::fs::symlink(&victim, their_profiles.join("strict.local.yaml")).unwrap();
+            let o = edit(&theirs);
+            assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+            untouched(&o);
+        }
+    }
+);

@@ -1,5 +1,7 @@
 //! `check`, `explain`, `profiles`: reading and planning only, nothing is launched.
 
+use std::path::{Path, PathBuf};
+
 use crate::cli::{Error, ProfilesAction};
 use crate::host::Host;
 use crate::launch::{Decision, Layer};
@@ -184,6 +186,100 @@ pub fn profiles(action: ProfilesAction) -> Result<i32, Error> {
 
 /// `profiles edit NAME`: the user's NAME.local.yaml in an editor, then a check of the
 /// merged profile.
+/// The overlay file `file_name` in the directory `dir`, created with a header when
+/// missing, reached by descriptor. The editor then runs as the caller (often root) on the
+/// path returned, so neither the directory nor the file may be one that another user, or
+/// a payload that wrote into a bind, could have swapped: every directory on the way must
+/// be the caller's or root's and writable by no one else (mode bits and ACLs), the file is
+/// created with `O_EXCL | O_NOFOLLOW` relative to the directory's descriptor, and an
+/// existing one must be a regular file of a single link that only the caller can change.
+fn overlay_to_edit(dir: &Path, file_name: &str, name: &str) -> Result<PathBuf, Error> {
+    use crate::hostfs::{self, Kind, Links};
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::Mode;
+    use std::os::fd::AsFd;
+    let refuse = |what: &Path, why: &str| {
+        Error::Io(format!(
+            "profiles edit: refused: {} {why}; lasagna opens an editor only on a file no other user can swap",
+            crate::text::escape(&what.display().to_string())
+        ))
+    };
+    let links = if nix::unistd::geteuid().is_root() {
+        Links::Trusted
+    } else {
+        Links::Any
+    };
+    let dir = hostfs::make_dirs(dir, links, 0o755)
+        .map_err(|e| Error::Io(format!("profiles edit: {}", crate::text::escape(&e))))?;
+    if let Some((at, why)) = &dir.exposed {
+        return Err(refuse(
+            at,
+            &format!("can be changed by another user ({why})"),
+        ));
+    }
+    let path = dir.path.join(file_name);
+    match openat(
+        dir.fd.as_fd(),
+        file_name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    ) {
+        Ok(fd) => {
+            let header = format!(
+                "# Merged on top of the profile {name} wherever it is used by name (no extends here).\n\
+                 # `lasagna profiles which {name}` lists every file of it; `lasagna schema` the format.\n\
+                 # layers:\n\
+                 #   process:\n\
+                 #     env:\n\
+                 #       set:\n\
+                 #         EXAMPLE: value\n"
+            );
+            crate::sys::write_all(fd.as_fd(), header.as_bytes())
+                .map_err(|e| Error::Io(format!("{}: {}", path.display(), e.desc())))?;
+            return Ok(path);
+        }
+        Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(Error::Io(format!("{}: {}", path.display(), e.desc()))),
+    }
+    // It exists: look at the entry itself, never through a link.
+    let node = hostfs::walk(&path, Links::None, false).map_err(|e| {
+        Error::Io(format!(
+            "profiles edit: {}",
+            crate::text::escape(&e.to_string())
+        ))
+    })?;
+    match node.kind() {
+        Kind::File => {}
+        Kind::Symlink => {
+            let target = node.link_text().unwrap_or_default();
+            return Err(refuse(
+                &path,
+                &format!(
+                    "is a symlink (to {}); remove it",
+                    crate::text::escape(&target.to_string_lossy())
+                ),
+            ));
+        }
+        _ => return Err(refuse(&path, "is not a regular file")),
+    }
+    if let Some((at, why)) = &node.exposed {
+        return Err(refuse(
+            at,
+            &format!("can be changed by another user ({why})"),
+        ));
+    }
+    if node.meta.nlink > 1 {
+        return Err(refuse(
+            &path,
+            &format!(
+                "has {} hard links (another name of the same file may be anything); remove it",
+                node.meta.nlink
+            ),
+        ));
+    }
+    Ok(path)
+}
+
 fn edit(name: &str) -> Result<i32, Error> {
     if name.contains('/') || name.ends_with(".yaml") {
         return Err(Error::Usage(format!(
@@ -196,20 +292,7 @@ fn edit(name: &str) -> Result<i32, Error> {
         .into_iter()
         .next()
         .ok_or_else(|| Error::Usage("neither XDG_CONFIG_HOME nor HOME is set".into()))?;
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
-    let file = dir.join(format!("{name}.local.yaml"));
-    if !file.exists() {
-        let header = format!(
-            "# Merged on top of the profile {name} wherever it is used by name (no extends here).\n\
-             # `lasagna profiles which {name}` lists every file of it; `lasagna schema` the format.\n\
-             # layers:\n\
-             #   process:\n\
-             #     env:\n\
-             #       set:\n\
-             #         EXAMPLE: value\n"
-        );
-        std::fs::write(&file, header).map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
-    }
+    let file = overlay_to_edit(&dir, &format!("{name}.local.yaml"), name)?;
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());

@@ -805,3 +805,21 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is async-signal-safe and takes only an integer.
     unsafe { libc::_exit(code) }
 }
+
+/// The extended attribute `name` of the object an `O_PATH` descriptor names, read through
+/// its `/proc/self/fd` magic link (fgetxattr refuses `O_PATH` descriptors); the length
+/// written to `buf`. ENODATA: the object has no such attribute.
+pub fn getxattr_fd(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+    // SAFETY: `path` and `name` are valid C strings and `buf` a writable buffer of the
+    // length passed; getxattr writes at most that many bytes.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    Errno::result(n).map(|n| n as usize)
+}
