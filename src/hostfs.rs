@@ -122,26 +122,44 @@ fn acl_exposure(fd: BorrowedFd<'_>, meta: &Meta, caller: u32) -> Option<String> 
     if !matches!(meta.kind(), Kind::Dir | Kind::File) {
         return None;
     }
+    // A directory's default ACL is what everything created in it later starts with (an
+    // overlay `profiles edit` creates, a file root writes there): the same rule holds.
+    let names: &[(&std::ffi::CStr, &str)] = if meta.kind() == Kind::Dir {
+        &[
+            (c"system.posix_acl_access", ""),
+            (c"system.posix_acl_default", "default:"),
+        ]
+    } else {
+        &[(c"system.posix_acl_access", "")]
+    };
     let mut buf = [0u8; 4096];
-    match crate::sys::getxattr_fd(fd, c"system.posix_acl_access", &mut buf) {
-        Ok(n) => acl_writers(&buf[..n], meta, caller),
-        // No ACL, or a filesystem without them: the mode bits are the whole story.
-        Err(Errno::ENODATA) | Err(Errno::EOPNOTSUPP) => None,
-        Err(e) => Some(format!("its ACL could not be read ({})", e.desc())),
+    for &(name, prefix) in names {
+        let why = match crate::sys::getxattr_fd(fd, name, &mut buf) {
+            Ok(n) => acl_writers(&buf[..n], meta, caller, prefix),
+            // No ACL, or a filesystem without them: the mode bits are the whole story.
+            Err(Errno::ENODATA) | Err(Errno::EOPNOTSUPP) => None,
+            Err(e) => Some(format!("its {prefix}ACL could not be read ({})", e.desc())),
+        };
+        if why.is_some() {
+            return why;
+        }
     }
+    None
 }
 
 /// The first entry of a POSIX ACL (the `system.posix_acl_access` value: a version word,
 /// then `tag, perm, id` entries) that lets a user other than root and `caller` change
-/// the object, as `getfacl` would print it. A malformed ACL counts as one that does.
-pub fn acl_writers(acl: &[u8], meta: &Meta, caller: u32) -> Option<String> {
+/// the object, as `getfacl` would print it (`prefix`: `default:` for a directory's default
+/// ACL, whose entries pass to what is created in it). A malformed ACL counts as one that
+/// does.
+pub fn acl_writers(acl: &[u8], meta: &Meta, caller: u32, prefix: &str) -> Option<String> {
     const VERSION: u32 = 2;
     const USER: u16 = 0x02;
     const GROUP_OBJ: u16 = 0x04;
     const GROUP: u16 = 0x08;
     const MASK: u16 = 0x10;
     const WRITE: u16 = 0x02;
-    let malformed = || Some("it has an ACL lasagna cannot read".to_string());
+    let malformed = || Some(format!("it has a {prefix}ACL lasagna cannot read"));
     if acl.len() < 4 || !(acl.len() - 4).is_multiple_of(8) {
         return malformed();
     }
@@ -159,7 +177,8 @@ pub fn acl_writers(acl: &[u8], meta: &Meta, caller: u32) -> Option<String> {
         })
         .collect();
     // In a sticky directory only an entry's owner may replace it, as with the mode bits.
-    if meta.kind() == Kind::Dir && meta.mode & libc::S_ISVTX != 0 {
+    // A default ACL passes to new entries whatever the sticky bit says.
+    if prefix.is_empty() && meta.kind() == Kind::Dir && meta.mode & libc::S_ISVTX != 0 {
         return None;
     }
     let mask = entries
@@ -177,19 +196,19 @@ pub fn acl_writers(acl: &[u8], meta: &Meta, caller: u32) -> Option<String> {
         match tag {
             USER if id != 0 && id != caller => {
                 return Some(format!(
-                    "its ACL lets uid {id} write it (entry user:{id}:{})",
+                    "its {prefix}ACL lets uid {id} write (entry {prefix}user:{id}:{})",
                     rwx(perm)
                 ))
             }
             GROUP if id != 0 => {
                 return Some(format!(
-                    "its ACL lets group {id} write it (entry group:{id}:{})",
+                    "its {prefix}ACL lets group {id} write (entry {prefix}group:{id}:{})",
                     rwx(perm)
                 ))
             }
             GROUP_OBJ if meta.gid != 0 => {
                 return Some(format!(
-                    "its ACL lets group {} write it (entry group::{})",
+                    "its {prefix}ACL lets group {} write (entry {prefix}group::{})",
                     meta.gid,
                     rwx(perm)
                 ))
@@ -800,26 +819,26 @@ mod tests {
             (0x04, 4, u32::MAX),
             (0x20, 4, u32::MAX),
         ];
-        assert_eq!(acl_writers(&acl(&base), &file, 0), None);
+        assert_eq!(acl_writers(&acl(&base), &file, 0, ""), None);
         let with = |extra: &[(u16, u16, u32)]| {
             let mut e = base.to_vec();
             e.extend_from_slice(extra);
-            acl_writers(&acl(&e), &file, 0)
+            acl_writers(&acl(&e), &file, 0, "")
         };
         let why = with(&[(0x02, 6, 1001), (0x10, 6, u32::MAX)]).unwrap();
         assert!(why.contains("user:1001:rw-"), "{why}");
         // The mask takes write away; the caller's and root's own entries are theirs.
         assert_eq!(with(&[(0x02, 6, 1001), (0x10, 4, u32::MAX)]), None);
-        assert_eq!(acl_writers(&acl(&[(0x02, 7, 1001)]), &file, 1001), None);
+        assert_eq!(acl_writers(&acl(&[(0x02, 7, 1001)]), &file, 1001, ""), None);
         assert_eq!(with(&[(0x02, 7, 0), (0x08, 7, 0)]), None);
         let why = with(&[(0x08, 2, 50)]).unwrap();
         assert!(why.contains("group:50:-w-"), "{why}");
         // Malformed: refused, not skipped.
-        assert!(acl_writers(&[2, 0, 0, 0, 1], &file, 0).is_some());
-        assert!(acl_writers(&[9, 0, 0, 0], &file, 0).is_some());
+        assert!(acl_writers(&[2, 0, 0, 0, 1], &file, 0, "").is_some());
+        assert!(acl_writers(&[9, 0, 0, 0], &file, 0, "").is_some());
         // A sticky directory: as with the mode bits, nobody replaces another's entry.
         let tmp = m(SFlag::S_IFDIR.bits() | 0o1777, 0);
-        assert_eq!(acl_writers(&acl(&[(0x02, 7, 1001)]), &tmp, 0), None);
+        assert_eq!(acl_writers(&acl(&[(0x02, 7, 1001)]), &tmp, 0, ""), None);
     }
 
     #[test]

@@ -723,6 +723,17 @@ fn as_root_a_profile_an_acl_lets_another_user_write_is_refused() {
     );
     // As that user the file is theirs to use.
     assert_code(&run(As::User, &["check", q]), 0);
+    // A default ACL: what root creates in the directory later is the user's to write.
+    setfacl(&["-b", sub.to_str().unwrap()]);
+    assert_code(&run(As::Root, &["check", q]), 0);
+    setfacl(&["-d", "-m", &format!("u:{uid}:rwx"), sub.to_str().unwrap()]);
+    let o = run(As::Root, &["check", q]);
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!("default:user:{uid}:rwx")),
+        "{}",
+        stderr(&o)
+    );
 }
 
 // ---- 9. terminal escapes --------------------------------------------------------------------
