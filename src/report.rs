@@ -526,8 +526,11 @@ impl Report {
     }
 }
 
-/// `--explain-denials` on stderr: one line per kind of denial, then what could not be
-/// listed.
+/// Kinds of denial `--explain-denials` prints; the report has them all.
+pub const MAX_PRINTED_DENIALS: usize = 40;
+
+/// `--explain-denials` on stderr: one line per kind of denial (the first
+/// [`MAX_PRINTED_DENIALS`]), then what could not be listed.
 pub fn denials_text(denials: &[crate::supervisor::denials::Denial], notes: &[String]) -> String {
     use crate::text::escape;
     let mut out = String::new();
@@ -535,7 +538,7 @@ pub fn denials_text(denials: &[crate::supervisor::denials::Denial], notes: &[Str
         out.push_str("lasagna: denials: none seen\n");
     } else {
         out.push_str("lasagna: denials:\n");
-        for d in denials {
+        for d in denials.iter().take(MAX_PRINTED_DENIALS) {
             let mut line = format!("  {:<9} {}", d.layer.name(), escape(&d.operation));
             if let Some(t) = &d.target {
                 line.push(' ');
@@ -550,6 +553,12 @@ pub fn denials_text(denials: &[crate::supervisor::denials::Denial], notes: &[Str
                 if d.count == 1 { "" } else { "s" }
             ));
             out.push_str(&line);
+        }
+        if denials.len() > MAX_PRINTED_DENIALS {
+            out.push_str(&format!(
+                "  and {} other kinds (the report lists them: --report FILE)\n",
+                denials.len() - MAX_PRINTED_DENIALS
+            ));
         }
     }
     for n in notes {

@@ -35,6 +35,19 @@ pub fn escape_bytes(b: &[u8]) -> String {
     escape(&String::from_utf8_lossy(b)).into_owned()
 }
 
+/// Cut `s` to at most `max` bytes (`max` > 3) at a character boundary, marking the cut
+/// with `...`: for text a payload chose, before the supervisor keeps or prints it.
+pub fn clip(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max - 3;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+}
+
 /// `s` in double quotes, escaped, and cut to `max` characters with `…` (for quoting a
 /// fragment of a file that may not be a profile at all).
 pub fn quote_short(s: &str, max: usize) -> String {

@@ -55,16 +55,19 @@ pub struct Running {
     thread: JoinHandle<Collected>,
 }
 
+/// What the thread saw, bounded whatever the payload does: at most [`MAX_CALLS`] kinds of
+/// denied call (a payload can name 2^32 syscall numbers) and the Landlock [`audit::Tally`]'s
+/// bound; the rest is counted only.
 #[derive(Default)]
 struct Collected {
     seccomp: BTreeMap<(String, i32), u64>,
-    records: Vec<Record>,
-    /// Records beyond the bound, dropped.
-    dropped: u64,
+    /// Denied calls of kinds beyond [`MAX_CALLS`].
+    seccomp_unlisted: u64,
+    landlock: audit::Tally,
 }
 
-/// At most this many Landlock records are kept (a payload looping on a denied open).
-const MAX_RECORDS: usize = 100_000;
+/// Distinct (call, errno) kinds kept.
+const MAX_CALLS: usize = 256;
 /// After the run: audit records are delivered by a kernel thread, a little later than the
 /// denial. The thread waits for this much quiet, at most `LAG_MAX` in all.
 const LAG_QUIET: Duration = Duration::from_millis(100);
@@ -83,8 +86,8 @@ pub fn start(settings: Settings) -> io::Result<Running> {
 
 impl Running {
     /// Stop serving (the sandbox is empty) and list what was denied, Landlock's for the
-    /// domains `payload` created; and a note when records beyond the bound were dropped.
-    pub fn stop(self, payload: Option<i32>) -> (Vec<Denial>, Option<String>) {
+    /// domains `payload` created; and a note for each layer whose kinds went past the bound.
+    pub fn stop(self, payload: Option<i32>) -> (Vec<Denial>, Vec<String>) {
         drop(self.stop);
         let c = self.thread.join().unwrap_or_default();
         let mut out: Vec<Denial> = c
@@ -99,23 +102,34 @@ impl Running {
             })
             .collect();
         if let Some(pid) = payload.and_then(|p| u32::try_from(p).ok()) {
-            out.extend(audit::denials(&c.records, pid).into_iter().map(
-                |((what, target), count)| Denial {
-                    layer: Layer::Landlock,
-                    operation: what,
-                    target: Some(target),
-                    errno: None,
-                    count,
-                },
+            out.extend(
+                c.landlock
+                    .of(pid)
+                    .into_iter()
+                    .map(|((what, target), count)| Denial {
+                        layer: Layer::Landlock,
+                        operation: what,
+                        target: Some(target),
+                        errno: None,
+                        count,
+                    }),
+            );
+        }
+        let mut notes = Vec::new();
+        if c.seccomp_unlisted > 0 {
+            notes.push(format!(
+                "seccomp: and {} denied calls of other kinds (only the first {MAX_CALLS} kinds are listed)",
+                c.seccomp_unlisted
             ));
         }
-        let note = (c.dropped > 0).then(|| {
-            format!(
-                "landlock: {} audit records beyond the first {MAX_RECORDS} were not counted",
-                c.dropped
-            )
-        });
-        (out, note)
+        if c.landlock.unlisted > 0 {
+            notes.push(format!(
+                "landlock: and {} denials of other kinds (only the first {} kinds are listed)",
+                c.landlock.unlisted,
+                audit::MAX_KINDS
+            ));
+        }
+        (out, notes)
     }
 }
 
@@ -213,9 +227,14 @@ fn answer(listener: &OwnedFd, program: &[sock_filter], c: &mut Collected) {
     // Only errno actions notify; a program that says otherwise is refused as EPERM.
     let errno = notify::errno_of(program, &n.data).unwrap_or(libc::EPERM);
     let _ = sys::seccomp::notif_fail(listener.as_fd(), n.id, errno);
-    *c.seccomp
-        .entry((notify::call_name(&n.data), errno))
-        .or_insert(0) += 1;
+    let key = (notify::call_name(&n.data), errno);
+    if let Some(count) = c.seccomp.get_mut(&key) {
+        *count += 1;
+    } else if c.seccomp.len() < MAX_CALLS {
+        c.seccomp.insert(key, 1);
+    } else {
+        c.seccomp_unlisted += 1;
+    }
 }
 
 /// Everything the audit socket holds now; whether a Landlock record came.
@@ -233,11 +252,7 @@ fn read_records(sock: &OwnedFd, buf: &mut [u8], c: &mut Collected) -> bool {
         for (kind, body) in audit::messages(&buf[..n]) {
             if let Some(r) = Record::parse(kind, body) {
                 any = true;
-                if c.records.len() < MAX_RECORDS {
-                    c.records.push(r);
-                } else {
-                    c.dropped += 1;
-                }
+                c.landlock.add(&r);
             }
         }
     }

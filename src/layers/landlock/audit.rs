@@ -191,21 +191,44 @@ fn unhex(v: &str) -> String {
     }
 }
 
-/// The denials of the domains `pid` created, counted by (what was blocked, on what).
-pub fn denials(records: &[Record], pid: u32) -> BTreeMap<(String, String), u64> {
-    let pid = pid.to_string();
-    let domains: Vec<&str> = records
-        .iter()
-        .filter(|r| r.kind == LANDLOCK_DOMAIN && r.get("pid") == Some(pid.as_str()))
-        .filter_map(|r| r.get("domain"))
-        .collect();
-    let mut out = BTreeMap::new();
-    for r in records.iter().filter(|r| r.kind == LANDLOCK_ACCESS) {
-        if !r.get("domain").is_some_and(|d| domains.contains(&d)) {
-            continue;
+/// Distinct (domain, right, target) kinds a [`Tally`] keeps; later kinds are counted only.
+pub const MAX_KINDS: usize = 256;
+/// Domains a [`Tally`] remembers the creator of.
+const MAX_DOMAINS: usize = 1024;
+/// A target (a path the payload chose) is cut to this many bytes.
+const MAX_TARGET: usize = 512;
+
+/// The audit records read so far, folded as they arrive: the creator of each domain and a
+/// count per kind of denial. Bounded whatever the payload makes the kernel log (a loop on
+/// denied opens of ever new names): the supervisor keeps at most [`MAX_KINDS`] kinds of
+/// [`MAX_TARGET`] bytes and counts the rest in `unlisted`.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Domain id to the pid that created it.
+    domains: BTreeMap<String, String>,
+    kinds: BTreeMap<(String, String, String), u64>,
+    /// Denials of kinds beyond [`MAX_KINDS`] (or of domains beyond [`MAX_DOMAINS`]).
+    pub unlisted: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, r: &Record) {
+        let Some(domain) = r.get("domain") else {
+            return;
+        };
+        if r.kind == LANDLOCK_DOMAIN {
+            if let Some(pid) = r.get("pid") {
+                if self.domains.len() < MAX_DOMAINS || self.domains.contains_key(domain) {
+                    self.domains.insert(domain.to_string(), pid.to_string());
+                }
+            }
+            return;
+        }
+        if r.kind != LANDLOCK_ACCESS {
+            return;
         }
         let what = r.get("blockers").unwrap_or("?").to_string();
-        let target = match (r.get("path"), r.get("daddr"), r.get("dest")) {
+        let mut target = match (r.get("path"), r.get("daddr"), r.get("dest")) {
             (Some(p), _, _) => unhex(p),
             (None, Some(a), Some(p)) => format!("{a}:{p}"),
             (None, None, Some(p)) => format!("port {p}"),
@@ -217,9 +240,37 @@ pub fn denials(records: &[Record], pid: u32) -> BTreeMap<(String, String), u64> 
                 .collect::<Vec<_>>()
                 .join(" "),
         };
-        *out.entry((what, target)).or_insert(0) += 1;
+        crate::text::clip(&mut target, MAX_TARGET);
+        let key = (domain.to_string(), what, target);
+        if let Some(n) = self.kinds.get_mut(&key) {
+            *n += 1;
+        } else if self.kinds.len() < MAX_KINDS {
+            self.kinds.insert(key, 1);
+        } else {
+            self.unlisted += 1;
+        }
     }
-    out
+
+    /// The denials of the domains `pid` created, counted by (what was blocked, on what).
+    pub fn of(&self, pid: u32) -> BTreeMap<(String, String), u64> {
+        let pid = pid.to_string();
+        let mut out = BTreeMap::new();
+        for ((domain, what, target), n) in &self.kinds {
+            if self.domains.get(domain) == Some(&pid) {
+                *out.entry((what.clone(), target.clone())).or_insert(0) += n;
+            }
+        }
+        out
+    }
+}
+
+/// The denials of the domains `pid` created, counted by (what was blocked, on what).
+pub fn denials(records: &[Record], pid: u32) -> BTreeMap<(String, String), u64> {
+    let mut t = Tally::default();
+    for r in records {
+        t.add(r);
+    }
+    t.of(pid)
 }
 
 #[cfg(test)]
@@ -249,6 +300,24 @@ mod tests {
         assert_eq!(get("fs.write_file", "/tmp/a b c"), Some(1));
         assert_eq!(d.len(), 3);
         assert!(denials(&records, 1).is_empty());
+    }
+
+    #[test]
+    fn the_tally_keeps_a_bounded_number_of_kinds_and_counts_the_rest() {
+        let mut t = Tally::default();
+        t.add(&rec(
+            LANDLOCK_DOMAIN,
+            "audit(1.0:1): domain=7 status=allocated mode=enforcing pid=42 uid=0",
+        ));
+        let long = "a".repeat(4000);
+        for i in 0..MAX_KINDS + 500 {
+            let text = format!("audit(1.0:2): domain=7 blockers=fs.read_file path=\"/{i}/{long}\"");
+            t.add(&rec(LANDLOCK_ACCESS, &text));
+        }
+        let d = t.of(42);
+        assert_eq!(d.len(), MAX_KINDS);
+        assert!(d.keys().all(|(_, target)| target.len() <= MAX_TARGET));
+        assert_eq!(t.unlisted, 500);
     }
 
     #[test]

@@ -27,12 +27,22 @@ use super::{Entry, HostPattern};
 pub const MAX_OPEN: usize = 256;
 /// Connections kept in the log (the report); later ones are counted.
 const MAX_LOGGED: usize = 10_000;
+/// Bytes of host names and reasons kept in the log, all connections together; past it,
+/// connections are counted only. With [`MAX_FIELD`] per field, the log stays near 2 MiB
+/// whatever the payload sends.
+const MAX_LOG_BYTES: usize = 1024 * 1024;
+/// A host name or reason in the log is cut to this many bytes.
+const MAX_FIELD: usize = 256;
+/// The longest host name DNS can carry; a longer one is refused before any decision.
+const MAX_HOST: usize = 253;
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an outward connect may take, per address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A request head larger than this is refused.
-const MAX_HEAD: usize = 64 * 1024;
+/// A request head larger than this is refused (nginx's default allows 8 KiB a line).
+const MAX_HEAD: usize = 16 * 1024;
+/// Each connection's relay buffer.
+const RELAY_BUFFER: usize = 32 * 1024;
 /// How long `stop` waits for connections still being set up (a name lookup cannot be
 /// interrupted) before it leaves them.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -121,8 +131,10 @@ fn bytes(n: u64) -> String {
 #[derive(Debug, Default)]
 pub struct Log {
     pub connections: Vec<Connection>,
-    /// Connections beyond [`MAX_LOGGED`], counted only.
+    /// Connections beyond [`MAX_LOGGED`] or [`MAX_LOG_BYTES`], counted only.
     pub unlogged: u64,
+    /// Bytes of host names and reasons in `connections`.
+    kept_bytes: usize,
 }
 
 pub struct Settings {
@@ -206,12 +218,19 @@ impl Shared {
         matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
     }
 
-    fn record(&self, c: Connection) {
+    fn record(&self, mut c: Connection) {
+        // Every field here may be the payload's choice: cut before it is kept or printed.
+        crate::text::clip(&mut c.host, MAX_FIELD);
+        if let Some(r) = c.reason.as_mut() {
+            crate::text::clip(r, MAX_FIELD);
+        }
         if self.settings.log_stderr {
             eprintln!("lasagna: network: {}", c.line());
         }
+        let size = c.host.len() + c.reason.as_ref().map_or(0, String::len);
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        if log.connections.len() < MAX_LOGGED {
+        if log.connections.len() < MAX_LOGGED && log.kept_bytes + size <= MAX_LOG_BYTES {
+            log.kept_bytes += size;
             log.connections.push(c);
         } else {
             log.unlogged += 1;
@@ -644,12 +663,12 @@ fn http(
             break i + 4;
         }
         if buf.len() > MAX_HEAD {
-            c.reason = Some("request head over 64 KiB".into());
+            c.reason = Some(format!("request head over {} KiB", MAX_HEAD / 1024));
             return respond(
                 shared,
                 client,
                 "431 Request Header Fields Too Large",
-                "the request head is over 64 KiB",
+                &format!("the request head is over {} KiB", MAX_HEAD / 1024),
             );
         }
         let have = buf.len();
@@ -673,7 +692,7 @@ fn http(
         c.protocol = "connect";
         let Some((host, port)) = authority(target, None) else {
             c.reason = Some(format!(
-                "CONNECT target {:?} is not host:port",
+                "CONNECT target {:?} is not host:port with a name of at most {MAX_HOST} bytes",
                 truncate(target)
             ));
             return respond(shared, client, "400 Bad Request", "CONNECT takes host:port");
@@ -802,7 +821,7 @@ fn authority(s: &str, default_port: Option<u16>) -> Option<(String, u16)> {
         Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
         None => default_port?,
     };
-    (!host.is_empty()).then(|| (host.to_string(), port))
+    (!host.is_empty() && host.len() <= MAX_HOST).then(|| (host.to_string(), port))
 }
 
 /// An answer from the proxy itself, and the end of the connection.
@@ -829,7 +848,7 @@ fn relay(
         write_all(shared, remote, first)?;
         c.bytes_out += first.len() as u64;
     }
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; RELAY_BUFFER];
     let (mut out_open, mut in_open) = (true, true);
     while out_open || in_open {
         let mut fds = Vec::with_capacity(3);
@@ -1042,5 +1061,20 @@ mod tests {
         assert_eq!(authority("example.com", None), None);
         assert_eq!(authority("example.com:0", None), None);
         assert_eq!(authority(":80", None), None);
+        // No name DNS could carry is kept: a payload's 60,000-byte "host" is refused whole.
+        let longest = format!("{}:80", "a".repeat(MAX_HOST));
+        assert!(authority(&longest, None).is_some());
+        let over = format!("{}:80", "a".repeat(MAX_HOST + 1));
+        assert_eq!(authority(&over, None), None);
+    }
+
+    #[test]
+    fn clip_cuts_at_a_character_boundary_and_marks_the_cut() {
+        let mut s = "é".repeat(200);
+        crate::text::clip(&mut s, MAX_FIELD);
+        assert!(s.len() <= MAX_FIELD && s.ends_with("..."), "{}", s.len());
+        let mut short = "example.com".to_string();
+        crate::text::clip(&mut short, MAX_FIELD);
+        assert_eq!(short, "example.com");
     }
 }
