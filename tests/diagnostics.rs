@@ -537,3 +537,82 @@ both!(
         );
     }
 );
+
+both!(
+    explain_denials_answers_each_call_once_under_a_signal_storm,
+    |who| {
+        // --explain-denials answers each denied call from the supervisor. A signal every 50 µs
+        // lands in that wait again and again. Once the supervisor has read a call the wait is
+        // killable (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, Linux 5.19): the call is answered
+        // once and counted once. Before it has been read, a signal interrupts it: a handler
+        // with SA_RESTART sees nothing (the kernel restarts the call), one without sees EINTR,
+        // which the payload could not see without the flag; lasagna says so in its README.
+        let s = Scratch::new("diag-storm");
+        let script = |restart: bool| {
+            format!(
+                "import ctypes, signal, errno
+libc = ctypes.CDLL(None, use_errno=True)
+signal.signal(signal.SIGALRM, lambda *a: None)
+signal.siginterrupt(signal.SIGALRM, {})
+signal.setitimer(signal.ITIMER_REAL, 0.00005, 0.00005)
+seen = {{errno.EPERM: 0, errno.EINTR: 0}}
+other = 0
+for i in range(20000):
+    libc.syscall(101, 0, 0, 0, 0)
+    e = ctypes.get_errno()
+    if e in seen: seen[e] += 1
+    else: other += 1
+signal.setitimer(signal.ITIMER_REAL, 0, 0)
+print(seen[errno.EPERM], seen[errno.EINTR], other)
+",
+                if restart { "False" } else { "True" }
+            )
+        };
+        s.write("restart.py", &script(true));
+        s.write("interrupt.py", &script(false));
+        let bind = format!("{}:/e", s.path().display());
+        let storm = |file: &str| {
+            let rep = s.for_anyone(&format!("{file}.json"));
+            let path = format!("/e/{file}");
+            let o = run(
+                who,
+                &[
+                    "run",
+                    "-p",
+                    "strict",
+                    "--ro-bind",
+                    &bind,
+                    "--explain-denials",
+                    "--report",
+                    &rep,
+                    "--",
+                    "python3",
+                    &path,
+                ],
+            );
+            assert_code(&o, 0);
+            let seen: Vec<u64> = stdout(&o)
+                .split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect();
+            let r = read_report(&rep);
+            let counted = r["denials"]
+                .as_array()
+                .and_then(|d| d.iter().find(|d| d["operation"] == "ptrace"))
+                .and_then(|d| d["count"].as_u64())
+                .unwrap_or(0);
+            (seen, counted)
+        };
+        // SA_RESTART: every call ends in the policy's EPERM, each counted exactly once (an
+        // interruptible wait after the read would restart answered calls and count them twice).
+        let (seen, counted) = storm("restart.py");
+        assert_eq!(seen, vec![20000, 0, 0]);
+        assert_eq!(counted, 20000);
+        // Without SA_RESTART: EPERM or EINTR, nothing else; what was answered is what was
+        // counted.
+        let (seen, counted) = storm("interrupt.py");
+        assert_eq!(seen[0] + seen[1], 20000, "{seen:?}");
+        assert_eq!(seen[2], 0, "{seen:?}");
+        assert_eq!(counted, seen[0], "{seen:?}");
+    }
+);

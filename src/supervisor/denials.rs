@@ -2,8 +2,9 @@
 //! the clone (the supervisor is single-threaded until then), serves two sources:
 //!
 //! - seccomp: the payload passes out the listener of its notifying filter (step 9); each
-//!   notification is answered with the errno the original filter gives (the payload sees
-//!   no difference) and counted by call and errno;
+//!   notification is answered with the errno the original filter gives and counted by
+//!   call and errno. The payload can tell (README): a signal before the read interrupts
+//!   the call; after it the wait is killable only (Linux 5.19), so nothing is counted twice;
 //! - Landlock: the kernel's audit records, from a socket opened before the clone, kept for
 //!   the domains the payload's process created.
 //!

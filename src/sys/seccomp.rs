@@ -90,13 +90,31 @@ pub fn int80_syscall(nr: u32) -> i64 {
 /// new fd, returned by the call.
 const FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
 
+/// `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (Linux 5.19): once the supervisor has received
+/// a notification, the waiting task is woken only by a fatal signal, so a signal handler
+/// cannot turn an answered call into EINTR.
+const FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 1 << 5;
+
 /// As [`set_mode_filter`], and return the listener of the filter's `SECCOMP_RET_USER_NOTIF`
-/// actions (close-on-exec). Allocates nothing.
-pub fn set_mode_filter_listener(prog: &[sock_filter]) -> Result<std::os::fd::OwnedFd, Errno> {
+/// actions (close-on-exec), in a killable wait where the kernel has it (5.19; EINVAL
+/// before: installed without); whether it is. Allocates nothing.
+pub fn set_mode_filter_listener(
+    prog: &[sock_filter],
+) -> Result<(std::os::fd::OwnedFd, bool), Errno> {
     use std::os::fd::FromRawFd;
-    let fd = mode_filter(prog, FILTER_FLAG_NEW_LISTENER)?;
+    let (fd, killable) = match mode_filter(
+        prog,
+        FILTER_FLAG_NEW_LISTENER | FILTER_FLAG_WAIT_KILLABLE_RECV,
+    ) {
+        Ok(fd) => (fd, true),
+        Err(Errno::EINVAL) => (mode_filter(prog, FILTER_FLAG_NEW_LISTENER)?, false),
+        Err(e) => return Err(e),
+    };
     // SAFETY: with NEW_LISTENER a non-negative return is a new fd nothing else owns.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) })
+    Ok((
+        unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) },
+        killable,
+    ))
 }
 
 /// `struct seccomp_data` from linux/seccomp.h: what a filter sees of a system call.

@@ -37,7 +37,7 @@ fn installed<T>(
 pub fn install_listening(prepared: &Prepared) -> Result<std::os::fd::OwnedFd, ChildError<'static>> {
     let program = prepared.notifying.as_deref().unwrap_or(&prepared.program);
     installed(
-        sys::set_mode_filter_listener(program),
+        sys::set_mode_filter_listener(program).map(|(listener, _killable)| listener),
         crate::launch::At::Seccomp,
         "install with a listener",
     )
