@@ -219,3 +219,93 @@ both!(
         );
     }
 );
+
+both!(another_local_user_cannot_forge_a_canary, |who| {
+    // The write and create probes judge a run by whether their canary on the host changed.
+    // Another local user who could change it would make a probe read "through" when the
+    // sandbox held (or hide nothing, but cast doubt on every result): the canaries are the
+    // payload's own host uid's, mode 0600 and 0700. An attacker of another uid polls for
+    // them during the battery and tries to change each one it sees.
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let attacker = match who {
+        As::Root => test_user().expect("the test user").0,
+        As::User => 65534,
+    };
+    for attempt in 0..5 {
+        let battery = spawn(
+            who,
+            &[
+                "test",
+                "strict",
+                "--probe",
+                "write-host-file",
+                "--probe",
+                "create-host-file",
+                "--json",
+                "-j",
+                "1",
+            ],
+        );
+        let script = format!(
+            "while :; do for f in /var/tmp/lasagna-test-{}-*/write-* /var/tmp/lasagna-test-{}-*/create-*; do \
+               [ -e \"$f\" ] || continue; echo \"seen $f\"; \
+               if [ -d \"$f\" ]; then (: > \"$f/forged\") 2>/dev/null && echo \"forged $f\"; \
+               else (echo forged > \"$f\") 2>/dev/null && echo \"forged $f\"; fi; \
+             done; done",
+            battery.id(),
+            battery.id()
+        );
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.arg(format!("--reuid={attacker}"))
+            .arg(format!("--regid={attacker}"))
+            .arg("--clear-groups")
+            .args(["--", "/bin/sh", "-c", &script])
+            .current_dir("/")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut spy = Spawned::new(&mut cmd);
+        let spy_out = spy.child().stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut seen = String::new();
+            // Bounded: the spy is killed once the battery ends.
+            let _ = std::io::Read::read_to_string(
+                &mut std::io::Read::take(spy_out, 1 << 24),
+                &mut seen,
+            );
+            seen
+        });
+        let o = battery.output_within(Duration::from_secs(300));
+        drop(spy);
+        let spied = reader.join().unwrap();
+        assert!(
+            !spied.contains("forged"),
+            "uid {attacker} changed a canary:\n{}",
+            spied
+                .lines()
+                .filter(|l| l.starts_with("forged"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert_code(&o, 0);
+        let m: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert!(errors(&m).is_empty(), "{:?}", errors(&m));
+        let full = column_index(&m, "full").expect("the full profile's column");
+        assert!(through(&m, full).is_empty(), "{m:#}");
+        // Control: with every layer off the payload changes both; they are its own.
+        let none = column_index(&m, "none").expect("the column without layers");
+        assert_eq!(
+            through(&m, none),
+            BTreeSet::from([
+                "create-host-file".to_string(),
+                "write-host-file".to_string()
+            ]),
+            "{m:#}"
+        );
+        if spied.contains("seen ") {
+            return;
+        }
+        eprintln!("attempt {attempt}: the spy saw no canary; again");
+    }
+    panic!("the spy never saw a canary in five batteries");
+});

@@ -523,6 +523,23 @@ fn payload_host_ids(plan: &Plan) -> (u32, u32) {
     }
 }
 
+/// Make a canary the payload may change if a layer lets it: the payload's own host uid's
+/// and nobody else's (`mode` for the owner only). Another local user cannot touch it, so a
+/// change seen afterwards was the payload's. With `host-uid: auto` the uid is picked at
+/// launch, after the canary must exist: refused, and the cell says why.
+fn own_canary(path: &Path, plan: &Plan, mode: u32) -> std::io::Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        if plan.identity.pick_host_ids.is_some() {
+            return Err(std::io::Error::other(
+                "host-uid: auto picks the payload's uid at launch, so this probe's canary cannot be made that uid's alone; test with a fixed host-uid",
+            ));
+        }
+        let (uid, gid) = payload_host_ids(plan);
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    }
+    chmod(path, mode)
+}
+
 fn spawn_sleeper(session: &Session, plan: &Plan, secret: &str) -> std::io::Result<Child> {
     let mut cmd = Command::new(&session.probe_copy);
     cmd.args(["probe", "sleep", secret])
@@ -639,13 +656,13 @@ fn plant_run<'a>(
         Evidence::Host(HostCheck::FileChanged) => {
             let f = session.dir.join(format!("write-{run}"));
             fs::write(&f, "planted")?;
-            chmod(&f, 0o666)?;
+            own_canary(&f, plan, 0o600)?;
             c.write_file = Some(f);
         }
         Evidence::Host(HostCheck::DirCreated) => {
             let d = session.dir.join(format!("create-{run}"));
             fs::create_dir(&d)?;
-            chmod(&d, 0o777)?;
+            own_canary(&d, plan, 0o700)?;
             c.create_dir = Some(d);
         }
         Evidence::Host(HostCheck::TcpConnected) => {
