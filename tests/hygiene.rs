@@ -481,3 +481,37 @@ fn messages_name_every_layer_and_suggest_names() {
     let o = run(As::User, &["check", &p]);
     assert!(stderr(&o).contains("one YAML document"), "{}", stderr(&o));
 }
+
+#[test]
+fn host_uid_auto_without_a_pid_namespace_is_refused() {
+    // The picked uid's lock lives as long as the supervisor. Without a pid namespace the
+    // run's processes outlive a SIGKILLed supervisor (nothing ends them), and the next run
+    // would be given the uid they still run as: it could signal and ptrace them, and they
+    // it. So `auto` needs the pid namespace, whose end kills every process in it.
+    let test = "host_uid_auto_without_a_pid_namespace_is_refused";
+    if !can_run(test, As::Root) {
+        return;
+    }
+    let dir = Scratch::new("host-auto-nopid");
+    let p = profile(
+        &dir,
+        "auto-nopid.yaml",
+        "  namespaces:\n    host-uid: auto\n    pid: false\n",
+    );
+    let o = run(As::Root, &["run", "-p", &p, "--", "/bin/true"]);
+    assert_code(&o, 125);
+    assert!(
+        stderr(&o).contains("host-uid: auto needs the pid namespace"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("refused before anything was created"),
+        "{}",
+        stderr(&o)
+    );
+    assert_code(&run(As::Root, &["check", &p]), 1);
+    // Control: with its pid namespace the same profile runs.
+    let q = profile(&dir, "auto.yaml", "  namespaces:\n    host-uid: auto\n");
+    assert_code(&run(As::Root, &["run", "-p", &q, "--", "/bin/true"]), 0);
+}

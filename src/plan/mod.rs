@@ -696,6 +696,15 @@ fn identity_notes(plan: &mut Plan, profile: &Profile, host: &Host) {
             notes.push(format!(
                 "host ids: a uid and gid of its own for this run, from {first}-{last}"
             ));
+            // The id's lock lives as long as the supervisor. Only a pid namespace ends every
+            // process of the run when it goes (init's death kills the namespace): without
+            // one, processes that outlive a killed supervisor would keep a uid the next run
+            // is then given.
+            if !plan.namespaces.contains(&Kind::Pid) {
+                plan.get_mut(Layer::Namespaces).decision = Decision::Refuse(
+                    "host-uid: auto needs the pid namespace: without it the run's processes can outlive the supervisor, and the next run could be given their uid while they live (fix: pid: true, or a fixed host-uid)".into(),
+                );
+            }
         }
     } else if cfg.is_some_and(|c| {
         !matches!(
