@@ -184,8 +184,6 @@ pub fn profiles(action: ProfilesAction) -> Result<i32, Error> {
     }
 }
 
-/// `profiles edit NAME`: the user's NAME.local.yaml in an editor, then a check of the
-/// merged profile.
 /// The overlay file `file_name` in the directory `dir`, created with a header when
 /// missing, reached by descriptor. The editor then runs as the caller (often root) on the
 /// path returned, so neither the directory nor the file may be one that another user, or
@@ -280,6 +278,8 @@ fn overlay_to_edit(dir: &Path, file_name: &str, name: &str) -> Result<PathBuf, E
     Ok(path)
 }
 
+/// `profiles edit NAME`: the user's NAME.local.yaml in an editor, then a check of the
+/// merged profile.
 fn edit(name: &str) -> Result<i32, Error> {
     if name.contains('/') || name.ends_with(".yaml") {
         return Err(Error::Usage(format!(
