@@ -717,12 +717,20 @@ print('cpu', time.process_time(), flush=True)\n\
 if pid == 0:\n    os._exit(0)\n\
 os.waitpid(pid, 0)\n";
 
-/// Run BURN with `limits`; returns (cpu seconds reported, wall seconds, the payload's own
-/// CPU seconds).
-fn burn(ctx: &Ctx, limits: &str, tag: &str, quota_file: Option<&str>) -> (f64, f64, f64) {
+/// What one BURN run gave: the CPU seconds the report counts, its wall seconds, and the
+/// sandbox cgroup's last `cpu.stat` read during the run (when a quota was asked for).
+struct Burned {
+    cpu: f64,
+    wall: f64,
+    cpu_stat: String,
+}
+
+/// Run BURN with `limits`. With `quota_file`, the kernel's quota for the sandbox is checked
+/// against it and the cgroup's `cpu.stat` is read until the run ends.
+fn burn(ctx: &Ctx, limits: &str, tag: &str, quota_file: Option<&str>) -> Burned {
     let profile = ctx.profile("required", limits);
     let rep = ctx.report_path(tag);
-    let child = ctx
+    let mut child = ctx
         .command(&[
             "run", "-p", &profile, "--report", &rep, "--", "python3", "-c", BURN,
         ])
@@ -731,7 +739,8 @@ fn burn(ctx: &Ctx, limits: &str, tag: &str, quota_file: Option<&str>) -> (f64, f
         .spawn()
         .unwrap();
     let pid = child.id();
-    let quota = quota_file.map(|want| {
+    let mut cpu_stat = String::new();
+    if let Some(want) = quota_file {
         let dir = ctx.sandbox_dir("cpu", pid);
         let file = if v1("cpu").is_some() {
             "cpu.cfs_quota_us"
@@ -739,13 +748,18 @@ fn burn(ctx: &Ctx, limits: &str, tag: &str, quota_file: Option<&str>) -> (f64, f
             "cpu.max"
         };
         let got = fs::read_to_string(dir.join(file)).unwrap();
-        (want, got)
-    });
+        assert!(got.starts_with(want), "kernel quota {got:?}, want {want}");
+        // The counters live as long as the cgroup: keep the last read before it goes.
+        let until = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() && Instant::now() < until {
+            if let Ok(text) = fs::read_to_string(dir.join("cpu.stat")) {
+                cpu_stat = text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let o = output_within(child, Duration::from_secs(30));
     assert_code(&o, 0);
-    if let Some((want, got)) = quota {
-        assert!(got.starts_with(want), "kernel quota {got:?}, want {want}");
-    }
     let own: f64 = stdout(&o)
         .lines()
         .filter_map(|l| l.strip_prefix("cpu ")?.parse::<f64>().ok())
@@ -759,26 +773,50 @@ fn burn(ctx: &Ctx, limits: &str, tag: &str, quota_file: Option<&str>) -> (f64, f
         cpu + 0.01 >= own && cpu <= own + 0.3,
         "report cpu {cpu:.3} s vs the payload's own {own:.3} s"
     );
-    (cpu, wall, own)
+    Burned {
+        cpu,
+        wall,
+        cpu_stat,
+    }
+}
+
+/// A counter of a `cpu.stat` text.
+fn stat_counter(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in cpu.stat: {text:?}"))
 }
 
 both!(cpu_quota_holds, |who| {
+    // What the kernel decided, not a share of a CPU other work may be using: the quota
+    // throttled the sandbox (cpu.stat), and it never used more than its quota's share of
+    // the wall time (a busy host can only lower that).
     let _serial = serial();
     let Some(ctx) = Ctx::new("cpu_quota_holds", who, true) else {
         return;
     };
-    let (cpu, wall, _) = burn(&ctx, "    cpu:\n      cores: 0.25\n", "cpu", Some("25000"));
+    let limited = burn(&ctx, "    cpu:\n      cores: 0.25\n", "cpu", Some("25000"));
+    let (cpu, wall) = (limited.cpu, limited.wall);
     assert!(wall >= 1.5, "wall {wall:.3} s");
+    let throttled = stat_counter(&limited.cpu_stat, "nr_throttled");
+    assert!(
+        throttled > 0,
+        "two burners under a quota of 0.25 cores are throttled: {:?}",
+        limited.cpu_stat
+    );
     let bound = 0.25 * wall * 1.3 + 0.05;
     assert!(
         cpu <= bound,
         "cpu {cpu:.3} s over {wall:.3} s wall exceeds 0.25 cores (bound {bound:.3})"
     );
-    // Control: the same burn without a CPU limit (still in a cgroup, which counts it).
-    let (free, free_wall, _) = burn(&ctx, "    pids:\n      max: 64\n", "no-cpu", None);
+    // Control: the same burn without a CPU limit (still in a cgroup, which counts it) gets
+    // more than the quota let through.
+    let free = burn(&ctx, "    pids:\n      max: 64\n", "no-cpu", None);
     assert!(
-        free >= 0.75 * free_wall.min(1.5) && free >= 3.0 * cpu,
-        "without a quota: cpu {free:.3} s over {free_wall:.3} s (limited run: {cpu:.3} s)"
+        free.cpu > cpu,
+        "without a quota: cpu {:.3} s over {:.3} s (limited run: {cpu:.3} s)",
+        free.cpu,
+        free.wall
     );
 });
 
@@ -846,6 +884,75 @@ both!(double_fork_is_killed_at_timeout, |who| {
     assert!(
         !escape_at_timeout(&ctx, &profile, &no_ns),
         "v1 only (freezer): the cgroup must kill it"
+    );
+});
+
+/// Run the double-fork payload without the pid namespace and, once its sleep has escaped,
+/// SIGKILL lasagna's init from the host: init never reaps or reports, so nothing in the
+/// sandbox kills the sleep (reparented away from the sandbox) but the cgroup. Returns
+/// whether the escaped sleep outlived lasagna.
+fn escape_with_init_killed(ctx: &Ctx, profile: &str, extra: &[&str]) -> bool {
+    let marker = Marker::new("ik");
+    let script = double_fork_payload(&marker);
+    let mut args = vec!["run", "-p", profile, "--timeout", "30s"];
+    args.extend_from_slice(&["--without", "namespaces", "--without", "filesystem"]);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "python3", "-c", &script]);
+    let mut child = ctx
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    read_until(&mut out, "escaped");
+    let escaped = marker.wait_alive();
+    assert_eq!(escaped.len(), 1, "the double-forked sleep runs on the host");
+    let init = first_child(child.id());
+    kill(Pid::from_raw(init), Signal::SIGKILL).unwrap();
+    let status = wait_within(&mut child, Duration::from_secs(15));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    // The run failed, and says why: init ended before it reported.
+    assert_eq!(status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("init was killed by SIGKILL before the payload's status was known"),
+        "{err}"
+    );
+    // Give a surviving sleep the chance to be seen; a killed one is gone (or a zombie of
+    // the host's init for an instant).
+    let until = Instant::now() + Duration::from_secs(2);
+    while !marker.alive().is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !marker.alive().is_empty()
+}
+
+both!(the_cgroup_alone_ends_what_escaped_a_killed_init, |who| {
+    let _serial = serial();
+    let test = "the_cgroup_alone_ends_what_escaped_a_killed_init";
+    let Some(ctx) = Ctx::new(test, who, true) else {
+        return;
+    };
+    let profile = ctx.profile("required", "    pids:\n      max: 64\n");
+    assert!(
+        !escape_with_init_killed(&ctx, &profile, &[]),
+        "init killed, no pid namespace: the cgroup must kill the escaped sleep"
+    );
+    // Control: without the cgroup nothing else stops it (the marker's drop kills it).
+    assert!(
+        escape_with_init_killed(&ctx, &profile, &["--without", "cgroups"]),
+        "without the cgroup the escaped sleep outlives the run: the cgroup was the only stop"
+    );
+    drop(ctx);
+    // v1 alone: no v2 tracker, the freezer stops the tree before the kill.
+    let Some(ctx) = Ctx::v1_only(test, who) else {
+        return;
+    };
+    let profile = ctx.profile("required", "    pids:\n      max: 64\n");
+    assert!(
+        !escape_with_init_killed(&ctx, &profile, &[]),
+        "v1 only (freezer): the cgroup must kill the escaped sleep"
     );
 });
 

@@ -257,64 +257,134 @@ both!(a_profile_tmpfs_named_dev_keeps_nodev, |who| {
     );
 });
 
+/// A host user and a host group the test adds (with `useradd`/`groupadd`) and removes.
+struct HostNames {
+    user: String,
+    group: String,
+}
+
+impl HostNames {
+    fn add(uid: u32, gid: u32) -> HostNames {
+        // The test user first: two useradds at once would contend for /etc/passwd's lock.
+        test_user().expect("test user");
+        let n = std::process::id();
+        let names = HostNames {
+            user: format!("lsg-auto-u{n}"),
+            group: format!("lsg-auto-g{n}"),
+        };
+        let ok = |c: &mut Command| {
+            let o = c.output().expect("groupadd/useradd");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "{c:?}: {err}");
+        };
+        ok(Command::new("groupadd").args(["-g", &gid.to_string(), &names.group]));
+        // Its warning that the uid is above UID_MAX is expected (stderr is kept for errors).
+        ok(Command::new("useradd")
+            .args([
+                "-M",
+                "-N",
+                "-s",
+                "/usr/sbin/nologin",
+                "-u",
+                &uid.to_string(),
+            ])
+            .arg(&names.user));
+        names
+    }
+}
+
+impl Drop for HostNames {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.user).status();
+        let _ = Command::new("groupdel").arg(&self.group).status();
+    }
+}
+
+/// The host's view of a running payload: the `Uid:`, `Gid:` and `Groups:` lines of
+/// `/proc/PID/status` of lasagna's init's child (the payload), once it has exec'd `sleep`.
+fn payload_ids_on_the_host(lasagna: u32) -> (String, String, String) {
+    let init = first_child(lasagna);
+    let payload = first_child(init as u32);
+    let mut status = String::new();
+    wait_until("the payload execs sleep", Duration::from_secs(10), || {
+        let cmd = std::fs::read(format!("/proc/{payload}/cmdline")).unwrap_or_default();
+        status = std::fs::read_to_string(format!("/proc/{payload}/status")).unwrap_or_default();
+        cmd.starts_with(b"/bin/sleep\0")
+    });
+    let line = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (line("Uid:"), line("Gid:"), line("Groups:"))
+}
+
 #[test]
 fn host_uid_auto_gives_concurrent_runs_ids_of_their_own() {
     let test = "host_uid_auto_gives_concurrent_runs_ids_of_their_own";
     if !can_run(test, As::Root) {
         return;
     }
+    // A range of four ids of this test's own (inside the default range): the first is a
+    // group's and the second a user's on the host, so only the last two can be given.
+    let first = 1_879_100_000 + (std::process::id() % 10_000) * 4;
+    let _names = HostNames::add(first + 1, first);
     let dir = Scratch::new("host-auto");
-    let p = profile(&dir, "auto.yaml", "  namespaces:\n    host-uid: auto\n");
-    let report = |n: u32| dir.path().join(format!("r{n}.json"));
-    let children: Vec<_> = (0..3)
-        .map(|n| {
-            command(
-                As::Root,
-                &[
-                    "run",
-                    "-p",
-                    &p,
-                    "--report",
-                    report(n).to_str().unwrap(),
-                    "--",
-                    "/bin/sleep",
-                    "0.5",
-                ],
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-        })
-        .collect();
-    for c in children {
-        let o = Spawned::from(c).output_within(DEADLINE);
-        assert_code(&o, 0);
-    }
-    let mut uids = Vec::new();
-    for n in 0..3 {
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(report(n)).unwrap()).unwrap();
-        let uid = r["observed"]["status"]["Uid"]
-            .as_str()
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .to_string();
-        uids.push(uid);
-    }
-    uids.sort();
-    uids.dedup();
-    assert_eq!(
-        uids.len(),
-        3,
-        "three concurrent runs, three host uids: {uids:?}"
+    let p = profile(
+        &dir,
+        "auto.yaml",
+        &format!(
+            "  namespaces:\n    host-uid: auto\n    host-id-range: {first}-{}\n",
+            first + 3
+        ),
     );
-    assert!(!uids.contains(&"65534".to_string()));
-    // Control: without `auto`, they share 65534.
-    let o = run(As::Root, &["run", "-p", "strict", "--", "/bin/true"]);
-    assert_code(&o, 0);
+    let sleeping = |profile: &str| {
+        let mut cmd = command(As::Root, &["run", "-p", profile, "--", "/bin/sleep", "3"]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        Spawned::new(&mut cmd)
+    };
+    let runs: Vec<Spawned> = (0..2).map(|_| sleeping(&p)).collect();
+    let mut ids: Vec<u32> = Vec::new();
+    for r in &runs {
+        let (uid, gid, groups) = payload_ids_on_the_host(r.id());
+        let id: u32 = uid.split(' ').next().unwrap().parse().unwrap();
+        // Real, effective, saved and filesystem ids alike, the same gid, no other group.
+        assert_eq!(uid, format!("{id} {id} {id} {id}"));
+        assert_eq!(gid, uid, "the gid is the uid");
+        assert_eq!(groups, "", "no supplementary group");
+        ids.push(id);
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        [first + 2, first + 3],
+        "two concurrent runs, two ids of the range, none that /etc/group or /etc/passwd names"
+    );
+    // While both hold their ids, a third run has none left: refused before it starts.
+    let o = run(As::Root, &["run", "-p", &p, "--", "/bin/true"]);
+    assert_code(&o, 125);
+    assert!(
+        stderr(&o).contains(&format!("every host id in {first}-{} is in use", first + 3)),
+        "{}",
+        stderr(&o)
+    );
+    for r in runs {
+        assert_code(&r.output_within(DEADLINE), 0);
+    }
+    // Control: without `auto`, concurrent runs share 65534.
+    let runs: Vec<Spawned> = (0..2).map(|_| sleeping("strict")).collect();
+    for r in &runs {
+        let (uid, gid, _) = payload_ids_on_the_host(r.id());
+        assert_eq!(uid, "65534 65534 65534 65534");
+        assert_eq!(gid, "65534 65534 65534 65534");
+    }
+    for r in runs {
+        assert_code(&r.output_within(DEADLINE), 0);
+    }
     // explain says who else shares the fixed uid.
     let o = run(As::Root, &["explain", "strict"]);
     assert!(

@@ -815,6 +815,66 @@ both!(ipc_time_and_cgroup_namespaces_are_the_sandboxs_own, |who| {
     }
 });
 
+both!(
+    no_user_namespace_can_be_made_inside_unless_the_profile_allows,
+    |who| {
+        // Seccomp blocks unshare(CLONE_NEWUSER) too; without it, the sandbox's own
+        // max_user_namespaces of 0 is what refuses, with the kernel's ENOSPC.
+        let script = "cat /proc/sys/user/max_user_namespaces; unshare -U true 2>&1; echo rc=$?";
+        let o = run(
+            who,
+            &[
+                "run",
+                "-p",
+                "strict",
+                "--without",
+                "seccomp",
+                "--",
+                "/bin/sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_code(&o, 0);
+        assert_eq!(
+            stdout(&o),
+            "0\nunshare: unshare failed: No space left on device\nrc=1\n",
+            "{}",
+            stderr(&o)
+        );
+        // Control: a profile that allows nested user namespaces gets one.
+        let dir = Scratch::new("nested-userns");
+        let p = dir.write(
+            "nested.yaml",
+            "extends: strict\nlayers:\n  namespaces:\n    nested-userns: true\n",
+        );
+        let o = run(
+            who,
+            &[
+                "run",
+                "-p",
+                &p,
+                "--without",
+                "seccomp",
+                "--",
+                "/bin/sh",
+                "-c",
+                "unshare -U readlink /proc/self/ns/user; readlink /proc/self/ns/user; echo rc=$?",
+            ],
+        );
+        assert_code(&o, 0);
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}{}", stderr(&o));
+        assert!(lines[0].starts_with("user:["), "{out}");
+        assert_ne!(
+            lines[0], lines[1],
+            "the nested namespace is a new one: {out}"
+        );
+        assert_eq!(lines[2], "rc=0", "{out}");
+    }
+);
+
 both!(dev_holds_only_the_minimal_nodes, |who| {
     let o = sh(who, "ls -A /dev | tr '\\n' ' '; echo; stat -c '%t:%T %n' /dev/null /dev/zero /dev/full /dev/random /dev/urandom");
     assert_code(&o, 0);

@@ -361,23 +361,72 @@ both!(proxy_mode_in_a_profile_and_explain, |who| {
 
 /// A stand-in for the outside world: a network namespace with one end of a veth pair and an
 /// HTTP server on its address, reachable from the host's namespace only. Removed on drop.
+///
+/// `behind` puts the other end in a second namespace of the test's own instead of the
+/// host's: a "host" whose default route is the stand-in and whose loopback serves
+/// something else, so that the gateway address a sandbox sees is an address the test owns.
 struct StandIn {
     netns: String,
     veth: String,
-    server: Option<Spawned>,
+    /// The namespace holding the other end, when it is not the host's.
+    host: Option<String>,
+    servers: Vec<Spawned>,
     addr: String,
+    /// The address of the other end.
+    host_addr: String,
+}
+
+/// An HTTP server on `addr:port` in `netns` answering `answer` to at most 8 requests, for
+/// at most 90 s.
+fn serve(netns: &str, addr: &str, port: u16, answer: &str) -> Spawned {
+    let len = answer.len() + 1;
+    let py = format!(
+        "import socket\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('{addr}', {port})); s.listen(8); print('ready', flush=True)\n\
+         s.settimeout(60)\n\
+         for _ in range(8):\n\
+         \x20   c, _ = s.accept(); c.settimeout(10); c.recv(4096)\n\
+         \x20   c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: {len}\\r\\n\\r\\n{answer}\\n'); c.close()\n"
+    );
+    let mut cmd = Command::new("timeout");
+    cmd.args(["90", "ip", "netns", "exec", netns, "python3", "-c", &py])
+        .stdout(std::process::Stdio::piped())
+        .process_group(0);
+    let mut server = Spawned::new(&mut cmd);
+    let mut line = String::new();
+    let out = server.child().stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+    assert_eq!(
+        line, "ready\n",
+        "the server on {addr}:{port} in {netns} did not start"
+    );
+    server
 }
 
 impl StandIn {
     fn new(who: As) -> StandIn {
+        StandIn::make(who, false)
+    }
+
+    /// A stand-in behind a "host" namespace (see the type).
+    fn behind_a_host(who: As) -> StandIn {
+        StandIn::make(who, true)
+    }
+
+    fn make(who: As, behind: bool) -> StandIn {
         let n = std::process::id() % 10000;
-        let (tag, net) = match who {
-            As::Root => ("r", 11),
-            As::User => ("u", 12),
+        let (tag, net) = match (who, behind) {
+            (As::Root, false) => ("r", 11),
+            (As::User, false) => ("u", 12),
+            (As::Root, true) => ("gr", 13),
+            (As::User, true) => ("gu", 14),
         };
         let netns = format!("lsg-{n}-{tag}");
         let veth = format!("lsg{n}{tag}");
+        let host = behind.then(|| format!("lsg-{n}-{tag}h"));
         let addr = format!("10.199.{net}.2");
+        let host_addr = format!("10.199.{net}.1");
         let ip = |args: &[&str]| {
             let o = Command::new("ip").args(args).output().expect("ip");
             assert!(
@@ -386,13 +435,17 @@ impl StandIn {
                 String::from_utf8_lossy(&o.stderr)
             );
         };
-        let _ = Command::new("ip").args(["netns", "del", &netns]).output();
+        for ns in [Some(&netns), host.as_ref()].into_iter().flatten() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
         let _ = Command::new("ip").args(["link", "del", &veth]).output();
         let mut s = StandIn {
             netns: netns.clone(),
             veth: veth.clone(),
-            server: None,
+            host: host.clone(),
+            servers: Vec::new(),
             addr: addr.clone(),
+            host_addr: host_addr.clone(),
         };
         ip(&["netns", "add", &netns]);
         ip(&[
@@ -406,8 +459,25 @@ impl StandIn {
             &format!("{veth}p"),
         ]);
         ip(&["link", "set", &format!("{veth}p"), "netns", &netns]);
-        ip(&["addr", "add", &format!("10.199.{net}.1/30"), "dev", &veth]);
-        ip(&["link", "set", &veth, "up"]);
+        // The near end's commands: in the host's namespace, or in `host`.
+        let near = |args: &[&str]| {
+            let mut all: Vec<&str> = Vec::new();
+            if let Some(h) = &host {
+                all.extend(["-n", h]);
+            }
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        if let Some(h) = &host {
+            ip(&["netns", "add", h]);
+            ip(&["link", "set", &veth, "netns", h]);
+            near(&["link", "set", "lo", "up"]);
+        }
+        near(&["addr", "add", &format!("{host_addr}/30"), "dev", &veth]);
+        near(&["link", "set", &veth, "up"]);
+        if host.is_some() {
+            near(&["route", "add", "default", "via", &addr]);
+        }
         ip(&[
             "-n",
             &netns,
@@ -418,35 +488,48 @@ impl StandIn {
             &format!("{veth}p"),
         ]);
         ip(&["-n", &netns, "link", "set", &format!("{veth}p"), "up"]);
-        let py = format!(
-            "import socket\n\
-             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('{addr}', 8000)); s.listen(8); print('ready', flush=True)\n\
-             s.settimeout(60)\n\
-             for _ in range(8):\n\
-             \x20   c, _ = s.accept(); c.settimeout(10); c.recv(4096)\n\
-             \x20   c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: 9\\r\\n\\r\\nstand-in\\n'); c.close()\n"
-        );
-        let mut cmd = Command::new("timeout");
-        cmd.args(["90", "ip", "netns", "exec", &netns, "python3", "-c", &py])
-            .stdout(std::process::Stdio::piped())
-            .process_group(0);
-        let mut server = Spawned::new(&mut cmd);
-        let mut line = String::new();
-        let out = server.child().stdout.take().unwrap();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
-        assert_eq!(line, "ready\n", "the stand-in server did not start");
-        s.server = Some(server);
+        s.servers.push(serve(&netns, &addr, 8000, "stand-in"));
+        if let Some(h) = &host {
+            // The "host"'s own service, on its loopback and its address alike.
+            s.servers.push(serve(h, "0.0.0.0", 8000, "host-service"));
+        }
         s
+    }
+
+    /// `lasagna ARGS` as `who`, in the "host" namespace.
+    fn lasagna_in_host(&self, who: As, args: &[&str]) -> Command {
+        let host = self.host.as_deref().expect("a stand-in behind a host");
+        let bin = bin();
+        let mut argv: Vec<String> = ["ip", "netns", "exec", host]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if who == As::User {
+            let (uid, gid) = test_user().expect("test user");
+            argv.extend([
+                "setpriv".to_string(),
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".to_string(),
+                "--".to_string(),
+            ]);
+        }
+        argv.push(bin);
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        as_who(As::Root, &argv)
     }
 }
 
 impl Drop for StandIn {
     fn drop(&mut self) {
-        drop(self.server.take());
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .output();
+        self.servers.clear();
+        for ns in [Some(&self.netns), self.host.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
         let _ = Command::new("ip")
             .args(["link", "del", &self.veth])
             .output();
@@ -502,6 +585,78 @@ both!(
             ],
         );
         assert_eq!(stdout(&o), "unreachable\n", "{}", stderr(&o));
+    }
+);
+
+both!(
+    net_user_gateway_and_host_addresses_are_not_the_host,
+    |who| {
+        if !nix::unistd::geteuid().is_root() {
+            return skip(
+                "net_user_gateway_and_host_addresses_are_not_the_host",
+                "the test's host and stand-in namespaces need root",
+            );
+        }
+        // lasagna runs in a "host" namespace of the test's own whose default route is the
+        // stand-in: pasta gives the sandbox that gateway address. By default pasta maps the
+        // gateway address to the host's loopback; lasagna's --no-map-gw keeps it the gateway.
+        let net = StandIn::behind_a_host(who);
+        let host = net.host.clone().unwrap();
+        // Control: the host's service answers on the host's loopback and address, and the
+        // stand-in on the gateway address, seen from the host.
+        for (addr, answer) in [
+            ("127.0.0.1", "host-service"),
+            (net.host_addr.as_str(), "host-service"),
+            (net.addr.as_str(), "stand-in"),
+        ] {
+            let o = output_within(
+                as_who(
+                    As::Root,
+                    &[
+                        "ip",
+                        "netns",
+                        "exec",
+                        &host,
+                        "curl",
+                        "-sS",
+                        "-m",
+                        "10",
+                        &format!("http://{addr}:8000/"),
+                    ],
+                ),
+                DEADLINE,
+            );
+            assert_eq!(stdout(&o), format!("{answer}\n"), "from the host, {addr}");
+        }
+        let dir = Scratch::new("net-gw");
+        let p = dir.write(
+        "p.yaml",
+        "extends: strict\nlayers:\n  network:\n    net: user\n  landlock:\n    net:\n      connect: [8000]\n",
+    );
+        let try_ = |addr: &str| {
+            format!("curl -sS -m 5 http://{addr}:8000/ 2>/dev/null || echo '{addr} refused'; ")
+        };
+        let script = format!(
+            "ip -4 route show default | cut -d' ' -f1-3; {}{}{}",
+            try_(&net.addr),
+            try_("127.0.0.1"),
+            try_(&net.host_addr),
+        );
+        let o = output_within(
+            net.lasagna_in_host(who, &["run", "-p", &p, "--", "/bin/bash", "-c", &script]),
+            DEADLINE,
+        );
+        assert_code(&o, 0);
+        assert_eq!(
+            stdout(&o),
+            format!(
+                "default via {gw}\nstand-in\n127.0.0.1 refused\n{h} refused\n",
+                gw = net.addr,
+                h = net.host_addr
+            ),
+            "{}",
+            stderr(&o)
+        );
     }
 );
 
