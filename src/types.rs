@@ -64,12 +64,37 @@ impl Loc {
 
     /// `FILE:LINE:COL` when the file is known, else `line L, column C`: for a message
     /// that points at a second place.
+    ///
+    /// Line 0 is the command line: column N is its Nth flag ([`register_flags`]), named.
     pub fn describe(&self) -> String {
+        if self.line == 0 {
+            return flag(self.column).unwrap_or_else(|| "the command line".to_string());
+        }
         match file_path(self.file) {
             Some(f) => format!("{}:{}:{}", f.display(), self.line, self.column),
             None => format!("line {}, column {}", self.line, self.column),
         }
     }
+}
+
+/// The command line's profile flags (`--bind-cwd`, `--ro-bind A:B`), in order: a value
+/// they give is located at line 0, column N (1-based) of this list.
+static FLAGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Remember the command line's profile flags, for [`Loc::describe`].
+pub fn register_flags(flags: &[String]) {
+    let mut all = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
+    all.clear();
+    all.extend_from_slice(flags);
+}
+
+/// Flag `column` (1-based) of the command line.
+fn flag(column: u64) -> Option<String> {
+    let all = FLAGS.lock().unwrap_or_else(|e| e.into_inner());
+    (column as usize)
+        .checked_sub(1)
+        .and_then(|i| all.get(i))
+        .cloned()
 }
 
 /// The profile files read by this process, by id (1-based): a `Loc` names its file by id.

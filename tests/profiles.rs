@@ -960,3 +960,62 @@ both!(
         }
     }
 );
+
+#[test]
+fn a_warning_about_a_flag_names_the_flag() {
+    let test = "a_warning_about_a_flag_names_the_flag";
+    if !can_run(test, As::Root) {
+        return;
+    }
+    // As root the payload is host uid 65534: a writable bind of root's directory is a
+    // warning, located at the flag that asked for it.
+    let dir = Scratch::new("flag-warn");
+    let d = dir.path().display().to_string();
+    let mut cmd = command(
+        As::Root,
+        &["run", "-v", "-p", "strict", "--bind-cwd", "--", "/bin/true"],
+    );
+    cmd.current_dir(dir.path());
+    let o = output_within(cmd, DEADLINE);
+    assert_code(&o, 0);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "warning: bind {d} (--bind-cwd): the payload runs as host uid 65534"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("line 0"), "{err}");
+    // A flag with a value is named with it.
+    let bind = format!("{d}:/data");
+    let o = run(
+        As::Root,
+        &[
+            "run",
+            "-v",
+            "-p",
+            "strict",
+            "--bind",
+            &bind,
+            "--",
+            "/bin/true",
+        ],
+    );
+    assert_code(&o, 0);
+    assert!(
+        stderr(&o).contains(&format!("warning: bind /data (--bind {bind}):")),
+        "{}",
+        stderr(&o)
+    );
+    // A profile's own line is still named by file, line and column.
+    let p = dir.write(
+        "p.yaml",
+        &format!("extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - bind: /data\n        source: {d}\n"),
+    );
+    let o = run(As::Root, &["run", "-v", "-p", &p, "--", "/bin/true"]);
+    assert!(
+        stderr(&o).contains(&format!("warning: bind /data ({p}:5:")),
+        "{}",
+        stderr(&o)
+    );
+}
