@@ -931,6 +931,12 @@ fn run_with_deadline(session: &Session, mut cmd: Command) -> Result<(String, Str
     }
 }
 
+/// A cell's hold on the schedule: alone (no other cell runs) or beside others.
+enum Turn<'a> {
+    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'a, ()>),
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'a, ()>),
+}
+
 fn run_all(
     session: &Session,
     columns: &[Column],
@@ -948,6 +954,10 @@ fn run_all(
     let queue = Mutex::new(work.into_iter());
     // At most two resource-hungry runs at once (5 GiB of memory, 3000 processes each).
     let heavy = (Mutex::new(0usize), std::sync::Condvar::new());
+    // The fork bomb runs alone: it fills its payload's host uid up to the process limit,
+    // and RLIMIT_NPROC counts per uid, so another cell whose payload is the same host uid
+    // (every column without a user namespace, as root) would fail to start for it.
+    let alone = std::sync::RwLock::new(());
     let results: Mutex<BTreeMap<(usize, usize), Cell>> = Mutex::new(BTreeMap::new());
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -955,6 +965,11 @@ fn run_all(
                 let next = queue.lock().expect("queue").next();
                 let Some((pi, ci)) = next else { break };
                 let p = probes[pi];
+                let _turn = if p.name == "fork-bomb" {
+                    Turn::Alone(alone.write().unwrap_or_else(|e| e.into_inner()))
+                } else {
+                    Turn::Shared(alone.read().unwrap_or_else(|e| e.into_inner()))
+                };
                 let cell = if p.needs.heavy {
                     let (count, freed) = &heavy;
                     let mut n = freed
