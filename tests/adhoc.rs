@@ -190,35 +190,112 @@ both!(environment_flags_set_and_keep, |who| {
     assert_eq!(stdout(&o), "hello kept unset\n", "{}", stderr(&o));
 });
 
+/// A run of `lasagna ARGS --report FILE -- CMD` as `who`: its output and its report.
+fn run_with_report(
+    who: As,
+    args: &[&str],
+    cmd: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let dir = Scratch::new("adhoc-report");
+    let rp = dir.for_anyone("r.json");
+    let mut argv = args.to_vec();
+    argv.extend_from_slice(&["--report", &rp, "--"]);
+    argv.extend_from_slice(cmd);
+    let o = run(who, &argv);
+    let text =
+        std::fs::read_to_string(&rp).unwrap_or_else(|e| panic!("no report ({e}): {}", stderr(&o)));
+    (o, serde_json::from_str(&text).unwrap())
+}
+
+/// The notes of the cgroups layer in a report (where a stand-in rlimit is named).
+fn cgroups_notes(r: &serde_json::Value) -> Vec<String> {
+    layer_of(r, "cgroups")["notes"]
+        .as_array()
+        .map(|n| n.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
 both!(limit_flags_hold, |who| {
     // 200 MiB against --memory 64M: killed by the cgroup (root) or refused by the rlimit
-    // that stands in for it (an unprivileged user without a delegated cgroup).
+    // that stands in for it (an unprivileged user without a delegated cgroup). Either way
+    // the run says which limit it was.
     let hog = [
         "python3",
         "-c",
         "b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); print('allocated')",
     ];
-    let mut with = vec!["run", "-p", "strict", "--memory", "64M", "--"];
-    with.extend_from_slice(&hog);
-    let o = run(who, &with);
-    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(!stdout(&o).contains("allocated"));
-    let mut without = vec!["run", "-p", "strict", "--"];
-    without.extend_from_slice(&hog);
-    let o = run(who, &without);
+    let (o, r) = run_with_report(who, &["run", "-p", "strict", "--memory", "64M"], &hog);
+    assert!(!stdout(&o).contains("allocated"), "{}", stdout(&o));
+    if who == As::Root {
+        assert_eq!(layer_of(&r, "cgroups")["outcome"], "applied", "{r:#}");
+    }
+    if layer_of(&r, "cgroups")["outcome"] == "applied" {
+        assert_code(&o, 137);
+        assert!(
+            stderr(&o).contains("lasagna: killed: memory limit 64 MiB reached (cgroups: memory.max; the kernel OOM-killed the payload)"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(r["limit"]["kind"], "memory", "{r:#}");
+        assert_eq!(r["limit"]["max_bytes"], 64 << 20, "{r:#}");
+        assert_eq!(r["limit"]["ended_run"], true, "{r:#}");
+        assert!(r["usage"]["oom_kills"].as_u64().unwrap() >= 1, "{r:#}");
+    } else {
+        // RLIMIT_AS: the allocation fails in the payload, which exits with Python's error.
+        assert_code(&o, 1);
+        assert!(stderr(&o).contains("MemoryError"), "{}", stderr(&o));
+        let notes = cgroups_notes(&r);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("memory.max replaced by RLIMIT_AS = 67108864 ")),
+            "{notes:?}"
+        );
+    }
+    // Control: without --memory the same allocation succeeds, and no limit is reported.
+    let (o, r) = run_with_report(who, &["run", "-p", "strict"], &hog);
     assert_code(&o, 0);
-    // --pids: the 9th concurrent process is refused.
+    assert_eq!(stdout(&o), "allocated\n");
+    assert!(r.get("limit").is_none(), "{r:#}");
+    // --pids: with 6 allowed, 12 concurrent sleeps cannot all start.
     let forks = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 2 & done; wait; echo done";
-    let o = run(
+    let (o, r) = run_with_report(
         who,
-        &[
-            "run", "-p", "strict", "--pids", "6", "--", "/bin/sh", "-c", forks,
-        ],
+        &["run", "-p", "strict", "--pids", "6"],
+        &["/bin/sh", "-c", forks],
     );
-    let err = stderr(&o).to_lowercase();
-    assert!(err.contains("fork"), "{err}");
-    let o = run(who, &["run", "-p", "strict", "--", "/bin/sh", "-c", forks]);
+    // The shell's own word for a refused fork: dash exits 2 on it.
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("Cannot fork"), "{}", stderr(&o));
+    assert_ne!(stdout(&o), "done\n");
+    if layer_of(&r, "cgroups")["outcome"] == "applied" {
+        // The cgroup counted the refusals: the verdict names pids.max.
+        assert_eq!(r["limit"]["kind"], "pids", "{r:#}");
+        assert_eq!(r["limit"]["max"], 6, "{r:#}");
+        assert_eq!(r["limit"]["refused"], r["usage"]["fork_refusals"], "{r:#}");
+        assert!(r["limit"]["refused"].as_u64().unwrap() >= 1, "{r:#}");
+        assert!(
+            stderr(&o).contains("lasagna: process limit 6 reached: ")
+                && stderr(&o).contains(" refused (cgroups: pids.max)"),
+            "{}",
+            stderr(&o)
+        );
+    } else {
+        // RLIMIT_NPROC stands in (it refuses without counting).
+        let notes = cgroups_notes(&r);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("pids.max replaced by RLIMIT_NPROC = 6 ")),
+            "{notes:?}"
+        );
+    }
+    // Control: without --pids all twelve run.
+    let (o, r) = run_with_report(who, &["run", "-p", "strict"], &["/bin/sh", "-c", forks]);
+    assert_code(&o, 0);
     assert_eq!(stdout(&o), "done\n", "{}", stderr(&o));
+    assert!(!stderr(&o).contains("Cannot fork"), "{}", stderr(&o));
+    assert!(r.get("limit").is_none(), "{r:#}");
 });
 
 both!(bad_flags_are_named, |who| {

@@ -5,17 +5,23 @@ mod common;
 use common::*;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// One battery at a time: each plants listeners, sleepers and 5 GiB memory probes.
 static ONE: Mutex<()> = Mutex::new(());
 
-fn battery(who: As, args: &[&str]) -> (i32, serde_json::Value, String) {
+/// `lasagna test ARGS --json` as `who`: its exit code, the matrix, its stderr, and its pid
+/// (the tag of everything that battery plants).
+fn battery(who: As, args: &[&str]) -> (i32, serde_json::Value, String, u32) {
     let mut argv = vec!["test"];
     argv.extend_from_slice(args);
     argv.push("--json");
-    let o = output_within(command(who, &argv), Duration::from_secs(300));
+    let child = spawn(who, &argv);
+    // setpriv execs lasagna: the pid is the battery's own.
+    let pid = child.id();
+    let o = child.output_within(Duration::from_secs(300));
     let code = o.status.code().unwrap_or(-1);
     let json = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| {
         panic!(
@@ -24,7 +30,7 @@ fn battery(who: As, args: &[&str]) -> (i32, serde_json::Value, String) {
             stderr(&o)
         )
     });
-    (code, json, stderr(&o))
+    (code, json, stderr(&o), pid)
 }
 
 fn column_index(m: &serde_json::Value, name: &str) -> Option<usize> {
@@ -60,27 +66,245 @@ fn errors(m: &serde_json::Value) -> Vec<String> {
     out
 }
 
-fn leftovers() -> Vec<String> {
+/// What the battery with pid `pid` left behind: its canary directory
+/// (`lasagna-test-PID-*`, in /var/tmp or /tmp), its abstract sockets (the same tag) and
+/// processes whose command line names that directory (its sleepers, its runs). Another
+/// battery on the same machine has another pid, so its canaries are not counted here.
+fn leftovers(pid: u32) -> Vec<String> {
+    let tag = format!("lasagna-test-{pid}-");
     let mut out = Vec::new();
     for dir in ["/var/tmp", "/tmp"] {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with("lasagna-test-") || n.starts_with("lasagna-sibling-") {
+            if n.starts_with(&tag) {
                 out.push(format!("{dir}/{n}"));
             }
         }
     }
-    for pid in processes_with("probe sleep") {
-        out.push(format!("process {pid}"));
+    let sockets = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    for l in sockets.lines().filter(|l| l.contains(&format!("@{tag}"))) {
+        out.push(format!(
+            "socket {}",
+            l.split_whitespace().last().unwrap_or("")
+        ));
+    }
+    for p in tagged_processes(&tag) {
+        out.push(format!("process {p}"));
     }
     out
 }
+
+/// Host pids whose command line contains `tag`, this test's own left out.
+fn tagged_processes(tag: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == std::process::id() as i32 {
+            continue;
+        }
+        let raw = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&raw).contains(tag) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The layers a column leaves out, as `--without` arguments.
+fn without_args(m: &serde_json::Value, column: usize) -> Vec<String> {
+    m["columns"][column]["without"]
+        .as_array()
+        .expect("a column lists what it leaves out")
+        .iter()
+        .flat_map(|l| ["--without".to_string(), l.as_str().unwrap().to_string()])
+        .collect()
+}
+
+/// The profile's layers whose leave-one-out column lets through a probe the full column
+/// stops: the layers the battery can see.
+fn seen_layers(m: &serde_json::Value) -> BTreeSet<String> {
+    let full = through(m, 0);
+    m["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let layer = c["name"].as_str()?.strip_prefix('-')?.to_string();
+            (!through(m, i).is_subset(&full)).then_some(layer)
+        })
+        .collect()
+}
+
+/// Files an attack made by the test itself aims at: a secret to read and a file to
+/// overwrite, in a directory of this test's own under /var/tmp (outside every profile's
+/// view, and not the host's /tmp, which the sandbox's own /tmp is without the filesystem
+/// layer). The target is world-writable so that the payload's host uid may change it
+/// when no layer stops it.
+struct Targets {
+    dir: std::path::PathBuf,
+    secret: String,
+}
+
+impl Targets {
+    fn new(who: As) -> Targets {
+        let tag = marker("battery-targets", who);
+        let dir = std::path::PathBuf::from(format!("/var/tmp/lasagna-{tag}"));
+        std::fs::create_dir(&dir).unwrap();
+        set_mode(&dir, 0o755);
+        let secret = format!("secret-{tag}");
+        std::fs::write(dir.join("secret"), &secret).unwrap();
+        set_mode(&dir.join("secret"), 0o644);
+        let t = Targets { dir, secret };
+        t.reset();
+        t
+    }
+
+    fn secret_path(&self) -> String {
+        self.dir.join("secret").display().to_string()
+    }
+
+    fn target_path(&self) -> String {
+        self.dir.join("target").display().to_string()
+    }
+
+    /// Plant the target anew before each attack.
+    fn reset(&self) {
+        std::fs::write(self.target_path(), "planted").unwrap();
+        set_mode(Path::new(&self.target_path()), 0o666);
+    }
+
+    fn target_changed(&self) -> bool {
+        std::fs::read_to_string(self.target_path()).unwrap() != "planted"
+    }
+}
+
+impl Drop for Targets {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
+/// One of the battery's attacks, made again by the test itself with its own tools.
+#[derive(Debug, Clone, Copy)]
+enum Attack {
+    /// `cat` the secret (read-host-file).
+    ReadSecret,
+    /// Truncate the target with tee (write-host-file).
+    WriteTarget,
+    /// `add_key(2)` through python's ctypes (keyctl): seccomp's to refuse.
+    AddKey,
+    /// Connect to a listener of the test's own on the host's 127.0.0.1 (tcp-host-loopback).
+    TcpLoopback,
+}
+
+impl Attack {
+    fn probe(self) -> &'static str {
+        match self {
+            Attack::ReadSecret => "read-host-file",
+            Attack::WriteTarget => "write-host-file",
+            Attack::AddKey => "keyctl",
+            Attack::TcpLoopback => "tcp-host-loopback",
+        }
+    }
+}
+
+/// Make `attack` under `lasagna run -p PROFILE` with `without` switched off, as `who`;
+/// whether it got through, judged from the host (the file, the listener) or the kernel's
+/// answer, never from lasagna's probes.
+fn attack(who: As, profile: &str, without: &[String], attack: Attack, t: &Targets) -> bool {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let add_key = "import ctypes, os\n\
+        libc = ctypes.CDLL(None, use_errno=True)\n\
+        libc.syscall.restype = ctypes.c_long\n\
+        # add_key(2) is 248 on x86_64; KEY_SPEC_PROCESS_KEYRING is -2\n\
+        r = libc.syscall(248, b'user', b'battery', b'x', ctypes.c_size_t(1), ctypes.c_int(-2))\n\
+        print('added' if r >= 0 else 'refused ' + os.strerror(ctypes.get_errno()))\n";
+    let connect = "import socket, sys\n\
+        s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2)\n\
+        s.sendall(b'x')\nprint('connected')\n";
+    let secret = t.secret_path();
+    let target = t.target_path();
+    let cmd: Vec<&str> = match attack {
+        Attack::ReadSecret => vec!["/usr/bin/cat", &secret],
+        // tee truncates the target (its stdin is empty) and exits 1 when it cannot.
+        Attack::WriteTarget => vec!["/usr/bin/tee", &target],
+        Attack::AddKey => vec!["/usr/bin/python3", "-c", add_key],
+        Attack::TcpLoopback => vec!["/usr/bin/python3", "-c", connect, &port],
+    };
+    t.reset();
+    let mut args = vec!["run", "-p", profile, "--degrade-dependents"];
+    args.extend(without.iter().map(String::as_str));
+    args.push("--");
+    args.extend(cmd);
+    let o = run(who, &args);
+    let out = stdout(&o);
+    // 0 or the command's own failure (1); lasagna's own refusals and launch errors are
+    // other codes.
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{args:?} did not run its payload: {:?}\n{}",
+        o.status,
+        stderr(&o)
+    );
+    match attack {
+        Attack::ReadSecret => out.contains(&t.secret),
+        Attack::WriteTarget => t.target_changed(),
+        Attack::AddKey => {
+            assert!(
+                out.starts_with("added") || out.starts_with("refused"),
+                "{out}\n{}",
+                stderr(&o)
+            );
+            out.starts_with("added")
+        }
+        Attack::TcpLoopback => listener.accept().is_ok(),
+    }
+}
+
+/// The matrix's cells for `samples` (column name, attack) agree with the same attacks
+/// made by the test under `lasagna run` with that column's layers off; every verdict the
+/// samples name must occur, so that both a stop and a through are checked.
+fn cells_agree(who: As, profile: &str, m: &serde_json::Value, samples: &[(&str, Attack)]) {
+    let t = Targets::new(who);
+    let mut verdicts = BTreeSet::new();
+    for (column, a) in samples {
+        let col = column_index(m, column).unwrap_or_else(|| panic!("no column {column}"));
+        let claimed = through(m, col).contains(a.probe());
+        let real = attack(who, profile, &without_args(m, col), *a, &t);
+        assert_eq!(
+            claimed,
+            real,
+            "{} in column {column}: the matrix says {}, the test's own attack {}",
+            a.probe(),
+            if claimed { "through" } else { "stopped" },
+            if real { "got through" } else { "was stopped" }
+        );
+        verdicts.insert(real);
+    }
+    assert_eq!(verdicts.len(), 2, "the samples show a stop and a through");
+}
+
+/// strict, with the payload uid 0 inside its user namespace: what the capabilities layer
+/// drops is then there to drop, so its column can show something.
+const ROOT_INSIDE: &str =
+    "name: strict-root-inside\nextends: strict\nlayers:\n  namespaces:\n    uid: 0\n    gid: 0\n";
 
 both!(
     strict_holds_and_each_removal_lets_through_what_the_matrix_says,
     |who| {
         let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-        let (code, m, err) = battery(who, &["strict"]);
+        let dir = Scratch::new("battery");
+        let p = dir.write("root-inside.yaml", ROOT_INSIDE);
+        let (code, m, err, pid) = battery(who, &[&p]);
         assert!(
             errors(&m).is_empty(),
             "probes that did not run: {:#?}\n{err}",
@@ -93,27 +317,82 @@ both!(
             through(&m, 0)
         );
         assert!(m["rows"].as_array().unwrap().len() >= 40);
-        // The matrix says which probes each removal lets through; a separate run of the
-        // profile with that layer off must let through exactly those.
-        for layer in ["seccomp", "filesystem", "process", "rlimits"] {
-            let col = column_index(&m, &format!("-{layer}")).expect("a leave-one-out column");
-            let expected = through(&m, col);
+        assert!(
+            leftovers(pid).is_empty(),
+            "left behind: {:?}",
+            leftovers(pid)
+        );
+        // The matrix's claims, checked against the test's own attacks: seccomp refuses
+        // add_key; the namespaces alone do not keep the host's loopback out (Landlock's
+        // empty connect list does), nothing does with every layer off; a host file outside
+        // the view is Landlock's to deny with the filesystem layer off, and readable and
+        // writable with both off.
+        cells_agree(
+            who,
+            &p,
+            &m,
+            &[
+                ("full", Attack::AddKey),
+                ("-seccomp", Attack::AddKey),
+                ("-namespaces", Attack::TcpLoopback),
+                ("none", Attack::TcpLoopback),
+                ("-filesystem", Attack::ReadSecret),
+                ("-landlock", Attack::WriteTarget),
+                ("none", Attack::ReadSecret),
+            ],
+        );
+        // With the filesystem layer already off, Landlock alone denies the host file.
+        let (code, bare, err, pid) = battery(who, &[&p, "--without", "filesystem"]);
+        assert!(errors(&bare).is_empty(), "{:#?}\n{err}", errors(&bare));
+        assert_eq!(code, 1, "without the filesystem layer a probe gets through");
+        assert!(
+            leftovers(pid).is_empty(),
+            "left behind: {:?}",
+            leftovers(pid)
+        );
+        cells_agree(
+            who,
+            &p,
+            &bare,
+            &[
+                ("full", Attack::ReadSecret),
+                ("full", Attack::WriteTarget),
+                ("-landlock", Attack::ReadSecret),
+                ("-landlock", Attack::WriteTarget),
+            ],
+        );
+        // Every layer the profile applies has a column, and removing it lets through
+        // something the full column stops, in one of the two batteries (Landlock's rules
+        // duplicate the filesystem view, so it shows only with that view off).
+        let applied: BTreeSet<String> = m["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| Some(c["name"].as_str()?.strip_prefix('-')?.to_string()))
+            .collect();
+        for layer in [
+            "filesystem",
+            "namespaces",
+            "rlimits",
+            "capabilities",
+            "process",
+            "landlock",
+            "seccomp",
+        ] {
             assert!(
-                !expected.is_empty(),
-                "removing {layer} lets nothing through: the probes cannot see it"
-            );
-            let (code, alone, err) = battery(who, &["strict", "--without", layer, "--quick"]);
-            assert!(errors(&alone).is_empty(), "{:#?}\n{err}", errors(&alone));
-            assert_eq!(
-                code, 1,
-                "--without {layer} lets something through, so the exit is 1"
-            );
-            assert_eq!(
-                through(&alone, 0),
-                expected,
-                "--without {layer}: the separate run disagrees with the matrix"
+                applied.contains(layer),
+                "strict applies {layer}: {applied:?}"
             );
         }
+        let seen: BTreeSet<String> = seen_layers(&m)
+            .union(&seen_layers(&bare))
+            .cloned()
+            .collect();
+        let blind: Vec<&String> = applied.difference(&seen).collect();
+        assert!(
+            blind.is_empty(),
+            "removing {blind:?} lets nothing through: the probes cannot see it"
+        );
         // The single points of failure are named, and the ones the kernel gives a second
         // mechanism for are not among them.
         let only: BTreeSet<(String, String)> = m["rows"]
@@ -139,7 +418,6 @@ both!(
             !only.iter().any(|(p, _)| p == "fork-bomb"),
             "a fork bomb meets cgroups and rlimits: {only:?}"
         );
-        assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
     }
 );
 
@@ -150,7 +428,7 @@ both!(a_namespaces_only_profile_fails_the_battery, |who| {
         "ns-only.yaml",
         "name: ns-only\nlayers:\n  namespaces:\n    mode: required\n",
     );
-    let (code, m, err) = battery(who, &[&p, "--quick"]);
+    let (code, m, err, pid) = battery(who, &[&p, "--quick"]);
     assert_eq!(code, 1, "{err}");
     let got = through(&m, 0);
     for probe in ["keyctl", "environment", "fork-bomb", "file-size"] {
@@ -166,21 +444,35 @@ both!(a_namespaces_only_profile_fails_the_battery, |who| {
             "{probe} is the namespaces' to stop: {got:?}"
         );
     }
-    assert!(leftovers().is_empty(), "left behind: {:?}", leftovers());
+    assert!(
+        leftovers(pid).is_empty(),
+        "left behind: {:?}",
+        leftovers(pid)
+    );
 });
 
 both!(an_interrupted_battery_removes_what_it_planted, |who| {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let mut child = spawn(who, &["test", "strict"]);
-    // Wait until the canaries exist and runs are under way, then Ctrl-C.
+    let pid = child.id();
+    let tag = format!("lasagna-test-{pid}-");
+    // Runs are under way once a `lasagna run` of this battery's profile (its canary
+    // directory in the arguments) exists; then Ctrl-C.
     wait_until(
-        "the battery plants its canaries",
+        "the battery starts its runs",
         Duration::from_secs(30),
-        || !leftovers().is_empty(),
+        || {
+            tagged_processes(&tag).into_iter().any(|p| {
+                let raw = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&raw)
+                    .replace('\0', " ")
+                    .contains(" run -p ")
+            })
+        },
     );
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(!leftovers(pid).is_empty(), "the canaries are planted");
     let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGINT,
     );
     let status = child.wait_within(Duration::from_secs(30));
@@ -188,7 +480,7 @@ both!(an_interrupted_battery_removes_what_it_planted, |who| {
     wait_until(
         "everything planted is gone",
         Duration::from_secs(10),
-        || leftovers().is_empty(),
+        || leftovers(pid).is_empty(),
     );
 });
 

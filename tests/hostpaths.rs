@@ -643,11 +643,23 @@ fn as_root_a_profile_another_user_can_change_is_refused() {
         "{}",
         stderr(&o)
     );
-    // Group-writable by a group other than root's.
+    // Group-writable by a group other than root's: refused, with the reason and the fix.
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o664)).unwrap();
     std::os::unix::fs::chown(&p, Some(0), Some(gid)).unwrap();
     let o = run(As::Root, &["check", &p]);
     assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!(
+            "refused as root: {p} can be changed by another user (it is writable by group {gid}); make it root's own and not writable by others (chown root, chmod go-w, setfacl -b)"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // Control: the same file, same owner and group, made 0644 is root's to use.
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(As::Root, &["check", &p]);
+    assert_code(&o, 0);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o664)).unwrap();
     // The same file as that user is theirs to use.
     let o = run(As::User, &["check", &p]);
     assert_code(&o, 0);

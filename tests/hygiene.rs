@@ -209,6 +209,29 @@ both!(every_tmpfs_has_a_size, |who| {
         .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
         .collect();
     assert_eq!(sizes, vec![8 * 1024, 256 * 1024], "{}", stdout(&o));
+    // The size holds: 10 MiB do not fit in 8 MiB, and fail for want of space; the same
+    // write into 16 MiB (the control, nothing else changed) fits.
+    let write = "for d in /dev/shm /scratch; do \
+                 if head -c 10485760 /dev/zero > $d/f 2>/tmp/e; then echo $d: fits; \
+                 else echo $d: $(grep -o 'No space left on device' /tmp/e); fi; rm -f $d/f; done";
+    let sized = |name: &str, size: &str| {
+        profile(
+            &dir,
+            name,
+            &format!("  filesystem:\n    dev-shm-size: {size}\n    mounts:\n      - tmpfs: /scratch\n        size: {size}\n"),
+        )
+    };
+    let (small, roomy) = (sized("small.yaml", "8M"), sized("roomy.yaml", "16M"));
+    let c = Contrast::of(
+        who,
+        &["-p", &small, "--without", "landlock"],
+        &["-p", &roomy, "--without", "landlock"],
+        &["/bin/sh", "-c", write],
+    );
+    c.prints(
+        "/dev/shm: No space left on device\n/scratch: No space left on device\n",
+        "/dev/shm: fits\n/scratch: fits\n",
+    );
     let p = profile(
         &dir,
         "unlimited.yaml",

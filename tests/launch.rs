@@ -98,26 +98,77 @@ both!(signals_are_forwarded_to_the_payload, |who| {
     }
 });
 
+/// The single-letter state of `pid` from /proc/PID/stat (`T` stopped), if it exists.
+fn state_of(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
 both!(a_signal_before_execve_ends_the_run, |who| {
-    // SIGTERM while the sandbox is still being set up: init is held stopped (the supervisor
-    // resumes it), the signal is forwarded meanwhile, and the payload ends by it instead of
-    // the run hanging or the signal being lost.
-    let mut child = spawn(
-        who,
-        &["run", "-v", "-p", "strict", "--", "/bin/sleep", "30"],
-    );
-    let init = first_child(child.id());
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(init),
-        nix::sys::signal::Signal::SIGSTOP,
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait_within(Duration::from_secs(20));
-    assert_eq!(status.code(), Some(128 + 15));
+    // SIGTERM while the sandbox is still being set up, before the payload even exists.
+    // The supervisor is stopped first (it would resume a stopped init at once), then init
+    // (the process that sets up and then forks the payload); the test sees init stopped
+    // with no child when it signals lasagna, and lets the supervisor go on. The
+    // supervisor resumes init, forwards the signal meanwhile, and the payload ends by it
+    // instead of the run hanging or the signal being lost. An attempt where init had
+    // already forked the payload proves nothing and is retried, a bounded number of times.
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dir = Scratch::new("early-signal");
+    for attempt in 1..=30 {
+        let rp = dir.for_anyone(&format!("r{attempt}.json"));
+        let mut child = spawn(
+            who,
+            &[
+                "run",
+                "-p",
+                "strict",
+                "--report",
+                &rp,
+                "--",
+                "/bin/sleep",
+                "30",
+            ],
+        );
+        let lasagna = Pid::from_raw(child.id() as i32);
+        let init = first_child(child.id());
+        kill(lasagna, Signal::SIGSTOP).unwrap();
+        let stopped = kill(Pid::from_raw(init), Signal::SIGSTOP);
+        wait_until("lasagna and init to stop", Duration::from_secs(5), || {
+            state_of(lasagna.as_raw()) == Some('T')
+                && (stopped.is_err() || matches!(state_of(init), Some('T') | None))
+        });
+        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
+            .unwrap_or_default();
+        if stopped.is_err() || state_of(init) != Some('T') || !children.trim().is_empty() {
+            // Too late: the payload was forked (and may have run) before init stopped. init
+            // is in a session of its own, out of the launcher's group: killed by pid (not
+            // yet reaped, so the pid is still init's).
+            let _ = kill(Pid::from_raw(init), Signal::SIGKILL);
+            drop(child);
+            continue;
+        }
+        // init is stopped and the payload does not exist: its execve comes after this.
+        kill(lasagna, Signal::SIGTERM).unwrap();
+        kill(lasagna, Signal::SIGCONT).unwrap();
+        let status = child.wait_within(Duration::from_secs(20));
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.child().stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(128 + 15), "{err}");
+        // The run saw init stopped (the test's doing) and forwarded the signal.
+        assert!(
+            err.contains("init was stopped by another process and resumed"),
+            "{err}"
+        );
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&rp).unwrap()).unwrap();
+        assert_eq!(r["signals_forwarded"], serde_json::json!([15]), "{r:#}");
+        assert_eq!(r["ending"]["signaled"]["name"], "SIGTERM", "{r:#}");
+        eprintln!("signalled before the payload existed on attempt {attempt}");
+        return;
+    }
+    panic!("in 30 attempts init never stopped before it forked the payload");
 });
 
 both!(orphans_are_reaped, |who| {
@@ -305,23 +356,96 @@ both!(verbose_prints_the_layer_table, |who| {
     }
 });
 
+/// What `lasagna ARGS` did to the system, as strace saw it in lasagna and everything it
+/// started: the successful calls that start a process (beyond lasagna's own execve),
+/// enter or make a namespace, mount, or create, write, link, rename or remove a file or
+/// directory (a cgroup is a directory). Also the run's output.
+fn traced_changes(who: As, tag: &str, args: &[&str]) -> (Vec<String>, std::process::Output) {
+    let dir = Scratch::new(tag);
+    let trace = dir.for_anyone("trace");
+    let bin = bin();
+    let mut argv = vec![
+        "strace",
+        "-f",
+        "-qq",
+        "-o",
+        &trace,
+        "-e",
+        "trace=%process,unshare,setns,mount,umount2,pivot_root,mkdir,mkdirat,mknodat,creat,open,openat,link,linkat,symlink,symlinkat,rename,renameat,renameat2,unlink,unlinkat,rmdir,truncate",
+        "-e",
+        "status=successful",
+        &bin,
+    ];
+    argv.extend_from_slice(args);
+    let o = output_within(as_who(who, &argv), DEADLINE);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut execs = 0;
+    let changes = text
+        .lines()
+        .filter(|l| {
+            // `PID name(args) = result`; a call split by another one's shows its name in the
+            // first half.
+            let call = l.split_once(' ').map_or("", |(_, c)| c.trim_start());
+            let name = call.split('(').next().unwrap_or("");
+            match name {
+                "execve" | "execveat" => {
+                    execs += 1;
+                    execs > 1
+                }
+                "open" | "openat" => ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
+                    .iter()
+                    .any(|f| call.contains(f)),
+                "exit" | "exit_group" | "wait4" | "waitid" | "kill" | "tkill" | "tgkill"
+                | "rt_sigqueueinfo" | "rt_tgsigqueueinfo" | "pidfd_send_signal" | "pidfd_open"
+                | "" => false,
+                _ => !call.starts_with('<') && !call.starts_with("+++"),
+            }
+        })
+        .map(str::to_string)
+        .collect();
+    assert!(execs >= 1, "strace saw lasagna start:\n{text}");
+    (changes, o)
+}
+
 both!(dry_run_creates_nothing_and_shows_the_plan, |who| {
-    let o = run(
-        who,
-        &[
-            "run",
-            "--dry-run",
-            "-p",
-            "strict",
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo RAN",
-        ],
-    );
+    if !std::path::Path::new("/usr/bin/strace").exists() {
+        return skip(
+            "dry_run_creates_nothing_and_shows_the_plan",
+            "no /usr/bin/strace (apt-get install strace)",
+        );
+    }
+    let cmd = ["-p", "strict", "--", "/bin/sh", "-c", "echo RAN"];
+    let mut dry = vec!["run", "--dry-run"];
+    dry.extend_from_slice(&cmd);
+    let (changes, o) = traced_changes(who, "dry-run", &dry);
     assert_code(&o, 0);
-    assert!(!stdout(&o).contains("RAN\n"));
     assert!(stdout(&o).contains("filesystem"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("RAN\n"), "{}", stdout(&o));
+    // No process, namespace, mount, cgroup directory or file.
+    assert!(
+        changes.is_empty(),
+        "a dry run changed things:\n{changes:#?}"
+    );
+    // Control: the same run for real, seen the same way, forks, mounts and (as root) makes
+    // its cgroup directory.
+    let mut real = vec!["run"];
+    real.extend_from_slice(&cmd);
+    let (changes, o) = traced_changes(who, "real-run", &real);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "RAN\n", "{}", stderr(&o));
+    let has = |call: &str, arg: &str| {
+        changes.iter().any(|l| {
+            l.split_once(' ')
+                .is_some_and(|(_, c)| c.trim_start().starts_with(call))
+                && l.contains(arg)
+        })
+    };
+    assert!(has("clone", ""), "{changes:#?}");
+    assert!(has("mount(", ""), "{changes:#?}");
+    assert!(has("pivot_root(", ""), "{changes:#?}");
+    if who == As::Root {
+        assert!(has("mkdir(", "/lasagna-"), "{changes:#?}");
+    }
 });
 
 both!(sandbox_dies_with_a_killed_launcher, |who| {

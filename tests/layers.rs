@@ -120,14 +120,38 @@ both!(filesystem_hides_host_files, |who| {
 both!(
     filesystem_system_dirs_are_read_only_and_work_dir_writable,
     |who| {
+        // The kernel's word on each path's mount (the first of its options: ro or rw), then
+        // a write to each: refused as a read-only file system, while /work takes one.
+        let mounts =
+            "for p in /usr /etc /; do echo $p $(findmnt -n -o OPTIONS -T $p | cut -d, -f1); done";
         let o = sh(
-        who,
-        "touch /usr/x 2>&1; touch /etc/x 2>&1; touch /newfile 2>&1; echo data > /work/f && cat /work/f",
-    );
+            who,
+            &format!("{mounts}; touch /usr/x 2>&1; touch /etc/x 2>&1; touch /newfile 2>&1; echo data > /work/f && cat /work/f"),
+        );
         assert_code(&o, 0);
         let out = stdout(&o);
+        assert!(out.starts_with("/usr ro\n/etc ro\n/ ro\n"), "{out}");
         assert_eq!(out.matches("Read-only file system").count(), 3, "{out}");
         assert!(out.ends_with("data\n"), "{out}");
+        // Control: without the filesystem layer the payload sees the host's own mounts, and
+        // these are writable ones (the payload's host uid still could not write them, so
+        // nothing is tried there).
+        let o = run(
+            who,
+            &[
+                "run",
+                "-p",
+                "strict",
+                "--without",
+                "filesystem",
+                "--",
+                "/bin/sh",
+                "-c",
+                mounts,
+            ],
+        );
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "/usr rw\n/etc rw\n/ rw\n", "{}", stderr(&o));
     }
 );
 

