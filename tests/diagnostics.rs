@@ -117,7 +117,7 @@ both!(the_verdict_names_the_limit_that_ended_the_run, |who| {
     );
     assert!(
         stderr(&o)
-            .contains("lasagna: killed: CPU time limit 1 s reached (rlimits: cpu; SIGXCPU after"),
+            .contains("lasagna: killed: CPU time limit 1 s reached (rlimits: cpu; the kernel sent SIGXCPU at that limit; the payload's CPU time as accounted at its end: "),
         "{}",
         stderr(&o)
     );
@@ -1159,7 +1159,7 @@ both!(
         assert_eq!(hit["ended_run"], true);
         assert!(
             stderr(&o).contains(
-                "lasagna: killed: CPU time limit 1 s reached (cgroups: RLIMIT_CPU standing in for the CPU quota; SIGXCPU after"
+                "lasagna: killed: CPU time limit 1 s reached (cgroups: RLIMIT_CPU standing in for the CPU quota; the kernel sent SIGXCPU at that limit; "
             ),
             "{}",
             stderr(&o)

@@ -110,14 +110,14 @@ pub fn decide(facts: &Facts) -> Vec<LimitHit> {
         // SIGXCPU comes at the soft limit; SIGKILL at the hard one (soft + 1 s) only when
         // the payload outlived the first, and only after that much CPU time.
         let by = match signal {
-            Some(libc::SIGXCPU) => Some(("SIGXCPU", "")),
+            Some(libc::SIGXCPU) => Some(("SIGXCPU", "the kernel sent SIGXCPU at that limit")),
             Some(libc::SIGKILL) if used >= max_usec => Some((
                 "SIGKILL",
-                "; it caught or ignored SIGXCPU, so the hard limit a second later killed it",
+                "it caught or ignored SIGXCPU, so the kernel's SIGKILL at the hard limit a second later ended it",
             )),
             _ => None,
         };
-        if let Some((name, more)) = by {
+        if let Some((name, how)) = by {
             let layer = if facts.cpu_from_rlimits_layer {
                 Layer::Rlimits
             } else {
@@ -137,7 +137,7 @@ pub fn decide(facts: &Facts) -> Vec<LimitHit> {
                 layer,
                 ended_run: true,
                 message: format!(
-                    "killed: CPU time limit {max} s reached ({source}; {name} after {} of CPU time{more})",
+                    "killed: CPU time limit {max} s reached ({source}; {how}; the payload's CPU time as accounted at its end: {})",
                     seconds(used)
                 ),
             });
@@ -233,7 +233,7 @@ mod tests {
         assert!(hits[0].ended_run);
         assert_eq!(
             hits[0].message,
-            "killed: CPU time limit 2 s reached (rlimits: cpu; SIGXCPU after 1.99 s of CPU time)"
+            "killed: CPU time limit 2 s reached (rlimits: cpu; the kernel sent SIGXCPU at that limit; the payload's CPU time as accounted at its end: 1.99 s)"
         );
     }
 
