@@ -931,12 +931,6 @@ fn run_with_deadline(session: &Session, mut cmd: Command) -> Result<(String, Str
     }
 }
 
-/// A cell's hold on the schedule: alone (no other cell runs) or beside others.
-enum Turn<'a> {
-    Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'a, ()>),
-    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'a, ()>),
-}
-
 fn run_all(
     session: &Session,
     columns: &[Column],
@@ -965,10 +959,11 @@ fn run_all(
                 let next = queue.lock().expect("queue").next();
                 let Some((pi, ci)) = next else { break };
                 let p = probes[pi];
-                let _turn = if p.name == "fork-bomb" {
-                    Turn::Alone(alone.write().unwrap_or_else(|e| e.into_inner()))
+                // Held for the cell's run: alone, or beside others.
+                let (_alone, _beside) = if p.name == "fork-bomb" {
+                    (Some(alone.write().unwrap_or_else(|e| e.into_inner())), None)
                 } else {
-                    Turn::Shared(alone.read().unwrap_or_else(|e| e.into_inner()))
+                    (None, Some(alone.read().unwrap_or_else(|e| e.into_inner())))
                 };
                 let cell = if p.needs.heavy {
                     let (count, freed) = &heavy;

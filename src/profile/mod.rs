@@ -659,7 +659,7 @@ fn load_chain_printed(
         Err(errors) => {
             let mut errors = errors
                 .into_iter()
-                .map(|e| on_flag(attribute(e, &own_sections), flags));
+                .map(|e| on_flag(attribute(e, &own_sections)));
             let first = errors.next().expect("a failed validation has an error");
             if let Some(more) = more_errors {
                 more.extend(errors);
@@ -680,13 +680,10 @@ fn load_chain_printed(
 }
 
 /// An error at an overlay value (line 0) names its flag instead of a line.
-fn on_flag(e: ProfileError, flags: &[String]) -> ProfileError {
+fn on_flag(e: ProfileError) -> ProfileError {
     match e.loc {
         Some(l) if l.line == 0 => {
-            let flag = (l.column as usize)
-                .checked_sub(1)
-                .and_then(|i| flags.get(i))
-                .map_or("the command line", String::as_str);
+            let flag = l.describe();
             ProfileError {
                 file: PathBuf::from("<command line>"),
                 loc: None,
