@@ -824,32 +824,61 @@ both!(cpu_quota_holds, |who| {
 // Every process ends with the run
 // ---------------------------------------------------------------------------------------
 
+/// A run of the double-fork payload whose sleep has escaped and runs on the host.
+struct Escaped {
+    child: Child,
+    marker: Marker,
+    /// lasagna's stdout, kept open while the run lasts.
+    _out: BufReader<std::process::ChildStdout>,
+}
+
+impl Escaped {
+    /// `lasagna run ARGS -- python3 -c <the double fork>` as `ctx`'s identity, once the
+    /// payload has said its sleep escaped.
+    fn start(ctx: &Ctx, tag: &str, args: &[&str]) -> Escaped {
+        let marker = Marker::new(tag);
+        let script = double_fork_payload(&marker);
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--", "python3", "-c", &script]);
+        let mut child = ctx
+            .command(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        read_until(&mut out, "escaped");
+        Escaped {
+            child,
+            marker,
+            _out: out,
+        }
+    }
+
+    /// lasagna's exit status and stderr, within 15 s.
+    fn end(&mut self) -> (ExitStatus, String) {
+        let status = wait_within(&mut self.child, Duration::from_secs(15));
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut err).unwrap();
+        (status, err)
+    }
+}
+
 /// Run the double-fork payload under `profile` with `extra` flags and `--timeout 1s`;
 /// returns whether the escaped sleep outlived lasagna.
 fn escape_at_timeout(ctx: &Ctx, profile: &str, extra: &[&str]) -> bool {
-    let marker = Marker::new("df");
-    let script = double_fork_payload(&marker);
-    let mut args = vec!["run", "-p", profile, "--timeout", "1s"];
+    let mut args = vec!["-p", profile, "--timeout", "1s"];
     args.extend_from_slice(extra);
-    args.extend_from_slice(&["--", "python3", "-c", &script]);
-    let mut child = ctx
-        .command(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    read_until(&mut out, "escaped");
+    let mut run = Escaped::start(ctx, "df", &args);
     assert!(
-        !marker.wait_alive().is_empty(),
+        !run.marker.wait_alive().is_empty(),
         "the double-forked sleep runs on the host during the run"
     );
-    let status = wait_within(&mut child, Duration::from_secs(15));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, err) = run.end();
     assert_eq!(status.code(), Some(124), "{err}");
     assert!(err.contains("timed out"), "{err}");
-    !marker.alive().is_empty()
+    !run.marker.alive().is_empty()
 }
 
 both!(double_fork_is_killed_at_timeout, |who| {
@@ -892,27 +921,15 @@ both!(double_fork_is_killed_at_timeout, |who| {
 /// sandbox kills the sleep (reparented away from the sandbox) but the cgroup. Returns
 /// whether the escaped sleep outlived lasagna.
 fn escape_with_init_killed(ctx: &Ctx, profile: &str, extra: &[&str]) -> bool {
-    let marker = Marker::new("ik");
-    let script = double_fork_payload(&marker);
-    let mut args = vec!["run", "-p", profile, "--timeout", "30s"];
+    let mut args = vec!["-p", profile, "--timeout", "30s"];
     args.extend_from_slice(&["--without", "namespaces", "--without", "filesystem"]);
     args.extend_from_slice(extra);
-    args.extend_from_slice(&["--", "python3", "-c", &script]);
-    let mut child = ctx
-        .command(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    read_until(&mut out, "escaped");
-    let escaped = marker.wait_alive();
+    let mut run = Escaped::start(ctx, "ik", &args);
+    let escaped = run.marker.wait_alive();
     assert_eq!(escaped.len(), 1, "the double-forked sleep runs on the host");
-    let init = first_child(child.id());
+    let init = first_child(run.child.id());
     kill(Pid::from_raw(init), Signal::SIGKILL).unwrap();
-    let status = wait_within(&mut child, Duration::from_secs(15));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, err) = run.end();
     // The run failed, and says why: init ended before it reported.
     assert_eq!(status.code(), Some(125), "{err}");
     assert!(
@@ -922,10 +939,10 @@ fn escape_with_init_killed(ctx: &Ctx, profile: &str, extra: &[&str]) -> bool {
     // Give a surviving sleep the chance to be seen; a killed one is gone (or a zombie of
     // the host's init for an instant).
     let until = Instant::now() + Duration::from_secs(2);
-    while !marker.alive().is_empty() && Instant::now() < until {
+    while !run.marker.alive().is_empty() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
     }
-    !marker.alive().is_empty()
+    !run.marker.alive().is_empty()
 }
 
 both!(the_cgroup_alone_ends_what_escaped_a_killed_init, |who| {
