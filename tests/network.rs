@@ -8,7 +8,7 @@ use common::*;
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// A listener on the host's 127.0.0.1 (a random port), accepting in the background.
 fn listener() -> u16 {
@@ -405,16 +405,18 @@ fn serve(netns: &str, addr: &str, port: u16, answer: &str) -> Spawned {
 }
 
 impl StandIn {
-    fn new(who: As) -> StandIn {
-        StandIn::make(who, false)
+    /// `slot`: one per test, so that tests running at once never share a namespace, a
+    /// veth name or a subnet.
+    fn new(who: As, slot: u8) -> StandIn {
+        StandIn::make(who, false, slot)
     }
 
     /// A stand-in behind a "host" namespace (see the type).
-    fn behind_a_host(who: As) -> StandIn {
-        StandIn::make(who, true)
+    fn behind_a_host(who: As, slot: u8) -> StandIn {
+        StandIn::make(who, true, slot)
     }
 
-    fn make(who: As, behind: bool) -> StandIn {
+    fn make(who: As, behind: bool, slot: u8) -> StandIn {
         let n = std::process::id() % 10000;
         let (tag, net) = match (who, behind) {
             (As::Root, false) => ("r", 11),
@@ -422,6 +424,7 @@ impl StandIn {
             (As::Root, true) => ("gr", 13),
             (As::User, true) => ("gu", 14),
         };
+        let (tag, net) = (format!("{tag}{slot}"), net + 4 * slot);
         let netns = format!("lsg-{n}-{tag}");
         let veth = format!("lsg{n}{tag}");
         let host = behind.then(|| format!("lsg-{n}-{tag}h"));
@@ -545,7 +548,7 @@ both!(
                 "the stand-in's namespace needs root",
             );
         }
-        let stand_in = StandIn::new(who);
+        let stand_in = StandIn::new(who, 0);
         let host_port = http_server();
         let dir = Scratch::new("net-user");
         let p = dir.write(
@@ -600,7 +603,7 @@ both!(
         // lasagna runs in a "host" namespace of the test's own whose default route is the
         // stand-in: pasta gives the sandbox that gateway address. By default pasta maps the
         // gateway address to the host's loopback; lasagna's --no-map-gw keeps it the gateway.
-        let net = StandIn::behind_a_host(who);
+        let net = StandIn::behind_a_host(who, 0);
         let host = net.host.clone().unwrap();
         // Control: the host's service answers on the host's loopback and address, and the
         // stand-in on the gateway address, seen from the host.
@@ -709,6 +712,284 @@ both!(net_user_forwards_inbound_only_as_listed, |who| {
     let status = sandbox.wait_within(DEADLINE);
     assert!(status.success(), "{status:?}");
 });
+
+/// A UDP server on `addr:port` in `netns`, for at most 32 datagrams or 60 s without one:
+/// `echo` answers `echo DATAGRAM`; an address answers DNS, that address for an A question
+/// (any name) and no record for any other.
+fn serve_udp(netns: &str, addr: &str, port: u16, answer: &str) -> Spawned {
+    const SERVER: &str = r#"
+import socket, sys
+addr, port, answer = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, port)); print('ready', flush=True)
+s.settimeout(60)
+for _ in range(32):
+    try:
+        q, peer = s.recvfrom(512)
+    except socket.timeout:
+        break
+    if answer == 'echo':
+        s.sendto(b'echo ' + q, peer)
+        continue
+    i = 12
+    while i < len(q) and q[i]:
+        i += 1 + q[i]
+    question, qtype = q[12:i + 5], q[i + 1:i + 3]
+    if qtype == b'\x00\x01':
+        rr = b'\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04' + socket.inet_aton(answer)
+        s.sendto(q[:2] + b'\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00' + question + rr, peer)
+    else:
+        s.sendto(q[:2] + b'\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00' + question, peer)
+"#;
+    let port = port.to_string();
+    let mut cmd = Command::new("timeout");
+    cmd.args(["90", "ip", "netns", "exec", netns, "python3", "-c", SERVER])
+        .args([addr, port.as_str(), answer])
+        .stdout(std::process::Stdio::piped())
+        .process_group(0);
+    let mut server = Spawned::new(&mut cmd);
+    let mut line = String::new();
+    let out = server.child().stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+    assert_eq!(
+        line, "ready\n",
+        "the UDP server on {addr}:{port} in {netns} did not start"
+    );
+    server
+}
+
+both!(net_user_carries_udp_out_and_its_answer_back, |who| {
+    if !nix::unistd::geteuid().is_root() {
+        return skip(
+            "net_user_carries_udp_out_and_its_answer_back",
+            "the stand-in's namespace needs root",
+        );
+    }
+    let mut stand_in = StandIn::new(who, 1);
+    let echo = serve_udp(&stand_in.netns, &stand_in.addr, 7007, "echo");
+    stand_in.servers.push(echo);
+    let m = marker("udp", who);
+    // One datagram to the stand-in, and its answer awaited 5 s at most.
+    let client = format!(
+        "import socket\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)\n\
+         try:\n\
+         \x20   s.sendto(b'{m}', ('{}', 7007)); print(s.recv(512).decode())\n\
+         except OSError as e:\n\
+         \x20   print('no-answer:', e.strerror or 'timed out')\n",
+        stand_in.addr
+    );
+    // Control: net none has no route to the stand-in, so the same send fails.
+    let c = Contrast::of(
+        who,
+        &["-p", "strict", "--net", "none"],
+        &["-p", "strict", "--net", "user"],
+        &["python3", "-c", &client],
+    );
+    c.prints(
+        "no-answer: Network is unreachable\n",
+        &format!("echo {m}\n"),
+    );
+});
+
+/// `lasagna ARGS` as `who` in the "host" namespace of `net`, whose /etc/resolv.conf is
+/// `resolv` (a private mount namespace: the host's own file is left alone).
+fn lasagna_in_host_with_resolver(net: &StandIn, who: As, resolv: &str, args: &[&str]) -> Output {
+    let lasagna = net.lasagna_in_host(who, args);
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-m",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"",
+        resolv,
+    ])
+    .arg(lasagna.get_program())
+    .args(lasagna.get_args())
+    .current_dir("/")
+    .stdin(std::process::Stdio::null())
+    .process_group(0);
+    output_within(cmd, DEADLINE)
+}
+
+both!(
+    net_user_resolves_through_the_hosts_resolver_not_a_loopback_one,
+    |who| {
+        if !nix::unistd::geteuid().is_root() {
+            return skip(
+                "net_user_resolves_through_the_hosts_resolver_not_a_loopback_one",
+                "the test's host and stand-in namespaces need root",
+            );
+        }
+        // pasta writes no resolver inside: the profile binds the host's /etc/resolv.conf, and
+        // the queries go where it says, through pasta. lasagna runs in a "host" namespace of
+        // the test's own; its resolver is the stand-in, which names probe.test as itself, or
+        // one on the host's loopback, which names it as the host.
+        let mut net = StandIn::behind_a_host(who, 2);
+        let host = net.host.clone().unwrap();
+        let outside = serve_udp(&net.netns, &net.addr, 53, &net.addr);
+        let on_loopback = serve_udp(&host, "127.0.0.1", 53, &net.host_addr);
+        net.servers.extend([outside, on_loopback]);
+        let dir = Scratch::new("net-dns");
+        let options = "options timeout:2 attempts:1\n";
+        let to_outside = dir.write(
+            "outside.conf",
+            &format!("nameserver {}\n{options}", net.addr),
+        );
+        let to_loopback = dir.write("loopback.conf", &format!("nameserver 127.0.0.1\n{options}"));
+        let p = dir.write(
+        "p.yaml",
+        "extends: strict\nlayers:\n  network:\n    net: user\n  filesystem:\n    mounts:\n      - ro-bind: /etc/resolv.conf\n",
+    );
+        let lookup = |resolv: &str, extra: &[&str]| {
+            let mut args = vec!["run", "-p", &p];
+            args.extend_from_slice(extra);
+            args.extend([
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /etc/resolv.conf | head -n1; getent ahostsv4 probe.test | awk 'NR == 1 { print $1 } END { if (NR == 0) print \"unresolved\" }'",
+        ]);
+            let o = lasagna_in_host_with_resolver(&net, who, resolv, &args);
+            assert_code(&o, 0);
+            stdout(&o)
+        };
+        // The host's resolver answers through pasta; net none has no way to it.
+        assert_eq!(
+            lookup(&to_outside, &[]),
+            format!("nameserver {a}\n{a}\n", a = net.addr)
+        );
+        assert_eq!(
+            lookup(&to_outside, &["--net", "none"]),
+            format!("nameserver {}\nunresolved\n", net.addr)
+        );
+        // A resolver on the host's loopback is not reachable (no namespace-to-host forwards);
+        // control: with the host's network the same lookup gets its answer.
+        assert_eq!(
+            lookup(&to_loopback, &[]),
+            "nameserver 127.0.0.1\nunresolved\n"
+        );
+        assert_eq!(
+            lookup(&to_loopback, &["--net", "host"]),
+            format!("nameserver 127.0.0.1\n{}\n", net.host_addr)
+        );
+    }
+);
+
+/// A TCP port outside the kernel's ephemeral range that nothing listens on now, a
+/// different one on each call.
+fn free_non_ephemeral_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let bounds: Vec<u16> = range
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let base = 20000 + (std::process::id() % 8000) as u16;
+    for _ in 0..256 {
+        let port = base + NEXT.fetch_add(1, Ordering::SeqCst);
+        let ephemeral = (bounds[0]..=bounds[1]).contains(&port);
+        if !ephemeral && TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port from {base} on outside the ephemeral range {range}");
+}
+
+/// The first line `child` writes on stdout, waiting `limit` at most.
+fn first_line_within(child: &mut Spawned, limit: std::time::Duration) -> String {
+    let out = child.child().stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("no line on stdout within {limit:?}"))
+}
+
+both!(
+    net_user_leaves_an_unlisted_inbound_port_unreachable,
+    |who| {
+        use std::io::Read;
+        use std::time::{Duration, Instant};
+        // A port free on the host (picked, then released), listened on inside. Outside the
+        // ephemeral range, so that no pasta forwarding rule leaves it out as ephemeral.
+        let port = free_non_ephemeral_port();
+        let dir = Scratch::new("net-unlisted");
+        let profile = |forward: &str| {
+            format!("extends: strict\nlayers:\n  network:\n    net: user\n{forward}  landlock:\n    net:\n      bind: [{port}]\n")
+        };
+        let unlisted = dir.write("unlisted.yaml", &profile(""));
+        let listed = dir.write(
+            "listed.yaml",
+            &profile(&format!("    forward: [\"{port}:{port}\"]\n")),
+        );
+        // Inside: a server on the port, answering `inside`, until its stdin closes.
+        let server = format!(
+            "import select, socket, sys\n\
+         s = socket.socket(); s.bind(('0.0.0.0', {port})); s.listen(8)\n\
+         print('listening', flush=True)\n\
+         while True:\n\
+         \x20   r, _, _ = select.select([s, sys.stdin], [], [], 60)\n\
+         \x20   if s not in r: break\n\
+         \x20   c, _ = s.accept(); c.sendall(b'inside\\n'); c.close()\n"
+        );
+        let start = |p: &str| {
+            let mut cmd = command(who, &["run", "-p", p, "--", "python3", "-c", &server]);
+            cmd.stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut sandbox = Spawned::new(&mut cmd);
+            let line = first_line_within(&mut sandbox, Duration::from_secs(30));
+            assert_eq!(line, "listening\n", "the server inside did not start");
+            sandbox
+        };
+        let answer = || {
+            let mut s = std::net::TcpStream::connect_timeout(
+                &(std::net::Ipv4Addr::LOCALHOST, port).into(),
+                Duration::from_secs(1),
+            )
+            .ok()?;
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut got = String::new();
+            let _ = s.read_to_string(&mut got);
+            Some(got)
+        };
+        let stop = |mut sandbox: Spawned| {
+            drop(sandbox.child().stdin.take());
+            let status = sandbox.wait_within(DEADLINE);
+            assert!(status.success(), "{status:?}");
+        };
+        // Unlisted: pasta's `-t auto` would notice the listener within about a second and
+        // forward the port, so the host keeps trying for 4 s and never gets through. (Some
+        // pasta builds scan nothing when `-T none` is given as well; there `auto` and
+        // `none` look alike.)
+        let sandbox = start(&unlisted);
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until {
+            if let Some(got) = answer() {
+                panic!("an unlisted port inside is reachable from the host: {got:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop(sandbox);
+        // Control: the same server, its port listed, answers on the host's loopback.
+        let sandbox = start(&listed);
+        let mut got = None;
+        wait_until("the listed port answers", Duration::from_secs(20), || {
+            got = answer().filter(|g| !g.is_empty());
+            got.is_some()
+        });
+        assert_eq!(got.as_deref(), Some("inside\n"));
+        stop(sandbox);
+    }
+);
 
 both!(an_address_only_allow_list_never_looks_a_name_up, |who| {
     // A name the payload makes up can carry data out in the DNS query itself
