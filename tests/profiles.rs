@@ -457,48 +457,106 @@ both!(the_profiles_command_runs_when_none_is_given, |who| {
     assert!(stderr(&o).contains("has no `command`"), "{}", stderr(&o));
 });
 
-#[test]
-fn profiles_are_found_in_xdg_then_etc() {
-    let test = "profiles_are_found_in_xdg_then_etc";
-    if !can_run(test, As::Root) {
-        return;
-    }
-    let name = format!("lasagna-lookup-{}", std::process::id());
-    let xdg = Scratch::new("xdg");
-    std::fs::create_dir_all(xdg.path().join("lasagna/profiles")).unwrap();
-    let etc = Path::new("/etc/lasagna/profiles");
-    let made_etc = !etc.exists();
-    std::fs::create_dir_all(etc).unwrap();
-    let etc_file = etc.join(format!("{name}.yaml"));
-    std::fs::write(&etc_file, "extends: strict\ncommand: [/bin/echo, etc]\n").unwrap();
-    struct Undo(std::path::PathBuf, bool);
-    impl Drop for Undo {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-            if self.1 {
-                let _ = std::fs::remove_dir("/etc/lasagna/profiles");
-                let _ = std::fs::remove_dir("/etc/lasagna");
-            }
+/// Profiles a test puts in /etc/lasagna/profiles, removed on drop with the directories it
+/// created there (the ones that existed before stay). One holder at a time in this test
+/// binary: one test's cleanup must not remove the directory another test is writing into.
+/// Every name put there is unique to the test and identity, never a shipped one: a file
+/// there changes the runs of everything else on the host that names it.
+struct EtcProfiles {
+    files: Vec<std::path::PathBuf>,
+    made: Vec<&'static Path>,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+}
+
+const ETC_PROFILES: &str = "/etc/lasagna/profiles";
+
+impl EtcProfiles {
+    fn new() -> EtcProfiles {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        // Innermost first: the order they are removed in.
+        let made = [Path::new(ETC_PROFILES), Path::new("/etc/lasagna")]
+            .into_iter()
+            .filter(|d| !d.exists())
+            .collect();
+        EtcProfiles {
+            files: Vec::new(),
+            made,
+            _one_at_a_time: guard,
         }
     }
-    let _undo = Undo(etc_file, made_etc);
-    let with_xdg = |xdg_dir: &Path| {
-        let mut cmd = command(As::Root, &["run", "-p", &name]);
-        cmd.env("XDG_CONFIG_HOME", xdg_dir);
+
+    /// Write `name` there (root's, 0644; the directories made here root's, 0755) and return
+    /// its path.
+    fn write(&mut self, name: &str, text: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(ETC_PROFILES).unwrap();
+        for d in &self.made {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = Path::new(ETC_PROFILES).join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        self.files.push(path.clone());
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for EtcProfiles {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        for d in &self.made {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+both!(profiles_are_found_in_xdg_then_etc, |who| {
+    let name = marker("lasagna-lookup", who);
+    let xdg = Scratch::new("xdg");
+    std::fs::create_dir_all(xdg.path().join("lasagna/profiles")).unwrap();
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "0755"])
+        .arg(xdg.path())
+        .status();
+    let mut etc = EtcProfiles::new();
+    let with_xdg = |args: &[&str]| {
+        let mut cmd = command(who, args);
+        cmd.env("XDG_CONFIG_HOME", xdg.path());
         output_within(cmd, DEADLINE)
     };
-    // Only /etc has it.
-    let o = with_xdg(xdg.path());
+    // Control: neither directory has it.
+    let o = with_xdg(&["run", "-p", &name]);
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("no profile named \"{name}\"")),
+        "{}",
+        stderr(&o)
+    );
+    // Only /etc has it: the same for root and for a user (root's file there is trusted by
+    // both, and readable by both).
+    let etc_file = etc.write(
+        &format!("{name}.yaml"),
+        "extends: strict\ncommand: [/bin/echo, etc]\n",
+    );
+    let o = with_xdg(&["run", "-p", &name]);
     assert_code(&o, 0);
     assert_eq!(stdout(&o), "etc\n");
+    let o = with_xdg(&["profiles", "which", &name]);
+    assert_eq!(stdout(&o).lines().last(), Some(etc_file.as_str()));
     // The user's directory comes first.
-    xdg.write(
+    let mine = xdg.write(
         &format!("lasagna/profiles/{name}.yaml"),
         "extends: strict\ncommand: [/bin/echo, xdg]\n",
     );
-    let o = with_xdg(xdg.path());
+    let o = with_xdg(&["run", "-p", &name]);
+    assert_code(&o, 0);
     assert_eq!(stdout(&o), "xdg\n");
-}
+    let o = with_xdg(&["profiles", "which", &name]);
+    assert_eq!(stdout(&o).lines().last(), Some(mine.as_str()));
+});
 
 // A name is looked up in the user's directory, then /etc, then among the shipped profiles
 // (README, `lasagna profiles`): a user's file named like a shipped profile is the one used.
@@ -1019,3 +1077,338 @@ fn a_warning_about_a_flag_names_the_flag() {
         stderr(&o)
     );
 }
+
+/// The home directory /etc/passwd gives `user`.
+fn passwd_home(user: &str) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[0] == user)
+        .map(|f| f[5].to_string())
+        .unwrap_or_else(|| panic!("{user} has no entry in /etc/passwd"))
+}
+
+// `${GID}`, `${HOME}`, the XDG directories and `${ENV:NAME}` are the caller's: with nothing
+// in the environment, its gid and its home from /etc/passwd, the XDG directories below that
+// home and /run/user/UID; with the environment's values, those.
+both!(variables_are_the_callers_ids_home_and_environment, |who| {
+    let dir = Scratch::new("caller-vars");
+    let p = dir.write(
+        "vars.yaml",
+        "extends: strict\nlayers:\n  process:\n    env:\n      set:\n        V_GID: \"${GID}\"\n        V_HOME: \"${HOME}\"\n        V_CONFIG: \"${XDG_CONFIG_HOME}\"\n        V_CACHE: \"${XDG_CACHE_HOME}\"\n        V_RUNTIME: \"${XDG_RUNTIME_DIR}\"\n        V_ENV: \"${ENV:LASAGNA_VARS_SET}\"\n        V_DEFAULT: \"${ENV:LASAGNA_VARS_SET:-the default}\"\n",
+    );
+    let (user, uid, gid) = match who {
+        As::Root => ("root".to_string(), 0, 0),
+        As::User => {
+            let (uid, gid) = test_user().unwrap();
+            (TEST_USER.to_string(), uid, gid)
+        }
+    };
+    let seen = |env: &[(&str, &str)]| {
+        let mut cmd = command(
+            who,
+            &[
+                "run",
+                "-p",
+                &p,
+                "--",
+                "/bin/sh",
+                "-c",
+                "echo \"$V_GID|$V_HOME|$V_CONFIG|$V_CACHE|$V_RUNTIME|$V_ENV|$V_DEFAULT\"",
+            ],
+        );
+        for k in [
+            "HOME",
+            "XDG_CONFIG_HOME",
+            "XDG_CACHE_HOME",
+            "XDG_RUNTIME_DIR",
+            "LASAGNA_VARS_SET",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.envs(env.iter().copied());
+        let o = output_within(cmd, DEADLINE);
+        assert_code(&o, 0);
+        stdout(&o)
+    };
+    // Nothing set but the variable `${ENV:...}` names: the fallbacks, from the account.
+    let home = passwd_home(&user);
+    assert_eq!(
+        seen(&[("LASAGNA_VARS_SET", "set by the caller")]),
+        format!("{gid}|{home}|{home}/.config|{home}/.cache|/run/user/{uid}|set by the caller|set by the caller\n")
+    );
+    // Control: the environment's values, where it has them, win over the fallbacks.
+    let env_home = format!("/srv/home-of-{}", who.tag());
+    assert_eq!(
+        seen(&[
+            ("HOME", env_home.as_str()),
+            ("XDG_CONFIG_HOME", "/srv/config"),
+            ("XDG_CACHE_HOME", "/srv/cache"),
+            ("XDG_RUNTIME_DIR", "/srv/run"),
+            ("LASAGNA_VARS_SET", "another value"),
+        ]),
+        format!("{gid}|{env_home}|/srv/config|/srv/cache|/srv/run|another value|another value\n")
+    );
+    // There is no `${XDG_DATA_HOME}`: an unknown variable, with the list of known ones.
+    let data = dir.write(
+        "data.yaml",
+        "extends: strict\nlayers:\n  process:\n    cwd: ${XDG_DATA_HOME}/x\n",
+    );
+    let o = run(who, &["check", &data]);
+    assert_code(&o, 1);
+    assert!(
+        stderr(&o).contains(&format!("{data}:4:10: unknown variable ${{XDG_DATA_HOME}}"))
+            && stderr(&o).contains("known: ${HOME}"),
+        "{}",
+        stderr(&o)
+    );
+    // Control: the same line with a known one checks.
+    let config = dir.write(
+        "config.yaml",
+        "extends: strict\nlayers:\n  process:\n    cwd: ${XDG_CONFIG_HOME}/x\n",
+    );
+    let o = run(who, &["check", &config]);
+    assert_code(&o, 0);
+});
+
+// With XDG_CONFIG_HOME unset, the user's profiles are in $HOME/.config/lasagna/profiles.
+both!(
+    without_xdg_config_home_profiles_are_found_under_home,
+    |who| {
+        let name = marker("lasagna-home", who);
+        let dir = Scratch::new("home-config");
+        let home = dir.path().join("home");
+        let profiles = home.join(".config/lasagna/profiles");
+        std::fs::create_dir_all(&profiles).unwrap();
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "0755"])
+            .arg(&home)
+            .status();
+        let other = Scratch::new("home-config-xdg");
+        let lookup = |xdg: Option<&Path>, args: &[&str]| {
+            let mut cmd = command(who, args);
+            cmd.env("HOME", &home);
+            match xdg {
+                Some(d) => cmd.env("XDG_CONFIG_HOME", d),
+                None => cmd.env_remove("XDG_CONFIG_HOME"),
+            };
+            output_within(cmd, DEADLINE)
+        };
+        let not_found = |o: &std::process::Output| {
+            assert_ne!(o.status.code(), Some(0), "{}", stdout(o));
+            assert!(
+                stderr(o).contains(&format!("no profile named \"{name}\"")),
+                "{}",
+                stderr(o)
+            );
+        };
+        // Control: the name without the file is not found.
+        not_found(&lookup(None, &["run", "-p", &name]));
+        let file = dir.write(
+            &format!("home/.config/lasagna/profiles/{name}.yaml"),
+            "extends: strict\ncommand: [/bin/echo, from ~/.config]\n",
+        );
+        let o = lookup(None, &["run", "-p", &name]);
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "from ~/.config\n");
+        let o = lookup(None, &["profiles", "which", &name]);
+        assert_eq!(stdout(&o).lines().last(), Some(file.as_str()));
+        // Control: with XDG_CONFIG_HOME set, ~/.config is not where profiles are looked up.
+        not_found(&lookup(Some(other.path()), &["run", "-p", &name]));
+    }
+);
+
+// A NAME.local.yaml in /etc/lasagna/profiles is merged before the user's: both apply, and
+// where they set the same thing the user's wins.
+both!(the_systems_overlay_is_merged_before_the_users, |who| {
+    let name = marker("lasagna-overlays", who);
+    let dir = Scratch::new("overlay-order");
+    let profiles = dir.path().join("xdg/lasagna/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "0755"])
+        .arg(dir.path().join("xdg"))
+        .status();
+    let env = |pairs: &str| format!("layers:\n  process:\n    env:\n      set:\n{pairs}");
+    let own = dir.write(
+        &format!("xdg/lasagna/profiles/{name}.yaml"),
+        &format!(
+            "extends: strict\n{}",
+            env("        BOTH: profile\n        ETC: none\n        USER_SET: none\n")
+        ),
+    );
+    let mut etc = EtcProfiles::new();
+    let system = etc.write(
+        &format!("{name}.local.yaml"),
+        &env("        BOTH: etc\n        ETC: etc\n"),
+    );
+    let users = dir.write(
+        &format!("xdg/lasagna/profiles/{name}.local.yaml"),
+        &env("        BOTH: user\n        USER_SET: user\n"),
+    );
+    let xdg = dir.path().join("xdg");
+    let with_xdg = |args: &[&str]| {
+        let mut cmd = command(who, args);
+        cmd.env("XDG_CONFIG_HOME", &xdg);
+        output_within(cmd, DEADLINE)
+    };
+    let seen = || {
+        let o = with_xdg(&[
+            "run",
+            "-p",
+            &name,
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo $BOTH $ETC $USER_SET",
+        ]);
+        assert_code(&o, 0);
+        o
+    };
+    let o = with_xdg(&["profiles", "which", &name]);
+    assert_code(&o, 0);
+    assert!(
+        stdout(&o).ends_with(&format!("{own}\n{system}\n{users}\n")),
+        "{}",
+        stdout(&o)
+    );
+    let o = seen();
+    assert_eq!(stdout(&o), "user etc user\n");
+    // Each overlay is named at the run.
+    for f in [&system, &users] {
+        assert!(
+            stderr(&o).contains(&format!("{name}: using {f}")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // Control: without the user's overlay the system's value is the one left.
+    std::fs::remove_file(&users).unwrap();
+    assert_eq!(stdout(&seen()), "etc etc none\n");
+    // Control: without either, the profile's own.
+    drop(etc);
+    assert_eq!(stdout(&seen()), "profile none none\n");
+});
+
+// `profiles show NAME` prints the text of the one file NAME finds, as written: not the
+// merged profile, not its overlays; an unknown name is an error that says so.
+both!(profiles_show_prints_the_file_the_name_finds, |who| {
+    let name = marker("lasagna-show", who);
+    let dir = Scratch::new("show");
+    let profiles = dir.path().join("xdg/lasagna/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "0755"])
+        .arg(dir.path().join("xdg"))
+        .status();
+    let text = "# as written, ${HOME} unexpanded\nextends: strict\ndescription: shown\n";
+    let file = dir.write(&format!("xdg/lasagna/profiles/{name}.yaml"), text);
+    dir.write(
+        &format!("xdg/lasagna/profiles/{name}.local.yaml"),
+        "description: from the overlay\n",
+    );
+    let xdg = dir.path().join("xdg");
+    let show = |xdg: &Path, name: &str| {
+        let mut cmd = command(who, &["profiles", "show", name]);
+        cmd.env("XDG_CONFIG_HOME", xdg);
+        output_within(cmd, DEADLINE)
+    };
+    let o = show(&xdg, &name);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), text);
+    // A shipped profile: its own text, the one in the source tree.
+    let empty = Scratch::new("show-empty");
+    let o = show(empty.path(), "strict");
+    assert_code(&o, 0);
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/strict.yaml"))
+            .unwrap();
+    assert_eq!(stdout(&o), shipped);
+    // Control: an unknown name prints nothing and says why.
+    let o = show(&xdg, &format!("{name}-missing"));
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains(&format!("no profile named \"{name}-missing\"")),
+        "{}",
+        stderr(&o)
+    );
+    // A file another user owns: root refuses to read it, its owner reads it.
+    let (uid, gid) = test_user().expect("the test user");
+    std::os::unix::fs::chown(&file, Some(uid), Some(gid)).unwrap();
+    let o = show(&xdg, &name);
+    match who {
+        As::Root => {
+            assert_ne!(o.status.code(), Some(0));
+            assert_eq!(stdout(&o), "");
+            assert!(
+                stderr(&o).contains(&format!(
+                    "refused as root: {file} can be changed by another user"
+                )),
+                "{}",
+                stderr(&o)
+            );
+        }
+        As::User => {
+            assert_code(&o, 0);
+            assert_eq!(stdout(&o), text);
+        }
+    }
+});
+
+// `profiles edit` checks the merged profile: an overlay that is a valid profile on its own
+// but hides a mount of the profile it adjusts is reported, at both places, with exit 1.
+both!(profiles_edit_checks_the_merged_profile, |who| {
+    let name = marker("lasagna-edit", who);
+    let dir = Scratch::new("edit-merged");
+    let owner = match who {
+        As::Root => (0, 0),
+        As::User => test_user().expect("the test user"),
+    };
+    let xdg = dir.path().join("xdg");
+    let profiles = xdg.join("lasagna/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    // The caller's own directories: `profiles edit` writes only where no one else can.
+    for d in [&xdg, &xdg.join("lasagna"), &profiles] {
+        std::os::unix::fs::chown(d, Some(owner.0), Some(owner.1)).unwrap();
+    }
+    let own = profiles.join(format!("{name}.yaml"));
+    std::fs::write(
+        &own,
+        "extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - tmpfs: /srv/inner\n",
+    )
+    .unwrap();
+    let own = own.to_string_lossy().into_owned();
+    let overlay = profiles.join(format!("{name}.local.yaml"));
+    let edit = |adds: &str| {
+        let addition = dir.write("addition.yaml", adds);
+        let mut cmd = command(who, &["profiles", "edit", &name]);
+        cmd.env("XDG_CONFIG_HOME", &xdg)
+            .env_remove("VISUAL")
+            .env("EDITOR", format!("sh -c 'cat {addition} >> \"$0\"'"));
+        output_within(cmd, DEADLINE)
+    };
+    let hides = "layers:\n  filesystem:\n    mounts:\n      - tmpfs: /srv\n";
+    // On its own the overlay's text is a valid profile.
+    let alone = dir.write("alone.yaml", &format!("extends: strict\n{hides}"));
+    let o = run(who, &["check", &alone]);
+    assert_code(&o, 0);
+    // Merged on top of the profile, its /srv hides the profile's /srv/inner. The header
+    // `edit` writes is 7 lines: the overlay's mount is on line 11.
+    let o = edit(hides);
+    assert_code(&o, 1);
+    let ov = overlay.display();
+    assert!(
+        stderr(&o).contains(&format!(
+            "{own}:5:16: mount /srv/inner would be hidden by the later mount /srv at {ov}:11:16"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // Control: an overlay that merges cleanly is accepted.
+    std::fs::remove_file(&overlay).unwrap();
+    let o = edit("layers:\n  filesystem:\n    mounts:\n      - tmpfs: /opt\n");
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), format!("{ov}\n"), "{}", stderr(&o));
+});
