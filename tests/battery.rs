@@ -512,6 +512,429 @@ both!(
     }
 );
 
+/// The weights README.md gives the checks of `lasagna score` ("kept-capabilities" is the
+/// one it leaves out; its weight is src/cli/score.rs's).
+const WEIGHTS: &[(&str, u64)] = &[
+    ("network", 2500),
+    ("host-root", 2000),
+    ("filesystem", 2000),
+    ("capabilities", 1500),
+    ("cap-sys-admin", 1500),
+    ("kept-capabilities", 500),
+    ("seccomp", 1500),
+    ("pid", 1000),
+    ("landlock", 1000),
+    ("no-new-privs", 1000),
+    ("environment", 500),
+    ("new-session", 500),
+    ("memory", 500),
+    ("pids", 500),
+    ("ipc", 300),
+    ("landlock-net", 300),
+    ("landlock-scopes", 300),
+    ("read-only-root", 300),
+    ("nofile", 200),
+    ("fsize", 200),
+    ("cpu", 200),
+    ("uts", 200),
+];
+
+fn documented_weight(check: &str) -> u64 {
+    WEIGHTS
+        .iter()
+        .find(|(id, _)| *id == check)
+        .unwrap_or_else(|| panic!("README gives no weight for {check}"))
+        .1
+}
+
+/// `lasagna score PROFILE --json` as `who`.
+fn score_json(who: As, profile: &str) -> serde_json::Value {
+    let o = run(who, &["score", profile, "--json"]);
+    assert_code(&o, 0);
+    serde_json::from_str(&stdout(&o))
+        .unwrap_or_else(|e| panic!("score {profile}: not JSON ({e}):\n{}", stdout(&o)))
+}
+
+fn findings(s: &serde_json::Value) -> &Vec<serde_json::Value> {
+    s["findings"].as_array().expect("a score has findings")
+}
+
+/// What each open check says is open, by its id.
+fn open_checks(s: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    findings(s)
+        .iter()
+        .filter_map(|f| Some((f["id"].as_str()?.into(), f["open"].as_str()?.into())))
+        .collect()
+}
+
+fn open_weight(s: &serde_json::Value) -> u64 {
+    findings(s)
+        .iter()
+        .filter(|f| !f["open"].is_null())
+        .map(|f| f["weight"].as_u64().unwrap())
+        .sum()
+}
+
+/// The exposure is the open share of the total weight on a scale of 10, to one decimal.
+#[track_caller]
+fn assert_exposure_is_the_open_share(s: &serde_json::Value) {
+    let total: u64 = WEIGHTS.iter().map(|(_, w)| w).sum();
+    let share = 10.0 * open_weight(s) as f64 / total as f64;
+    let exposure = s["exposure"].as_f64().expect("a number");
+    assert!(
+        (exposure - share).abs() <= 0.05 + 1e-9,
+        "exposure {exposure} for an open share of {share:.3}: {s:#}"
+    );
+}
+
+both!(score_gives_the_documented_figures_and_fields, |who| {
+    let dir = Scratch::new("score");
+    let ns_only = dir.write(
+        "ns-only.yaml",
+        "name: ns-only\nlayers:\n  namespaces:\n    mode: required\n",
+    );
+    // README's figures.
+    for (profile, name, exposure) in [
+        ("strict", "strict", 0.0),
+        ("base", "base", 1.4),
+        (ns_only.as_str(), "ns-only", 5.2),
+    ] {
+        let s = score_json(who, profile);
+        assert_eq!(s["version"], 1, "{s:#}");
+        assert_eq!(s["profile"], name, "{s:#}");
+        assert_eq!(s["exposure"].as_f64(), Some(exposure), "{profile}: {s:#}");
+        assert_exposure_is_the_open_share(&s);
+    }
+    // 22 checks, each once, with the documented weights, and nothing but their fields.
+    let s = score_json(who, "strict");
+    let ids: Vec<&str> = findings(&s)
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 22, "{ids:?}");
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 22, "{ids:?}");
+    // The probes `lasagna test` knows, from its refusal of an unknown one.
+    let o = run(who, &["test", "strict", "--probe", "no-such-probe"]);
+    let probes: BTreeSet<String> = stderr(&o)
+        .split_once("probes: ")
+        .unwrap_or_else(|| panic!("the refusal lists the probes: {}", stderr(&o)))
+        .1
+        .trim()
+        .split(", ")
+        .map(String::from)
+        .collect();
+    for f in findings(&s) {
+        let keys: BTreeSet<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            BTreeSet::from(["id", "weight", "open", "why", "fix", "probe"]),
+            "{f:#}"
+        );
+        let id = f["id"].as_str().unwrap();
+        assert_eq!(f["weight"].as_u64(), Some(documented_weight(id)), "{f:#}");
+        assert!(f["open"].is_null(), "strict leaves {id} open: {f:#}");
+        for text in ["why", "fix"] {
+            assert!(!f[text].as_str().unwrap().is_empty(), "{f:#}");
+        }
+        assert!(
+            probes.contains(f["probe"].as_str().unwrap()),
+            "{id} names a probe `lasagna test` does not have: {f:#}\n{probes:?}"
+        );
+    }
+    // The text: every check closed for strict, 12 open for the namespaces alone.
+    let text = stdout(&run(who, &["score", "strict"]));
+    assert!(
+        text.contains("22 of 22 checks closed; exposure 0.0 / 10"),
+        "{text}"
+    );
+    let text = stdout(&run(who, &["score", &ns_only]));
+    assert!(
+        text.contains("10 of 22 checks closed; exposure 5.2 / 10"),
+        "{text}"
+    );
+    // --threshold N exits 1 above N, not at it.
+    assert_code(&run(who, &["score", "base", "--threshold", "1.4"]), 0);
+    assert_code(&run(who, &["score", "base", "--threshold", "1.3"]), 1);
+});
+
+/// One check of `lasagna score`, shown by two profiles that differ in one setting: with it
+/// the check is closed, without it open, saying `says`.
+struct Move {
+    check: &'static str,
+    closed: &'static str,
+    open: &'static str,
+    says: &'static str,
+}
+
+/// strict with the one setting of a case changed.
+macro_rules! strict_with {
+    ($layers:expr) => {
+        concat!("extends: strict\nlayers:\n", $layers)
+    };
+}
+
+/// base with a Landlock layer that closes all three of its checks.
+const LANDLOCK_FULL: &str = "extends: base\nlayers:\n  landlock:\n    read: [/usr]\n    \
+    net:\n      bind: []\n      connect: []\n    scope: [abstract-unix-socket, signal]\n";
+
+const MOVES: &[Move] = &[
+    Move {
+        check: "network",
+        closed: "extends: strict\n",
+        open: strict_with!("  namespaces:\n    net: false\n"),
+        says: "no network namespace",
+    },
+    Move {
+        check: "network",
+        closed: strict_with!("  network:\n    net: none\n"),
+        open: strict_with!("  network:\n    net: host\n"),
+        says: "network: net: host",
+    },
+    Move {
+        check: "host-root",
+        closed: "extends: strict\n",
+        open: strict_with!("  namespaces:\n    user: false\n"),
+        says: "no user namespace, or host root allowed",
+    },
+    Move {
+        check: "host-root",
+        closed: "extends: strict\n",
+        open: strict_with!("  namespaces:\n    run-as-host-root: true\n"),
+        says: "no user namespace, or host root allowed",
+    },
+    Move {
+        check: "filesystem",
+        closed: "extends: strict\n",
+        open: strict_with!("  filesystem:\n    mode: off\n"),
+        says: "filesystem layer off",
+    },
+    Move {
+        check: "capabilities",
+        closed: "extends: strict\n",
+        open: strict_with!("  capabilities:\n    mode: off\n"),
+        says: "capabilities layer off",
+    },
+    Move {
+        check: "kept-capabilities",
+        closed: "extends: strict\n",
+        open: strict_with!("  capabilities:\n    keep: [net_bind_service]\n"),
+        says: "1 kept",
+    },
+    // One capability kept in both: only which one differs.
+    Move {
+        check: "cap-sys-admin",
+        closed: strict_with!("  capabilities:\n    keep: [net_bind_service]\n"),
+        open: strict_with!("  capabilities:\n    keep: [sys_admin]\n"),
+        says: "CAP_SYS_ADMIN kept",
+    },
+    Move {
+        check: "seccomp",
+        closed: "extends: strict\n",
+        open: strict_with!("  seccomp:\n    mode: off\n"),
+        says: "seccomp layer off",
+    },
+    // A seccomp filter needs no_new_privs (or CAP_SYS_ADMIN), so the check is open only
+    // with seccomp off too.
+    Move {
+        check: "no-new-privs",
+        closed: strict_with!("  seccomp:\n    mode: off\n"),
+        open: strict_with!("  seccomp:\n    mode: off\n  process:\n    no-new-privs: false\n"),
+        says: "no_new_privs unset",
+    },
+    Move {
+        check: "pid",
+        closed: "extends: strict\n",
+        open: strict_with!("  namespaces:\n    pid: false\n"),
+        says: "no pid namespace",
+    },
+    Move {
+        check: "landlock",
+        closed: "extends: strict\n",
+        open: strict_with!("  landlock:\n    mode: off\n"),
+        says: "landlock layer off",
+    },
+    // The session is the caller's in both: only the environment's allow-list differs.
+    Move {
+        check: "environment",
+        closed: strict_with!("  process:\n    new-session: false\n"),
+        open: strict_with!("  process:\n    mode: off\n"),
+        says: "process layer off",
+    },
+    Move {
+        check: "new-session",
+        closed: "extends: strict\n",
+        open: strict_with!("  process:\n    new-session: false\n"),
+        says: "same session",
+    },
+    // strict's nproc rlimit keeps the process check closed without cgroups.
+    Move {
+        check: "memory",
+        closed: "extends: strict\n",
+        open: strict_with!("  cgroups:\n    mode: off\n"),
+        says: "no memory limit",
+    },
+    Move {
+        check: "memory",
+        closed: strict_with!("  cgroups:\n    mode: off\n  rlimits:\n    as: 4G\n"),
+        open: strict_with!("  cgroups:\n    mode: off\n"),
+        says: "no memory limit",
+    },
+    Move {
+        check: "pids",
+        closed: strict_with!("  cgroups:\n    mode: off\n"),
+        open: strict_with!("  cgroups:\n    mode: off\n  rlimits:\n    nproc: unlimited\n"),
+        says: "no process limit",
+    },
+    Move {
+        check: "pids",
+        closed: "extends: base\nlayers:\n  cgroups:\n    pids:\n      max: 1024\n",
+        open: "extends: base\n",
+        says: "no process limit",
+    },
+    Move {
+        check: "ipc",
+        closed: "extends: strict\n",
+        open: strict_with!("  namespaces:\n    ipc: false\n"),
+        says: "no ipc namespace",
+    },
+    Move {
+        check: "landlock-net",
+        closed: LANDLOCK_FULL,
+        open: "extends: base\nlayers:\n  landlock:\n    read: [/usr]\n    \
+            scope: [abstract-unix-socket, signal]\n",
+        says: "no TCP rules",
+    },
+    Move {
+        check: "landlock-scopes",
+        closed: LANDLOCK_FULL,
+        open: "extends: base\nlayers:\n  landlock:\n    read: [/usr]\n    \
+            net:\n      bind: []\n      connect: []\n",
+        says: "no scopes",
+    },
+    Move {
+        check: "landlock-scopes",
+        closed: LANDLOCK_FULL,
+        open: "extends: base\nlayers:\n  landlock:\n    read: [/usr]\n    \
+            net:\n      bind: []\n      connect: []\n    scope: []\n",
+        says: "no scopes",
+    },
+    Move {
+        check: "read-only-root",
+        closed: "extends: strict\n",
+        open: strict_with!("  filesystem:\n    read-only-root: false\n"),
+        says: "writable root",
+    },
+    Move {
+        check: "nofile",
+        closed: "extends: strict\n",
+        open: strict_with!("  rlimits:\n    nofile: unlimited\n"),
+        says: "no nofile limit",
+    },
+    Move {
+        check: "fsize",
+        closed: "extends: strict\n",
+        open: strict_with!("  rlimits:\n    fsize: unlimited\n"),
+        says: "no fsize limit",
+    },
+    Move {
+        check: "cpu",
+        closed: "extends: strict\n",
+        open: strict_with!("  rlimits:\n    cpu: unlimited\n"),
+        says: "no CPU limit",
+    },
+    Move {
+        check: "cpu",
+        closed: strict_with!("  rlimits:\n    cpu: unlimited\n  process:\n    timeout: 1h\n"),
+        open: strict_with!("  rlimits:\n    cpu: unlimited\n"),
+        says: "no CPU limit",
+    },
+    // strict sets a hostname, which needs the uts namespace: the namespaces alone do not.
+    Move {
+        check: "uts",
+        closed: "layers:\n  namespaces:\n    mode: required\n",
+        open: "layers:\n  namespaces:\n    mode: required\n    uts: false\n",
+        says: "no uts namespace",
+    },
+];
+
+both!(score_moves_by_each_checks_weight_and_says_why, |who| {
+    let dir = Scratch::new("score");
+    for (n, m) in MOVES.iter().enumerate() {
+        let file = |side: &str, body: &str| {
+            dir.write(
+                &format!("{n}-{side}.yaml"),
+                &format!("name: {}-{n}-{side}\n{body}", m.check),
+            )
+        };
+        let (closed, open) = (file("closed", m.closed), file("open", m.open));
+        let (before, after) = (score_json(who, &closed), score_json(who, &open));
+        let case = format!("{} (case {n})", m.check);
+        let mut moved = open_checks(&after);
+        assert_eq!(
+            moved.remove(m.check).as_deref(),
+            Some(m.says),
+            "{case}: the open profile's check says what is open: {after:#}"
+        );
+        // Nothing else moves: the two profiles differ in this one setting.
+        assert_eq!(moved, open_checks(&before), "{case}: other checks moved");
+        let weight = documented_weight(m.check);
+        assert_eq!(
+            open_weight(&after) - open_weight(&before),
+            weight,
+            "{case}: the score moves by the check's weight"
+        );
+        assert_exposure_is_the_open_share(&before);
+        assert_exposure_is_the_open_share(&after);
+        assert!(
+            after["exposure"].as_f64() > before["exposure"].as_f64(),
+            "{case}: {} -> {}",
+            before["exposure"],
+            after["exposure"]
+        );
+        // The text names the check with its weight, what is open and why, the fix and
+        // the probe that shows it; the closed profile's text does not name it.
+        let f = findings(&after)
+            .iter()
+            .find(|f| f["id"] == m.check)
+            .unwrap();
+        let head = format!("  {weight:>5}  {:<18} ", m.check);
+        let line = format!(
+            "{head}{}: {}\n         fix: {}   (shown by: lasagna test --probe {})\n",
+            m.says,
+            f["why"].as_str().unwrap(),
+            f["fix"].as_str().unwrap(),
+            f["probe"].as_str().unwrap()
+        );
+        let text = stdout(&run(who, &["score", &open]));
+        assert!(text.contains(&line), "{case}: no\n{line}in\n{text}");
+        let text = stdout(&run(who, &["score", &closed]));
+        assert!(
+            !text.lines().any(|l| l.starts_with(&head)),
+            "{case}: the closed check is listed:\n{text}"
+        );
+    }
+    // With the filter on, no_new_privs unset is no opening: the kernel installs a seccomp
+    // filter only with no_new_privs set (or CAP_SYS_ADMIN, which the payload lacks).
+    let p = dir.write(
+        "nnp-off.yaml",
+        concat!(
+            "name: nnp-off\n",
+            strict_with!("  process:\n    no-new-privs: false\n")
+        ),
+    );
+    assert_eq!(open_checks(&score_json(who, &p)), Default::default());
+    // Every check of the score has a case.
+    let checks: BTreeSet<String> = findings(&score_json(who, "strict"))
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect();
+    let cased: BTreeSet<String> = MOVES.iter().map(|m| m.check.to_string()).collect();
+    assert_eq!(
+        checks, cased,
+        "checks without a case, or cases without a check"
+    );
+});
+
 both!(another_local_user_cannot_forge_a_canary, |who| {
     // The write and create probes judge a run by whether their canary on the host changed.
     // Another local user who could change it would make a probe read "through" when the
