@@ -323,17 +323,23 @@ impl Drop for HostNames {
     }
 }
 
+/// The host pids of a run's init (lasagna's child) and payload (init's child), once the
+/// payload has exec'd `/bin/sleep`.
+fn init_and_sleeping_payload(lasagna: u32) -> (i32, i32) {
+    let init = first_child(lasagna);
+    let payload = first_child(init as u32);
+    wait_until("the payload execs sleep", Duration::from_secs(10), || {
+        let cmd = std::fs::read(format!("/proc/{payload}/cmdline")).unwrap_or_default();
+        cmd.starts_with(b"/bin/sleep\0")
+    });
+    (init, payload)
+}
+
 /// The host's view of a running payload: the `Uid:`, `Gid:` and `Groups:` lines of
 /// `/proc/PID/status` of lasagna's init's child (the payload), once it has exec'd `sleep`.
 fn payload_ids_on_the_host(lasagna: u32) -> (String, String, String) {
-    let init = first_child(lasagna);
-    let payload = first_child(init as u32);
-    let mut status = String::new();
-    wait_until("the payload execs sleep", Duration::from_secs(10), || {
-        let cmd = std::fs::read(format!("/proc/{payload}/cmdline")).unwrap_or_default();
-        status = std::fs::read_to_string(format!("/proc/{payload}/status")).unwrap_or_default();
-        cmd.starts_with(b"/bin/sleep\0")
-    });
+    let (_, payload) = init_and_sleeping_payload(lasagna);
+    let status = std::fs::read_to_string(format!("/proc/{payload}/status")).unwrap();
     let line = |key: &str| {
         status
             .lines()
@@ -608,3 +614,229 @@ fn host_uid_auto_without_a_pid_namespace_is_refused() {
     let q = profile(&dir, "auto.yaml", "  namespaces:\n    host-uid: auto\n");
     assert_code(&run(As::Root, &["run", "-p", &q, "--", "/bin/true"]), 0);
 }
+
+// ---- the README's security notes ---------------------------------------------------------
+
+/// The uid that owns `/proc/PID/FILE`: the process's euid while it is dumpable, root once it
+/// is not (proc(5), "PR_SET_DUMPABLE").
+fn proc_owner(pid: i32, file: &str) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/{file}"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/{file}: {e}"))
+        .uid()
+}
+
+both!(init_is_not_dumpable, |who| {
+    // Inside, the payload tries init's environment and memory, then reads its own.
+    let inside = "for f in environ mem; do head -c1 /proc/1/$f 2>&1 >/dev/null; done; \
+                  head -c1 /proc/self/environ >/dev/null && echo own environ read; \
+                  exec /bin/sleep 30";
+    let lasagna = spawn(who, &["run", "-p", "strict", "--", "/bin/sh", "-c", inside]);
+    let (init, payload) = init_and_sleeping_payload(lasagna.id());
+    // On the host the kernel gives a non-dumpable process's /proc files to root; the
+    // payload (the control: dumpable, the same host uid as init) keeps its own uid on them.
+    let uid_of = |pid: i32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+    };
+    let host_uid = uid_of(payload);
+    assert_ne!(host_uid, 0, "the payload runs as an unprivileged host uid");
+    assert_eq!(
+        uid_of(init),
+        host_uid,
+        "init runs as the payload's host uid"
+    );
+    for file in ["environ", "mem", "fd"] {
+        assert_eq!(proc_owner(init, file), 0, "init's {file}: non-dumpable");
+        assert_eq!(proc_owner(payload, file), host_uid, "the payload's {file}");
+    }
+    if who == As::User {
+        // The caller's own uid, on the host, reads the payload's environment but not
+        // init's. (As root the run's host uid is 65534 inside a user namespace root owns,
+        // which may read neither, so there is no control for that read.)
+        let read = |pid: i32| {
+            let path = format!("/proc/{pid}/environ");
+            output_within(as_who(who, &["head", "-c1", &path]), DEADLINE)
+        };
+        let o = read(init);
+        assert_code(&o, 1);
+        assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+        assert_code(&read(payload), 0);
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lasagna.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = lasagna.output_within(DEADLINE);
+    assert_eq!(
+        stdout(&o),
+        "head: cannot open '/proc/1/environ' for reading: Permission denied\n\
+         head: cannot open '/proc/1/mem' for reading: Permission denied\n\
+         own environ read\n",
+        "{}",
+        stderr(&o)
+    );
+});
+
+#[test]
+fn roots_supplementary_groups_are_dropped() {
+    let test = "roots_supplementary_groups_are_dropped";
+    if !can_run(test, As::Root) {
+        return;
+    }
+    // Two groups no name stands for; a file only the first may read. The payload runs as
+    // host uid 65534, with a user namespace (where setgroups is denied, so the supervisor
+    // drops them) and without one (where the child drops them with its uid switch).
+    let group = 2_900_000_000 + std::process::id() % 100_000;
+    let groups = format!("{group},{}", group + 1);
+    let dir = Scratch::new("groups");
+    let secret = dir.write("secret", "for the group\n");
+    let chown = Command::new("chown")
+        .arg(format!("0:{group}"))
+        .arg(&secret)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let chmod = Command::new("chmod").arg("0040").arg(&secret).status();
+    assert!(chmod.unwrap().success());
+    let no_userns = profile(&dir, "no-userns.yaml", "  namespaces:\n    user: false\n");
+    let probe = "grep ^Groups: /proc/self/status; cat /e/secret 2>&1";
+    let bind = format!("{}:/e", dir.path().display());
+    for p in ["strict", no_userns.as_str()] {
+        let mut cmd = vec!["setpriv", "--groups", &groups, "--"];
+        let lasagna = bin();
+        cmd.extend([lasagna.as_str(), "run", "-p", p, "--ro-bind", &bind]);
+        cmd.extend(["--", "/bin/sh", "-c", probe]);
+        let o = output_within(as_who(As::Root, &cmd), DEADLINE);
+        assert_code(&o, 1);
+        let out = stdout(&o);
+        let mut lines = out.lines();
+        assert_eq!(
+            lines.next().map(str::trim_end),
+            Some("Groups:"),
+            "{p}: {out}"
+        );
+        assert_eq!(
+            lines.next(),
+            Some("cat: /e/secret: Permission denied"),
+            "{p}: {out}"
+        );
+    }
+    // Control: lasagna's parent had both groups, and with them host uid 65534 reads the file.
+    let o = output_within(
+        as_who(
+            As::Root,
+            &[
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--groups",
+                &groups,
+                "--",
+                "/bin/sh",
+                "-c",
+                &format!("grep ^Groups: /proc/self/status; cat {secret}"),
+            ],
+        ),
+        DEADLINE,
+    );
+    assert_code(&o, 0);
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")),
+        Some(format!("Groups: {group} {}", group + 1)),
+        "{out}"
+    );
+    assert_eq!(lines.next(), Some("for the group"), "{out}");
+}
+
+both!(proc_irq_bus_and_fs_are_read_only, |who| {
+    // A chmod to a path's own mode changes nothing even where it succeeds. The kernel
+    // checks the mount (EROFS) before the owner (EPERM), so the error names the layer:
+    // read-only mounts inside, and without the filesystem layer the host's /proc, whose
+    // owner check refuses the payload. /proc itself, the same proc inside, is the control
+    // within the run.
+    let mut paths = vec!["/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs"];
+    if std::path::Path::new("/proc/sysrq-trigger").exists() {
+        paths.push("/proc/sysrq-trigger");
+    }
+    let script = "import errno, os, stat, sys\n\
+        for p in sys.argv[1:]:\n\
+        \x20 try:\n\
+        \x20   os.chmod(p, stat.S_IMODE(os.stat(p).st_mode))\n\
+        \x20   print(p, 'changed')\n\
+        \x20 except OSError as e:\n\
+        \x20   print(p, errno.errorcode[e.errno])\n";
+    let mut cmd = vec!["python3", "-c", script];
+    cmd.extend(&paths);
+    cmd.push("/proc");
+    let c = Contrast::run(who, &["-p", "strict"], &["--without", "filesystem"], &cmd);
+    let expect = |errno: &str| {
+        let mut out: String = paths.iter().map(|p| format!("{p} {errno}\n")).collect();
+        out.push_str("/proc EPERM\n");
+        out
+    };
+    c.prints(&expect("EROFS"), &expect("EPERM"));
+});
+
+/// A tmpfs the test mounts on the host at `path` (world-writable), unmounted on drop.
+struct HostTmpfs(std::path::PathBuf);
+
+impl HostTmpfs {
+    fn mount(path: std::path::PathBuf) -> HostTmpfs {
+        std::fs::create_dir_all(&path).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m,mode=1777", "lasagna-test"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        HostTmpfs(path)
+    }
+}
+
+impl Drop for HostTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+both!(read_only_binds_are_read_only_below_too, |who| {
+    if !nix::unistd::geteuid().is_root() {
+        skip(
+            "read_only_binds_are_read_only_below_too",
+            "needs root to mount a tmpfs on the host",
+        );
+        return;
+    }
+    // A host directory with a writable tmpfs mounted below it. Bound read-only, the
+    // submount is read-only too (its mount options, and a write refused); bound writable
+    // (the control), the same write lands in the host's tmpfs. Landlock is off in both:
+    // it gives a read-only bind no write right, and would refuse the write on its own.
+    let dir = Scratch::new("ro-rec");
+    let sub = HostTmpfs::mount(dir.path().join("sub"));
+    let bind = format!("{}:/e", dir.path().display());
+    let probe = "grep ' /e/sub ' /proc/self/mountinfo | cut -d' ' -f6 | cut -d, -f1; \
+                 touch /e/sub/f 2>&1 | grep -o 'Read-only file system'; \
+                 [ -e /e/sub/f ] && echo written; true";
+    let c = Contrast::of(
+        who,
+        &["-p", "strict", "--without", "landlock", "--ro-bind", &bind],
+        &["-p", "strict", "--without", "landlock", "--bind", &bind],
+        &["/bin/sh", "-c", probe],
+    );
+    c.prints("ro\nRead-only file system\n", "rw\nwritten\n");
+    assert!(
+        sub.0.join("f").exists(),
+        "the write reached the host's tmpfs"
+    );
+});
