@@ -142,6 +142,8 @@ pub struct ChildFds {
     /// `net: proxy`: the child's end of the socketpair the listener is passed out on;
     /// closed once sent (step 4e).
     pub proxy: Option<OwnedFd>,
+    /// As root: the idmapped binds' trees (step 1), attached in 4f and closed then.
+    pub trees: Vec<OwnedFd>,
 }
 
 /// Why a plan could not be armed: each names what the user gave that cannot be used.

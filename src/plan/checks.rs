@@ -22,7 +22,13 @@ pub fn warnings(plan: &Plan) -> Vec<String> {
             out.extend(landlock_gaps(&fs.ops, &fs.locs, ll));
         }
         if let Some((uid, gid)) = payload_host_ids(plan) {
-            out.extend(unwritable_sources(&fs.ops, &fs.locs, uid, gid));
+            out.extend(unwritable_sources(
+                &fs.ops,
+                &fs.locs,
+                uid,
+                gid,
+                &idmapped(plan),
+            ));
         }
         if fs.unprotect.contains(&Guard::LasagnaConfig) {
             out.extend(config_under_writable(&fs.ops, &fs.locs));
@@ -166,8 +172,26 @@ fn payload_host_ids(plan: &Plan) -> Option<(u32, u32)> {
         .filter(|(uid, _)| *uid != 0)
 }
 
-/// Writable binds whose host source the payload's host uid cannot write (owner and mode).
-fn unwritable_sources(ops: &[Op], locs: &[Loc], uid: u32, gid: u32) -> Vec<String> {
+/// The sandbox paths of the binds this run idmaps: the payload writes there as the owner.
+fn idmapped(plan: &Plan) -> Vec<SandboxPath> {
+    use crate::layers::filesystem::view::What;
+    plan.filesystem
+        .iter()
+        .flat_map(|fs| &fs.entries)
+        .filter(|e| matches!(e.what, What::Bind { idmap: Some(_), .. }))
+        .map(|e| e.target.clone())
+        .collect()
+}
+
+/// Writable binds whose host source the payload's host uid cannot write (owner and mode);
+/// an idmapped bind is written as its owner.
+fn unwritable_sources(
+    ops: &[Op],
+    locs: &[Loc],
+    uid: u32,
+    gid: u32,
+    idmapped: &[SandboxPath],
+) -> Vec<String> {
     let mut out = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let Op::Bind {
@@ -179,6 +203,9 @@ fn unwritable_sources(ops: &[Op], locs: &[Loc], uid: u32, gid: u32) -> Vec<Strin
         else {
             continue;
         };
+        if idmapped.contains(target) {
+            continue;
+        }
         // Advisory only (the launch opens sources by descriptor, without following links):
         // a stat of the path itself is enough, and a link is left to the launch.
         let Ok(meta) = std::fs::symlink_metadata(source.as_str()) else {

@@ -8,6 +8,7 @@
 
 mod checks;
 mod identity;
+mod idmap;
 #[cfg(test)]
 mod tests;
 
@@ -679,6 +680,7 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
         warnings: Vec::new(),
     };
     identity_notes(&mut plan, profile, host);
+    idmap::decide(&mut plan);
     plan.warnings = checks::warnings(&plan);
     plan
 }

@@ -24,7 +24,8 @@ pub fn flag_loc(n: usize) -> Loc {
 #[derive(Debug, Clone, Default)]
 pub struct Overlay {
     /// (source on the host, target inside, read-only), in the order given.
-    pub binds: Vec<(String, String, bool)>,
+    /// (source, target, read-only, idmap when not the entry's default).
+    pub binds: Vec<(String, String, bool, Option<bool>)>,
     pub tmpfs: Vec<String>,
     /// The working directory inside (`--bind-cwd`).
     pub cwd: Option<String>,
@@ -71,7 +72,7 @@ impl Overlay {
             src.clone()
         };
         self.note(format!("{flag} {spec}"));
-        self.binds.push((src, dst, read_only));
+        self.binds.push((src, dst, read_only, None));
         Ok(())
     }
 
@@ -94,7 +95,14 @@ impl Overlay {
             std::env::current_dir().map_err(|e| format!("{flag}: the working directory: {e}"))?;
         let cwd = path(flag, &cwd.to_string_lossy())?;
         self.note(flag.to_string());
-        self.binds.push((cwd.clone(), cwd.clone(), read_only));
+        // The caller's own directory: idmapped even read-only, so that the payload (git)
+        // sees a directory it owns.
+        self.binds.push((
+            cwd.clone(),
+            cwd.clone(),
+            read_only,
+            read_only.then_some(true),
+        ));
         self.cwd = Some(cwd);
         Ok(())
     }
@@ -194,10 +202,11 @@ impl Overlay {
             }
             let mut fs = filesystem::Section::default();
             let mut ll = landlock::Section::default();
-            for (i, (src, dst, ro)) in self.binds.iter().enumerate() {
+            for (i, (src, dst, ro, idmap)) in self.binds.iter().enumerate() {
                 let loc = self.bind_loc(i);
                 let mut e = filesystem::MountEntry {
                     source: Some(at(src.clone(), loc)),
+                    idmap: *idmap,
                     ..Default::default()
                 };
                 if *ro {

@@ -73,7 +73,7 @@ fn setup<'a>(armed: &'a Armed, fds: &mut ChildFds) -> Result<Option<OwnedFd>, Ch
     }
     // 4b. Keep only our pipes, stdio and the fds the profile passes: everything else the
     //     supervisor inherited stays outside.
-    let mut keep = [-1i32; MAX_PASS_FDS + 5];
+    let mut keep = [-1i32; MAX_PASS_FDS + 5 + filesystem::idmap::MAX_TREES];
     keep[0] = fds.release.as_raw_fd();
     keep[1] = fds.status.as_raw_fd();
     keep[2] = fds.result.as_raw_fd();
@@ -81,6 +81,9 @@ fn setup<'a>(armed: &'a Armed, fds: &mut ChildFds) -> Result<Option<OwnedFd>, Ch
     keep[4] = fds.denials.as_ref().map_or(-1, |p| p.as_raw_fd());
     for (slot, fd) in keep[5..].iter_mut().zip(&armed.pass_fds) {
         *slot = *fd;
+    }
+    for (slot, fd) in keep[5 + MAX_PASS_FDS..].iter_mut().zip(&fds.trees) {
+        *slot = fd.as_raw_fd();
     }
     close_all_but(&mut keep).step(At::CloseInherited, "close inherited fds")?;
     // 4c. Wait until the supervisor wrote the uid/gid maps (and attached the cgroup).
@@ -137,8 +140,10 @@ fn setup<'a>(armed: &'a Armed, fds: &mut ChildFds) -> Result<Option<OwnedFd>, Ch
     }
     // 4f. The filesystem view, ending in pivot_root with the old root detached.
     if let Some(fs) = &armed.filesystem {
-        filesystem::child_apply(fs)?;
+        filesystem::child_apply(fs, &fds.trees)?;
     }
+    //     The trees are attached: their descriptors never reach the payload.
+    fds.trees.clear();
     // 4g. The supervisor attached us to the cgroup while we built the filesystem (a v1
     //     attach can wait for an RCU grace period); the payload must start inside it.
     //     A credential change (the uid switch above) clears the parent-death signal, so

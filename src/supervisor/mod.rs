@@ -208,6 +208,26 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
                 .map_err(LaunchError::HostFs)?,
         )
     };
+    //    As root, the idmapped binds' trees: only init's user namespace may idmap a host
+    //    filesystem, so the supervisor makes them and the child attaches them.
+    let trees = match (&armed.filesystem, armed.host_owner) {
+        (Some(fs), Some(payload)) if !fs.trees.is_empty() => {
+            let one = match sys::OneThread::check() {
+                Ok(one) => one,
+                Err(sys::NotOneThread::Threads(n)) => return Err(LaunchError::Threads(n)),
+                Err(sys::NotOneThread::Unknown(e)) => return Err(sys_err("count threads")(e)),
+            };
+            let mut warnings = Vec::new();
+            let trees = filesystem::idmap::make_trees(&fs.trees, payload, &one, &mut warnings)
+                .map_err(LaunchError::HostFs)?;
+            for w in warnings {
+                eprintln!("lasagna: warning: {w}");
+            }
+            Some(trees)
+        }
+        _ => None,
+    };
+    let mut trees = trees;
     //    The cgroup and its limits exist before the payload's first instruction. Our own
     //    stale cgroups (a supervisor that was SIGKILLed) are swept first.
     let mut cgroup = match &armed.cgroup {
@@ -313,6 +333,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
                         cgroup_join,
                         proxy: proxy_theirs,
                         denials: denials_theirs,
+                        trees: trees.take().unwrap_or_default(),
                     },
                     one,
                 )
@@ -324,6 +345,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     drop(result_w);
     drop(proxy_theirs);
     drop(denials_theirs);
+    drop(trees.take());
     let mut sandbox = Sandbox {
         init: child,
         pidfd,

@@ -15,7 +15,7 @@ pub mod seccomp;
 
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::wait::WaitStatus;
@@ -202,6 +202,7 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const AT_RECURSIVE: u32 = 0x8000;
 
 #[repr(C)]
@@ -732,6 +733,89 @@ pub fn mount_setattr_fd(tree: BorrowedFd<'_>, set: u64) -> Result<(), Errno> {
         )
     };
     Errno::result(ret).map(drop)
+}
+
+/// Idmap a detached tree from `open_tree_clone_fd`, and every mount in it, through the user
+/// namespace `userns` (`mount_setattr` with MOUNT_ATTR_IDMAP, Linux 5.12), setting `set`
+/// beside it. The caller must hold CAP_SYS_ADMIN over the filesystem's user namespace
+/// (init's, for a host filesystem); EINVAL: the filesystem cannot be idmapped.
+pub fn mount_setattr_idmap_fd(
+    tree: BorrowedFd<'_>,
+    set: u64,
+    userns: BorrowedFd<'_>,
+) -> Result<(), Errno> {
+    let mut attr = MountAttr {
+        attr_set: set | MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: `tree` and `userns` are open fds, the path is an empty C string
+    // (AT_EMPTY_PATH) and `attr` a valid struct of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as u32 | AT_RECURSIVE,
+            &mut attr as *mut MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// A user namespace with these one-line id maps (`inside outside 1`), held by its
+/// descriptor only: a child is cloned into a new user namespace, the maps are written
+/// for it, its namespace is opened, and it is killed and reaped. The namespace lives as
+/// long as the descriptor (an idmapped mount keeps its own reference).
+pub fn userns_with_maps(
+    one: &OneThread,
+    uid_map: (u32, u32),
+    gid_map: (u32, u32),
+) -> Result<OwnedFd, Errno> {
+    let (hold_r, hold_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (pid, pidfd) = match clone_fork(one, libc::CLONE_NEWUSER as u64, None)? {
+        Forked::Child(_) => {
+            // Wait for the parent to be done with this namespace (EOF), then leave. Only
+            // a read and _exit: nothing here allocates or locks.
+            drop(hold_w);
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(hold_r.as_fd(), &mut b);
+            exit_now(0)
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(hold_r);
+    let done = |r: Result<OwnedFd, Errno>| {
+        let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        drop(hold_w);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        r
+    };
+    let write = |file: &str, text: String| -> Result<(), Errno> {
+        let path =
+            CString::new(format!("/proc/{}/{file}", pid.as_raw())).map_err(|_| Errno::EINVAL)?;
+        let f = nix::fcntl::open(
+            path.as_c_str(),
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        write_all(f.as_fd(), text.as_bytes())
+    };
+    let made = (|| {
+        write("uid_map", format!("{} {} 1\n", uid_map.0, uid_map.1))?;
+        write("setgroups", "deny".to_string())?;
+        write("gid_map", format!("{} {} 1\n", gid_map.0, gid_map.1))?;
+        let path =
+            CString::new(format!("/proc/{}/ns/user", pid.as_raw())).map_err(|_| Errno::EINVAL)?;
+        nix::fcntl::open(
+            path.as_c_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+    })();
+    done(made)
 }
 
 /// Attach the detached tree `tree` onto the directory or file `onto` was opened on

@@ -82,7 +82,7 @@ fn bind_tree(path: &CStr, expect: Option<(u64, u64)>, attrs: u64) -> Result<Owne
     Ok(tree)
 }
 
-fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
+fn run_step<'a>(step: &'a Step, trees: &[OwnedFd]) -> Result<(), ChildError<'a>> {
     match step {
         Step::Mkdir { path, perms } => {
             mkdir_ok(path, *perms).step_on(LAYER, "create directory", path.to_bytes())
@@ -94,7 +94,21 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
             target,
             attrs,
             optional,
+            tree,
         } => {
+            // An idmapped bind: the supervisor made the tree, with its attributes.
+            if let Some(i) = tree {
+                let tree = trees.get(*i).ok_or_else(|| {
+                    ChildError::new(LAYER, "find the idmapped tree", Errno::EBADF)
+                        .with_detail(source.to_bytes())
+                })?;
+                let onto = open_target(target)?;
+                return sys::move_mount_fd(tree.as_fd(), onto.as_fd()).step_on(
+                    LAYER,
+                    "attach idmapped bind",
+                    target.to_bytes(),
+                );
+            }
             let tree = match bind_tree(source, *expect, *attrs) {
                 Ok(tree) => tree,
                 Err(Errno::ENOENT) if *optional => return Ok(()),
@@ -226,8 +240,9 @@ fn run_step(step: &Step) -> Result<(), ChildError<'_>> {
 }
 
 /// Child side: build the new root and switch into it. Runs in the child's own mount
-/// namespace with CAP_SYS_ADMIN over it.
-pub fn child_apply(prep: &Prepared) -> Result<(), ChildError<'_>> {
+/// namespace with CAP_SYS_ADMIN over it. `trees`: the idmapped binds' trees
+/// ([`super::idmap::make_trees`]), inherited from the supervisor.
+pub fn child_apply<'a>(prep: &'a Prepared, trees: &[OwnedFd]) -> Result<(), ChildError<'a>> {
     // 1. Nothing we mount may propagate back to the host (CVE-2025-52881 class).
     mount(
         None::<&str>,
@@ -264,7 +279,7 @@ pub fn child_apply(prep: &Prepared) -> Result<(), ChildError<'_>> {
     .step(LAYER, "mount root tmpfs")?;
     // 4. The profile's mounts, then /proc and /dev, in order.
     for step in &prep.steps {
-        run_step(step)?;
+        run_step(step, trees)?;
     }
     // 5. Detach the host tree: from here no path leads back to it.
     umount2(c"/oldroot", MntFlags::MNT_DETACH).step(LAYER, "detach old root")?;

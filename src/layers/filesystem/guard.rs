@@ -85,13 +85,14 @@ impl FsPlan {
     ) {
         for k in 0..self.entries.len() {
             let entry = &self.entries[k];
-            let (source, dir, access) = match &entry.what {
+            let (source, dir, access, idmap) = match &entry.what {
                 What::Bind {
                     source,
                     dir,
                     access,
+                    idmap,
                     ..
-                } if *access != BindAccess::ReadOnly => (source.clone(), *dir, *access),
+                } if *access != BindAccess::ReadOnly => (source.clone(), *dir, *access, *idmap),
                 _ => continue,
             };
             let target = entry.target.clone();
@@ -133,6 +134,7 @@ impl FsPlan {
                 source: &source,
                 target: &target,
                 access,
+                idmap,
             };
             let names: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
             let walked = self.walk_guarded(&bind, &names, class, mask_missing, extra, planned);
@@ -218,6 +220,7 @@ impl FsPlan {
                         expect: Some(c.meta),
                         dir: true,
                         access: bind.access,
+                        idmap: bind.idmap,
                     };
                     add(extra, bind.index, entry(&inside, on_the_way, &host));
                     node = Rc::new(c);
@@ -229,6 +232,7 @@ impl FsPlan {
                         expect: Some(c.meta),
                         dir: c.kind() == Kind::Dir,
                         access: leaf_access,
+                        idmap: None,
                     };
                     add(extra, bind.index, entry(&inside, what, &host));
                     self.kept.push(Kept {
@@ -288,11 +292,13 @@ impl FsPlan {
                     else {
                         continue;
                     };
+                    // Made for the payload and owned by its host uid: bound as it is.
                     let created = What::Bind {
                         source: dir.clone(),
                         expect: None,
                         dir: true,
                         access: bind.access,
+                        idmap: None,
                     };
                     add(extra, bind.index, entry(&at, created, dir));
                 }
@@ -330,6 +336,8 @@ struct Bound<'a> {
     source: &'a Path,
     target: &'a SandboxPath,
     access: BindAccess,
+    /// The writable bind's idmap, which the directories bound again below it keep.
+    idmap: Option<(u32, u32)>,
 }
 
 fn entry(target: &SandboxPath, what: What, host: &Path) -> Entry {

@@ -11,6 +11,7 @@
 //!   host through descriptors ([`crate::hostfs`]), every mount point placed (on lasagna's
 //!   own tmpfs, or in a bound host directory), what must be created on the host, and how a
 //!   path inside the sandbox maps to the host (for Landlock's rule paths);
+//! - [`idmap`]: as root, the idmapped binds' trees, made by the supervisor before the clone;
 //! - [`host`]: the supervisor's only writes to host directories (mount points a profile
 //!   needs inside a bound directory), through descriptors, undone after the run;
 //! - [`apply`]: the child side, run between clone and execve on what [`prepare`] made;
@@ -20,6 +21,7 @@ pub mod apply;
 pub mod explain;
 mod guard;
 pub mod host;
+pub mod idmap;
 mod plan;
 mod section;
 #[cfg(test)]

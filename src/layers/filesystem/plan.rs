@@ -109,6 +109,9 @@ pub(super) enum Step {
         target: CString,
         attrs: u64,
         optional: bool,
+        /// An idmapped bind: the index of its tree among those the supervisor made
+        /// ([`super::idmap`]), attached as it is instead of `source`.
+        tree: Option<usize>,
     },
     /// A new tmpfs with these fsconfig options onto `target`.
     Tmpfs {
@@ -149,6 +152,8 @@ pub(super) enum Step {
 pub struct Prepared {
     pub(super) steps: Vec<Step>,
     pub(super) read_only_root: bool,
+    /// The idmapped binds, whose trees the supervisor makes before the clone.
+    pub trees: Vec<super::idmap::TreeSpec>,
 }
 
 pub(super) fn c(s: &str) -> CString {
@@ -191,7 +196,9 @@ pub fn prepare(plan: &FsPlan, required: bool) -> Prepared {
         target: c(&target),
         attrs,
         optional,
+        tree: None,
     };
+    let mut trees = Vec::new();
     // /proc and /dev first, so that a profile mount below them (a dev-bind of /dev/fuse,
     // a mask in /proc) lands on top instead of being hidden.
     if plan.proc {
@@ -294,6 +301,7 @@ pub fn prepare(plan: &FsPlan, required: bool) -> Prepared {
                 expect,
                 dir,
                 access,
+                idmap,
             } => {
                 if own {
                     steps.push(if *dir {
@@ -312,12 +320,22 @@ pub fn prepare(plan: &FsPlan, required: bool) -> Prepared {
                     BindAccess::ReadWrite => nosuid_nodev,
                     BindAccess::Devices => sys::MOUNT_ATTR_NOSUID,
                 };
+                let tree = idmap.map(|owner| {
+                    trees.push(super::idmap::TreeSpec {
+                        source: source.clone(),
+                        expect: *expect,
+                        owner,
+                        attrs,
+                    });
+                    trees.len() - 1
+                });
                 steps.push(Step::Bind {
                     source: c(&format!("{OLD_ROOT}{}", source.display())),
                     expect: expect.map(|m| (m.dev, m.ino)),
                     target,
                     attrs,
                     optional: false,
+                    tree,
                 });
             }
             What::Tmpfs { size, perms } => {
@@ -369,6 +387,7 @@ pub fn prepare(plan: &FsPlan, required: bool) -> Prepared {
     Prepared {
         steps,
         read_only_root: plan.read_only_root,
+        trees,
     }
 }
 

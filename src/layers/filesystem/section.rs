@@ -51,6 +51,11 @@ pub struct MountEntry {
     pub perms: Option<Spanned<String>>,
     /// A bind whose source is missing is skipped instead of being an error.
     pub optional: Option<bool>,
+    /// When lasagna runs as root: an idmapped bind, on which the source's owner is the
+    /// payload's uid (what the payload writes lands on the host as that owner, while the
+    /// payload itself stays its unprivileged host uid). Default: true for `bind`, false for
+    /// `ro-bind`; `dev-bind` cannot be idmapped.
+    pub idmap: Option<bool>,
     /// In a profile that extends another: drop the inherited entry of this path (a later
     /// entry of the same path in a child profile replaces it in place).
     pub remove: Option<Spanned<String>>,
@@ -380,6 +385,12 @@ impl MountEntry {
             }
         };
         let is_bind = matches!(kind, "ro-bind" | "bind" | "dev-bind");
+        if !matches!(kind, "ro-bind" | "bind") && self.idmap.is_some() {
+            return Err(
+                ProfileError::at(loc, format!("`idmap` does not apply to {kind}"))
+                    .hint("only `bind` and `ro-bind` entries can be idmapped"),
+            );
+        }
         if !is_bind {
             refuse("source", self.source.as_ref().map(Loc::of))?;
             if self.optional.is_some() && kind != "mask" {
@@ -430,6 +441,7 @@ impl MountEntry {
                     _ => BindAccess::Devices,
                 },
                 optional: self.optional.unwrap_or(false),
+                idmap: self.idmap.unwrap_or(kind == "bind"),
             },
             "tmpfs" => Op::Tmpfs {
                 target,
@@ -487,6 +499,8 @@ pub enum Op {
         target: SandboxPath,
         access: BindAccess,
         optional: bool,
+        /// As root: idmapped, the source's owner being the payload's uid on it.
+        idmap: bool,
     },
     Tmpfs {
         target: SandboxPath,
@@ -532,6 +546,7 @@ impl Op {
                 target,
                 access,
                 optional,
+                ..
             } => {
                 let kind = match access {
                     BindAccess::ReadOnly => "read-only bind",

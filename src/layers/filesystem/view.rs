@@ -64,6 +64,10 @@ pub enum What {
         expect: Option<Meta>,
         dir: bool,
         access: BindAccess,
+        /// As root, an idmapped bind: the host owner (uid, gid) that is the payload's ids
+        /// on it. The view sets the source's owner where the entry asks; the plan clears it
+        /// where the other layers cannot make it safe ([`crate::plan`]).
+        idmap: Option<(u32, u32)>,
     },
     /// A symlink with this text.
     Link {
@@ -212,10 +216,11 @@ pub fn plan(cfg: &Config, fresh_proc: bool) -> FsPlan {
                 source: raw,
                 access,
                 optional,
+                idmap,
                 ..
             } => {
                 let Some(source) = source else { continue };
-                match bind_source(raw, &target, source, *optional, *access, &bound) {
+                match bind_source(raw, &target, source, *optional, *access, *idmap, &bound) {
                     Ok(Some(what)) => what,
                     Ok(None) => {
                         plan.notes.push(format!(
@@ -264,8 +269,10 @@ fn bind_source(
     source: Result<Rc<hostfs::Node>, WalkError>,
     optional: bool,
     access: BindAccess,
+    idmap: bool,
     bound: &[Bound],
 ) -> Result<Option<What>, String> {
+    let owner = |meta: &Meta| idmap.then_some((meta.uid, meta.gid));
     let node = match source {
         Ok(node) => node,
         Err(WalkError::Missing { .. }) | Err(WalkError::NotADirectory { .. }) if optional => {
@@ -285,6 +292,7 @@ fn bind_source(
             expect: Some(node.meta),
             dir: node.kind() == Kind::Dir,
             access,
+            idmap: owner(&node.meta),
         }));
     }
     let text = node.link_text().map_err(|e| {
@@ -320,6 +328,7 @@ fn bind_source(
             expect: Some(real.meta),
             dir: real.kind() == Kind::Dir,
             access,
+            idmap: owner(&real.meta),
         })),
         Err(WalkError::Missing { .. }) if optional => Ok(None),
         Err(WalkError::Missing { at }) => Err(format!(
