@@ -1025,13 +1025,24 @@ fn a_warning_about_a_flag_names_the_flag() {
     if !can_run(test, As::Root) {
         return;
     }
-    // As root the payload is host uid 65534: a writable bind of root's directory is a
-    // warning, located at the flag that asked for it.
+    // As root the payload is host uid 65534: a writable bind of root's directory that is
+    // not idmapped (without seccomp's setuid-files edge it stays plain) is a warning,
+    // located at the flag that asked for it.
     let dir = Scratch::new("flag-warn");
     let d = dir.path().display().to_string();
     let mut cmd = command(
         As::Root,
-        &["run", "-v", "-p", "strict", "--bind-cwd", "--", "/bin/true"],
+        &[
+            "run",
+            "-v",
+            "-p",
+            "strict",
+            "--without",
+            "seccomp",
+            "--bind-cwd",
+            "--",
+            "/bin/true",
+        ],
     );
     cmd.current_dir(dir.path());
     let o = output_within(cmd, DEADLINE);
@@ -1053,6 +1064,8 @@ fn a_warning_about_a_flag_names_the_flag() {
             "-v",
             "-p",
             "strict",
+            "--without",
+            "seccomp",
             "--bind",
             &bind,
             "--",
@@ -1068,7 +1081,7 @@ fn a_warning_about_a_flag_names_the_flag() {
     // A profile's own line is still named by file, line and column.
     let p = dir.write(
         "p.yaml",
-        &format!("extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - bind: /data\n        source: {d}\n"),
+        &format!("extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - bind: /data\n        source: {d}\n        idmap: false\n"),
     );
     let o = run(As::Root, &["run", "-v", "-p", &p, "--", "/bin/true"]);
     assert!(
@@ -1292,7 +1305,8 @@ both!(the_systems_overlay_is_merged_before_the_users, |who| {
 });
 
 // `profiles show NAME` prints the text of the one file NAME finds, as written: not the
-// merged profile, not its overlays; an unknown name is an error that says so.
+// merged profile, not its overlays; an unknown name is a usage error (exit 2) that says
+// so, as it is for `which` and `edit`.
 both!(profiles_show_prints_the_file_the_name_finds, |who| {
     let name = marker("lasagna-show", who);
     let dir = Scratch::new("show");
@@ -1325,15 +1339,31 @@ both!(profiles_show_prints_the_file_the_name_finds, |who| {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/strict.yaml"))
             .unwrap();
     assert_eq!(stdout(&o), shipped);
-    // Control: an unknown name prints nothing and says why.
-    let o = show(&xdg, &format!("{name}-missing"));
-    assert_ne!(o.status.code(), Some(0));
+    // Control: an unknown name prints nothing and says why, with the usage error's code.
+    let missing = format!("{name}-missing");
+    let o = show(&xdg, &missing);
+    assert_code(&o, 2);
     assert_eq!(stdout(&o), "");
+    let why = format!("no profile named \"{missing}\"");
+    assert!(stderr(&o).contains(&why), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains(&format!("no profile named \"{name}-missing\"")),
+        stderr(&o).contains("(hint: shipped profiles: "),
         "{}",
         stderr(&o)
     );
+    // The other actions that take a name say the same, with the same code; `edit` opens
+    // no editor and writes no overlay.
+    for action in ["which", "edit"] {
+        let mut cmd = command(who, &["profiles", action, &missing]);
+        cmd.env("XDG_CONFIG_HOME", &xdg)
+            .env_remove("VISUAL")
+            .env("EDITOR", "true");
+        let o = output_within(cmd, DEADLINE);
+        assert_code(&o, 2);
+        assert_eq!(stdout(&o), "", "{action}");
+        assert!(stderr(&o).contains(&why), "{action}: {}", stderr(&o));
+    }
+    assert!(!profiles.join(format!("{missing}.local.yaml")).exists());
     // A file another user owns: root refuses to read it, its owner reads it.
     let (uid, gid) = test_user().expect("the test user");
     std::os::unix::fs::chown(&file, Some(uid), Some(gid)).unwrap();

@@ -117,6 +117,12 @@ pub fn explain(name: &str, without: &[Layer]) -> Result<i32, Error> {
 
 pub fn profiles(action: ProfilesAction) -> Result<i32, Error> {
     use crate::text::escape;
+    if let ProfilesAction::Show { name }
+    | ProfilesAction::Which { name }
+    | ProfilesAction::Edit { name } = &action
+    {
+        named(name)?;
+    }
     match action {
         ProfilesAction::List => {
             let mut seen = std::collections::BTreeSet::new();
@@ -182,6 +188,15 @@ pub fn profiles(action: ProfilesAction) -> Result<i32, Error> {
         }
         ProfilesAction::Edit { name } => edit(&name),
     }
+}
+
+/// That NAME of a `profiles` action finds a profile. A name that finds nothing is a wrong
+/// argument: a usage error (exit 2) that names it and lists the shipped profiles. A
+/// profile that is found but does not load stays a bad profile (exit 125).
+fn named(name: &str) -> Result<(), Error> {
+    profile::resolve(name)
+        .map(drop)
+        .map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// The overlay file `file_name` in the directory `dir`, created with a header when
@@ -287,7 +302,6 @@ fn edit(name: &str) -> Result<i32, Error> {
             crate::text::escape(name)
         )));
     }
-    profile::resolve(name)?;
     let dir = profile::search_dirs()
         .into_iter()
         .next()
