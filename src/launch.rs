@@ -123,8 +123,8 @@ use Process::{Child, Init, Payload, Supervisor};
 /// is not listed.
 pub const STEPS: [Step; 37] = [
     step(At::HostEntries, "1", Supervisor, Some(Layer::Filesystem), "filesystem",
-        "make the mount points and entries a profile needs inside a bound host directory, through directory descriptors",
-        "the plan walked there without following links; the child only attaches"),
+        "make the mount points and entries a profile needs inside a bound host directory, through directory descriptors; as root, the idmapped binds' detached trees",
+        "the plan walked there without following links; only init's user namespace may idmap a host filesystem; the child only attaches"),
     step(At::CgroupCreate, "1", Supervisor, Some(Layer::Cgroups), "cgroups",
         "sweep lasagna's stale cgroups, create this run's with its limits, open v1 `tasks` files",
         "limits hold before the payload's first instruction"),

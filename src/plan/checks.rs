@@ -234,7 +234,7 @@ fn unwritable_sources(
             format!("`chown {uid} {}`", escape_path(source))
         };
         out.push(format!(
-            "bind {target}{}: the payload runs as {who}, and the source {} (owner {owner}, mode {:04o}) is not writable by it, so its writes fail with EACCES (and git refuses a repository it does not own); run the payload as the owner ({as_owner}), or {chown}",
+            "bind {target}{}: the payload runs as {who}, and the source {} (owner {owner}, mode {:04o}) is not writable by it, so its writes fail with EACCES (and git refuses a repository it does not own); let the bind be idmapped (drop `idmap: false`; `run -v` says why one is left plain), run the payload as the owner ({as_owner}), or {chown}",
             at(locs.get(i)),
             escape_path(source),
             meta.mode() & 0o7777
