@@ -315,3 +315,41 @@ both!(
         }
     }
 );
+
+// As root the supervisor opens every bind source itself (the caller chose it), so a source
+// below a directory only root may enter binds as `check` says; as a normal user the walk
+// meets the same wall in `check` and in `run`.
+both!(
+    a_bind_below_a_directory_only_root_may_enter_runs_as_check_says,
+    |who| {
+        let dir = Scratch::new("idmap-private");
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::write(private.join("data"), "private data\n").unwrap();
+        let _ = Command::new("chmod")
+            .arg("0644")
+            .arg(private.join("data"))
+            .status();
+        let _ = Command::new("chmod").arg("0700").arg(&private).status();
+        let profile = dir.write(
+        "p.yaml",
+        &format!(
+            "extends: strict\nlayers:\n  filesystem:\n    mounts:\n      - ro-bind: /data\n        source: {}/data\n        landlock: [read]\n",
+            private.display()
+        ),
+    );
+        let check = run(who, &["check", &profile]);
+        let o = run(who, &["run", "-p", &profile, "--", "/bin/cat", "/data"]);
+        if who == As::Root {
+            assert_code(&check, 0);
+            assert_code(&o, 0);
+            assert_eq!(stdout(&o), "private data\n", "{}", stderr(&o));
+        } else {
+            assert_ne!(check.status.code(), Some(0), "{}", stdout(&check));
+            let said = format!("{}{}", stdout(&check), stderr(&check));
+            assert!(said.contains("Permission denied"), "{said}");
+            assert_ne!(o.status.code(), Some(0));
+            assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+        }
+    }
+);

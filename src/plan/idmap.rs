@@ -64,7 +64,20 @@ pub(super) fn decide(plan: &mut Plan) {
         return;
     };
     let mut notes = Vec::new();
-    let mut count = 0;
+    // As root the supervisor opens every bind source itself, up to the number of trees
+    // the child can hold; beyond that the child opens them and nothing is idmapped.
+    let binds = fs
+        .entries
+        .iter()
+        .filter(|e| matches!(e.what, What::Bind { .. }))
+        .count();
+    fs.trees_by_supervisor = plan.as_root && binds <= MAX_TREES;
+    let possible = possible && fs.trees_by_supervisor;
+    if plan.as_root && binds > MAX_TREES {
+        notes.push(format!(
+            "{binds} binds: the child opens each source itself (at most {MAX_TREES} are opened by the supervisor), and none is idmapped"
+        ));
+    }
     for e in &mut fs.entries {
         let What::Bind {
             source,
@@ -83,7 +96,6 @@ pub(super) fn decide(plan: &mut Plan) {
         }
         let left_out = match (*access, unsafe_writable) {
             (BindAccess::ReadWrite | BindAccess::Devices, Some(why)) => Some(why),
-            _ if count == MAX_TREES => Some("a run has at most 32 idmapped binds"),
             _ => None,
         };
         if let Some(why) = left_out {
@@ -95,7 +107,6 @@ pub(super) fn decide(plan: &mut Plan) {
             ));
             continue;
         }
-        count += 1;
         notes.push(format!(
             "{} idmapped: host {shown}'s owner (uid {uid}, gid {gid}) is the payload's ids on \
              it, so what the payload writes there is the owner's; the payload stays {who} \

@@ -208,18 +208,19 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
                 .map_err(LaunchError::HostFs)?,
         )
     };
-    //    As root, the idmapped binds' trees: only init's user namespace may idmap a host
-    //    filesystem, so the supervisor makes them and the child attaches them.
-    let trees = match (&armed.filesystem, armed.host_owner) {
-        (Some(fs), Some(payload)) if !fs.trees.is_empty() => {
+    //    As root, the binds' trees: the supervisor opens each source (the caller chose it),
+    //    and only init's user namespace may idmap a host filesystem; the child attaches.
+    let trees = match &armed.filesystem {
+        Some(fs) if !fs.trees.is_empty() => {
             let one = match sys::OneThread::check() {
                 Ok(one) => one,
                 Err(sys::NotOneThread::Threads(n)) => return Err(LaunchError::Threads(n)),
                 Err(sys::NotOneThread::Unknown(e)) => return Err(sys_err("count threads")(e)),
             };
             let mut warnings = Vec::new();
-            let trees = filesystem::idmap::make_trees(&fs.trees, payload, &one, &mut warnings)
-                .map_err(LaunchError::HostFs)?;
+            let trees =
+                filesystem::idmap::make_trees(&fs.trees, armed.host_owner, &one, &mut warnings)
+                    .map_err(LaunchError::HostFs)?;
             for w in warnings {
                 eprintln!("lasagna: warning: {w}");
             }

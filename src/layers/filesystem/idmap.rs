@@ -1,4 +1,7 @@
-//! Idmapped binds, made by the supervisor before the clone when it runs as root.
+//! The binds' trees, made by the supervisor before the clone when it runs as root: it
+//! opens each source itself (the caller chose them; the child, unprivileged on the host,
+//! could not reach a source below a directory only root may enter, so `check` and `run`
+//! agree), and idmaps those the plan marks.
 //!
 //! A writable bind of a directory the payload's host uid does not own (the caller's own
 //! project, as root) would fail with EACCES. An idmapped bind maps the source's owner to
@@ -32,24 +35,25 @@ use super::LAYER;
 
 /// At most this many idmapped binds per run (the child keeps their descriptors in a fixed
 /// array until it attaches them).
-pub const MAX_TREES: usize = 32;
+pub const MAX_TREES: usize = 256;
 
-/// One idmapped bind: its source, as the plan found it, and its mount attributes.
+/// One bind whose tree the supervisor makes: its source, as the plan found it, and its
+/// mount attributes.
 #[derive(Debug, Clone)]
 pub struct TreeSpec {
     pub source: PathBuf,
     pub expect: Option<Meta>,
-    /// The host owner (uid, gid) the plan saw, mapped to the payload's ids.
-    pub owner: (u32, u32),
+    /// Idmapped: the host owner (uid, gid) the plan saw, mapped to the payload's ids.
+    pub owner: Option<(u32, u32)>,
     pub attrs: u64,
 }
 
-/// The trees of `specs`, in order, each idmapped so that its owner is `payload` (the
+/// The trees of `specs`, in order; an idmapped one so that its owner is `payload` (the
 /// payload's host uid and gid). A filesystem that cannot be idmapped gives a plain tree
 /// and a warning: the payload then writes there as its own host uid, as without `idmap`.
 pub fn make_trees(
     specs: &[TreeSpec],
-    payload: (u32, u32),
+    payload: Option<(u32, u32)>,
     one: &sys::OneThread,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<OwnedFd>, String> {
@@ -58,10 +62,7 @@ pub fn make_trees(
     for spec in specs {
         let shown = crate::text::escape(&spec.source.display().to_string()).into_owned();
         let fail = |what: &str, e: Errno| {
-            format!(
-                "{LAYER}: {what} the idmapped bind of {shown}: {} ({e:?})",
-                e.desc()
-            )
+            format!("{LAYER}: {what} the bind of {shown}: {} ({e:?})", e.desc())
         };
         let node = hostfs::walk(&spec.source, Links::None, true)
             .map_err(|e| format!("{LAYER}: bind source {shown}: {e}"))?;
@@ -73,11 +74,11 @@ pub fn make_trees(
         let tree = sys::open_tree_clone_fd(node.fd.as_fd()).map_err(|e| fail("open", e))?;
         // The owner now, which is the owner of what is mounted.
         let owner = (node.meta.uid, node.meta.gid);
-        if owner == payload {
+        let Some(payload) = payload.filter(|p| spec.owner.is_some() && *p != owner) else {
             sys::mount_setattr_fd(tree.as_fd(), spec.attrs).map_err(|e| fail("set up", e))?;
             trees.push(tree);
             continue;
-        }
+        };
         let userns = match namespaces.iter().find(|(o, _)| *o == owner) {
             Some((_, fd)) => fd,
             None => {

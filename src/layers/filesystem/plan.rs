@@ -109,8 +109,8 @@ pub(super) enum Step {
         target: CString,
         attrs: u64,
         optional: bool,
-        /// An idmapped bind: the index of its tree among those the supervisor made
-        /// ([`super::idmap`]), attached as it is instead of `source`.
+        /// A bind whose tree the supervisor made (as root; idmapped or not): the index of
+        /// the tree among them ([`super::idmap`]), attached as it is instead of `source`.
         tree: Option<usize>,
     },
     /// A new tmpfs with these fsconfig options onto `target`.
@@ -152,7 +152,7 @@ pub(super) enum Step {
 pub struct Prepared {
     pub(super) steps: Vec<Step>,
     pub(super) read_only_root: bool,
-    /// The idmapped binds, whose trees the supervisor makes before the clone.
+    /// The binds whose trees the supervisor makes before the clone (as root).
     pub trees: Vec<super::idmap::TreeSpec>,
 }
 
@@ -320,11 +320,11 @@ pub fn prepare(plan: &FsPlan, required: bool) -> Prepared {
                     BindAccess::ReadWrite => nosuid_nodev,
                     BindAccess::Devices => sys::MOUNT_ATTR_NOSUID,
                 };
-                let tree = idmap.map(|owner| {
+                let tree = (plan.trees_by_supervisor || idmap.is_some()).then(|| {
                     trees.push(super::idmap::TreeSpec {
                         source: source.clone(),
                         expect: *expect,
-                        owner,
+                        owner: *idmap,
                         attrs,
                     });
                     trees.len() - 1

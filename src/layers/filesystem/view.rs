@@ -44,6 +44,10 @@ pub struct FsPlan {
     pub fresh_proc: bool,
     /// The guarded host paths this view keeps read-only or masks ([`super::guard`]).
     pub kept: Vec<super::guard::Kept>,
+    /// As root, the supervisor opens every bind source and makes its tree, which the child
+    /// attaches ([`super::idmap`]): the caller chose the binds, and the child, unprivileged
+    /// on the host, could not reach a source below a directory only root may enter.
+    pub trees_by_supervisor: bool,
 }
 
 /// One piece of the tree.
@@ -179,6 +183,7 @@ pub fn plan(cfg: &Config, fresh_proc: bool) -> FsPlan {
         dev_shm_size: cfg.dev_shm_size,
         fresh_proc,
         kept: Vec::new(),
+        trees_by_supervisor: false,
     };
     // Every bind source first: a recreated link is checked against the whole view.
     let sources: Vec<Option<Result<Rc<hostfs::Node>, WalkError>>> = cfg
