@@ -204,8 +204,17 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
         None
     } else {
         Some(
-            filesystem::HostChanges::apply(&armed.host_creates, armed.host_owner)
-                .map_err(LaunchError::HostFs)?,
+            filesystem::HostChanges::apply(
+                &armed.host_creates,
+                armed.host_owner,
+                &armed
+                    .filesystem
+                    .iter()
+                    .flat_map(|fs| &fs.trees)
+                    .filter_map(|t| t.owner.map(|o| (t.source.clone(), o)))
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(LaunchError::HostFs)?,
         )
     };
     //    As root, the binds' trees: the supervisor opens each source (the caller chose it),

@@ -292,13 +292,14 @@ impl FsPlan {
                     else {
                         continue;
                     };
-                    // Made for the payload and owned by its host uid: bound as it is.
+                    // Made for the payload (owned by the idmapped bind's owner, or by the
+                    // payload's host uid), bound as the bind around it.
                     let created = What::Bind {
                         source: dir.clone(),
                         expect: None,
                         dir: true,
                         access: bind.access,
-                        idmap: None,
+                        idmap: bind.idmap,
                     };
                     add(extra, bind.index, entry(&at, created, dir));
                 }

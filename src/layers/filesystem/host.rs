@@ -39,14 +39,30 @@ struct Made {
 impl HostChanges {
     /// Make every planned entry. `owner`: the payload's host ids, for directories the
     /// payload is meant to use, when the supervisor runs as root.
-    pub fn apply(creates: &[Create], owner: Option<(u32, u32)>) -> Result<HostChanges, String> {
-        hostfs::cached(|| Self::make(creates, owner))
+    /// `idmapped`: the idmapped binds' sources and owners; what is made inside one belongs
+    /// to its owner, which is the payload on that mount.
+    pub fn apply(
+        creates: &[Create],
+        owner: Option<(u32, u32)>,
+        idmapped: &[(std::path::PathBuf, (u32, u32))],
+    ) -> Result<HostChanges, String> {
+        hostfs::cached(|| Self::make(creates, owner, idmapped))
     }
 
-    fn make(creates: &[Create], owner: Option<(u32, u32)>) -> Result<HostChanges, String> {
+    fn make(
+        creates: &[Create],
+        payload: Option<(u32, u32)>,
+        idmapped: &[(std::path::PathBuf, (u32, u32))],
+    ) -> Result<HostChanges, String> {
         let mut changes = HostChanges::default();
         for c in creates {
             let path = c.path();
+            let owner = idmapped
+                .iter()
+                .filter(|(source, _)| path.starts_with(source))
+                .max_by_key(|(source, _)| source.as_os_str().len())
+                .map(|(_, o)| *o)
+                .or(payload);
             let fail = |what: &str, e: Errno| {
                 format!(
                     "{LAYER}: create {what} {} in a bound host directory: {} ({e:?})",
