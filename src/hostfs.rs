@@ -864,4 +864,239 @@ mod tests {
         // /tmp: sticky and world-writable, owned by root.
         assert!(m(dir | 0o1777, 0, 0).writable_by_others(0).is_none());
     }
+
+    #[test]
+    fn dot_dot_pops_one_directory_and_never_climbs_above_the_root() {
+        let d = scratch("dots");
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        assert_eq!(
+            walk(&d.join("a/b/../b"), Links::None, true).unwrap().path,
+            d.join("a/b")
+        );
+        assert_eq!(
+            walk(&d.join("a/b/../../a"), Links::None, true)
+                .unwrap()
+                .path,
+            d.join("a")
+        );
+        let above = Path::new("/../..").join(d.strip_prefix("/").unwrap());
+        assert_eq!(walk(&above, Links::None, true).unwrap().path, d);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_chain_of_links_is_followed_up_to_the_kernels_limit() {
+        let d = scratch("chain");
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", d.join("l1")).unwrap();
+        for i in 2..=MAX_LINKS + 1 {
+            std::os::unix::fs::symlink(format!("l{}", i - 1), d.join(format!("l{i}"))).unwrap();
+        }
+        let longest = d.join(format!("l{MAX_LINKS}"));
+        assert_eq!(
+            walk(&longest, Links::Any, true).unwrap().path,
+            d.join("real")
+        );
+        let over = d.join(format!("l{}", MAX_LINKS + 1));
+        assert_eq!(
+            walk(&over, Links::Any, true).unwrap_err(),
+            WalkError::TooManyLinks { path: over }
+        );
+        // A link to itself ends as well.
+        std::os::unix::fs::symlink("self", d.join("self")).unwrap();
+        assert!(matches!(
+            walk(&d.join("self"), Links::Any, true),
+            Err(WalkError::TooManyLinks { .. })
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_absolute_link_restarts_the_walk_at_the_root() {
+        let d = scratch("absolute");
+        std::fs::create_dir_all(d.join("real/x")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("abs")).unwrap();
+        assert_eq!(
+            walk(&d.join("abs/x"), Links::Any, true).unwrap().path,
+            d.join("real/x")
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn relative_paths_and_files_on_the_way_are_refused() {
+        let rel = Path::new("etc/passwd");
+        assert_eq!(
+            walk(rel, Links::Any, true).unwrap_err(),
+            WalkError::Relative {
+                path: rel.to_path_buf()
+            }
+        );
+        let d = scratch("notdir");
+        std::fs::write(d.join("f"), "x").unwrap();
+        assert_eq!(
+            walk(&d.join("f"), Links::None, true).unwrap().kind(),
+            Kind::File
+        );
+        assert_eq!(
+            walk(&d.join("f/x"), Links::None, true).unwrap_err(),
+            WalkError::NotADirectory { at: d.join("f") }
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_refused_link_says_which_rule_refused_it() {
+        let d = scratch("rule");
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", d.join("link")).unwrap();
+        let err = walk(&d.join("link"), Links::None, true).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("no link inside a bound host directory is followed")
+                && text.contains(&format!("({})", d.join("real").display())),
+            "{text}"
+        );
+        assert_eq!(err.errno(), Errno::ELOOP);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_trusted_link_is_roots_own_in_a_directory_only_root_changes() {
+        use std::os::unix::fs::{lchown, symlink, PermissionsExt};
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP a_trusted_link_is_roots_own_in_a_directory_only_root_changes: needs root to own and hand over links");
+            return;
+        }
+        let d = scratch("trusted");
+        if Meta::of(&nix::sys::stat::stat(&d).unwrap())
+            .writable_by_others(0)
+            .is_some()
+        {
+            eprintln!("SKIP a_trusted_link_is_roots_own_in_a_directory_only_root_changes: the temporary directory is not root's own");
+            std::fs::remove_dir_all(&d).unwrap();
+            return;
+        }
+        for sub in ["real", "safe", "open"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        std::fs::set_permissions(d.join("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        symlink("../real", d.join("safe/link")).unwrap();
+        symlink("../real", d.join("safe/theirs")).unwrap();
+        lchown(d.join("safe/theirs"), Some(1000), None).unwrap();
+        symlink("../real", d.join("open/link")).unwrap();
+        // The control: root's link in root's 0755 directory.
+        assert_eq!(
+            walk(&d.join("safe/link"), Links::Trusted, true)
+                .unwrap()
+                .path,
+            d.join("real")
+        );
+        for (link, owner) in [("safe/theirs", 1000), ("open/link", 0)] {
+            let err = walk(&d.join(link), Links::Trusted, true).unwrap_err();
+            assert!(
+                matches!(&err, WalkError::Link { owner: o, in_content: false, .. } if *o == owner),
+                "{link}: {err:?}"
+            );
+            assert!(
+                err.to_string().contains(
+                    "follows only links owned by root in directories only root can change"
+                ),
+                "{err}"
+            );
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_sticky_bit_shields_only_directories() {
+        let m = |mode: u32, gid: u32| Meta {
+            dev: 0,
+            ino: 0,
+            mode,
+            uid: 0,
+            gid,
+            nlink: 1,
+            size: 0,
+        };
+        let dir = SFlag::S_IFDIR.bits();
+        let file = SFlag::S_IFREG.bits();
+        assert_eq!(
+            m(dir | 0o777, 0).writable_by_others(0).as_deref(),
+            Some("it is writable by every user")
+        );
+        assert_eq!(
+            m(dir | 0o775, 50).writable_by_others(0).as_deref(),
+            Some("it is writable by group 50")
+        );
+        assert_eq!(m(dir | 0o1775, 50).writable_by_others(0), None);
+        assert_eq!(
+            m(file | 0o1666, 0).writable_by_others(0).as_deref(),
+            Some("it is writable by every user")
+        );
+        assert_eq!(
+            m(file | 0o1664, 50).writable_by_others(0).as_deref(),
+            Some("it is writable by group 50")
+        );
+        // Root's group writing is root writing.
+        assert_eq!(m(file | 0o664, 0).writable_by_others(0), None);
+        let theirs = Meta {
+            uid: 1000,
+            ..m(file | 0o644, 0)
+        };
+        assert_eq!(
+            theirs.writable_by_others(0).as_deref(),
+            Some("it is owned by uid 1000")
+        );
+    }
+
+    #[test]
+    fn acl_group_owner_entries_and_default_acls_are_checked() {
+        let m = |mode: u32, gid: u32| Meta {
+            dev: 0,
+            ino: 0,
+            mode,
+            uid: 0,
+            gid,
+            nlink: 1,
+            size: 0,
+        };
+        let acl = |entries: &[(u16, u16, u32)]| {
+            let mut v = 2u32.to_le_bytes().to_vec();
+            for (tag, perm, id) in entries {
+                v.extend(tag.to_le_bytes());
+                v.extend(perm.to_le_bytes());
+                v.extend(id.to_le_bytes());
+            }
+            v
+        };
+        let file = SFlag::S_IFREG.bits();
+        let dir = SFlag::S_IFDIR.bits();
+        // A version word and no entries: nobody is granted anything.
+        assert_eq!(acl_writers(&acl(&[]), &m(file | 0o644, 0), 0, ""), None);
+        // The owning group's entry under a mask that keeps write.
+        let group_obj = acl(&[(0x04, 6, u32::MAX), (0x10, 6, u32::MAX)]);
+        assert_eq!(
+            acl_writers(&group_obj, &m(file | 0o664, 50), 0, "").as_deref(),
+            Some("its ACL lets group 50 write (entry group::rw-)")
+        );
+        assert_eq!(acl_writers(&group_obj, &m(file | 0o664, 0), 0, ""), None);
+        // The sticky bit shields a directory's entries, not a file, and not what a default
+        // ACL passes on to new entries.
+        let user = acl(&[(0x02, 7, 1001)]);
+        let why = Some("its ACL lets uid 1001 write (entry user:1001:rwx)");
+        assert_eq!(
+            acl_writers(&user, &m(dir | 0o755, 0), 0, "").as_deref(),
+            why
+        );
+        assert_eq!(
+            acl_writers(&user, &m(file | 0o1644, 0), 0, "").as_deref(),
+            why
+        );
+        assert_eq!(acl_writers(&user, &m(dir | 0o1777, 0), 0, ""), None);
+        assert_eq!(
+            acl_writers(&user, &m(dir | 0o1777, 0), 0, "default:").as_deref(),
+            Some("its default:ACL lets uid 1001 write (entry default:user:1001:rwx)")
+        );
+    }
 }

@@ -376,4 +376,120 @@ mod tests {
         let e = expand_json(&mut bad, &vars()).unwrap_err();
         assert_eq!(e.loc, Some(Loc::at(7, 2)));
     }
+
+    #[test]
+    fn every_named_variable_expands_to_its_value() {
+        let v = vars();
+        for (name, value) in [
+            ("HOME", "/home/ann"),
+            ("CWD", "/home/ann/src/app"),
+            ("USER", "ann"),
+            ("UID", "1000"),
+            ("GID", "1000"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+            ("XDG_CONFIG_HOME", "/home/ann/.config"),
+            ("XDG_CACHE_HOME", "/home/ann/.cache"),
+            ("PROFILE_DIR", "/etc/lasagna/profiles"),
+        ] {
+            assert_eq!(
+                expand(&format!("${{{name}}}"), &v).unwrap(),
+                value,
+                "{name}"
+            );
+        }
+        let other = Vars {
+            gid: 2000,
+            ..vars()
+        };
+        assert_eq!(expand("${UID}:${GID}", &other).unwrap(), "1000:2000");
+    }
+
+    #[test]
+    fn an_environment_variable_that_is_set_expands_to_its_value() {
+        // A variable of the test process whose value is a plain word (no `/`, so no `..`),
+        // as ${ENV:NAME} and as ${ENV:NAME:-default}: the value wins over the default.
+        let (name, value) = std::env::vars()
+            .find(|(n, v)| {
+                !v.is_empty()
+                    && !v.contains('/')
+                    && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+            .expect("the test process has an environment variable with a plain value");
+        let v = vars();
+        assert_eq!(expand(&format!("${{ENV:{name}}}"), &v).unwrap(), value);
+        assert_eq!(
+            expand(&format!("<${{ENV:{name}:-default}}>"), &v).unwrap(),
+            format!("<{value}>")
+        );
+    }
+
+    #[test]
+    fn an_environment_variable_needs_a_name() {
+        let v = vars();
+        for bad in ["${ENV:}", "${ENV:-x}", "${ENV:A-B}", "${ENV:A B:-x}"] {
+            let e = expand(bad, &v).unwrap_err();
+            assert!(e.contains("not a variable name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_value_with_a_nul_or_a_dot_dot_component_is_refused() {
+        let mut v = vars();
+        v.user = Some("a\0b".into());
+        assert!(expand("${USER}", &v).unwrap_err().contains("NUL"));
+        v.user = Some("..".into());
+        assert!(expand("${USER}", &v).unwrap_err().contains("`..`"));
+        // A name that only holds dots, and a relative value of a variable that is not a
+        // directory, are fine.
+        v.user = Some("a..b".into());
+        assert_eq!(expand("${USER}", &v).unwrap(), "a..b");
+        v.cwd = Some("/srv/..data".into());
+        assert_eq!(expand("${CWD}", &v).unwrap(), "/srv/..data");
+    }
+
+    #[test]
+    fn json_walk_leaves_plain_strings_outside_command_and_env_set() {
+        let mut j: Value = serde_json::json!({
+            "name": "${HOME}",
+            "layers": {"process": {"env": {"keep": ["${HOME}"]}}},
+            "tags": ["${CWD}"],
+            // Not a located value (those hold exactly `value` and `loc`): a plain object.
+            "odd": {"value": "${HOME}", "loc": {"line": 1, "column": 1}, "note": "x"},
+        });
+        let before = j.clone();
+        expand_json(&mut j, &vars()).unwrap();
+        assert_eq!(j, before);
+    }
+
+    #[test]
+    fn an_empty_environment_variable_takes_the_default_or_is_an_error() {
+        // Run in a child of this test binary with the variable set to the empty string, so
+        // that no other test's environment changes.
+        const EMPTY: &str = "LASAGNA_VARS_TEST_EMPTY";
+        if std::env::var_os(EMPTY).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .env(EMPTY, "")
+                .args([
+                    "--exact",
+                    "profile::vars::tests::an_empty_environment_variable_takes_the_default_or_is_an_error",
+                    "--test-threads=1",
+                ])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        let v = vars();
+        assert_eq!(
+            expand(&format!("${{ENV:{EMPTY}:-fallback}}"), &v).unwrap(),
+            "fallback"
+        );
+        let e = expand(&format!("${{ENV:{EMPTY}}}"), &v).unwrap_err();
+        assert!(e.contains("is empty") && e.contains(":-default"), "{e}");
+    }
 }

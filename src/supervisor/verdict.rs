@@ -320,4 +320,162 @@ mod tests {
         })
         .is_empty());
     }
+
+    #[test]
+    fn sigkill_at_exactly_the_cpu_limit_is_the_cpu_limit() {
+        let at = Facts {
+            ended: Some(Ended::Signaled(libc::SIGKILL)),
+            payload_cpu_usec: Some(2_000_000),
+            ..cpu(2)
+        };
+        let hits = decide(&at);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert!(matches!(
+            hits[0].kind,
+            LimitKind::CpuTime {
+                signal: "SIGKILL",
+                used_ms: 2000,
+                ..
+            }
+        ));
+        // One microsecond short of the limit: someone else's SIGKILL.
+        let short = Facts {
+            payload_cpu_usec: Some(1_999_999),
+            ..at
+        };
+        assert!(decide(&short).is_empty());
+    }
+
+    #[test]
+    fn a_cpu_limit_the_cgroups_layer_set_is_reported_as_the_cgroups_layer() {
+        let f = Facts {
+            ended: Some(Ended::Signaled(libc::SIGXCPU)),
+            payload_cpu_usec: Some(2_000_000),
+            cpu_from_rlimits_layer: false,
+            ..cpu(2)
+        };
+        let hits = decide(&f);
+        assert_eq!(hits[0].layer, Layer::Cgroups);
+        assert!(
+            hits[0]
+                .message
+                .contains("cgroups: RLIMIT_CPU standing in for the CPU quota"),
+            "{}",
+            hits[0].message
+        );
+        let own = Facts {
+            cpu_from_rlimits_layer: true,
+            ..f
+        };
+        assert_eq!(decide(&own)[0].layer, Layer::Rlimits);
+    }
+
+    #[test]
+    fn the_wall_clock_timeout_is_reported_with_its_length() {
+        let f = Facts {
+            ended: Some(Ended::Signaled(libc::SIGKILL)),
+            timed_out: true,
+            timeout: Some(Duration::from_millis(1500)),
+            ..Facts::default()
+        };
+        let hits = decide(&f);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].kind, LimitKind::WallTime { max_ms: 1500 });
+        assert_eq!(hits[0].layer, Layer::Process);
+        assert!(hits[0].ended_run);
+        assert_eq!(
+            hits[0].message,
+            "killed: timed out after 1.5 s of wall-clock time (process: timeout; the whole sandbox was killed)"
+        );
+    }
+
+    #[test]
+    fn an_oom_kill_ends_the_run_only_when_the_payload_died_of_sigkill_before_the_timeout() {
+        let oom = Facts {
+            ended: Some(Ended::Signaled(libc::SIGKILL)),
+            oom_kills: Some(1),
+            payload_cpu_usec: Some(9_000_000),
+            ..cpu(2)
+        };
+        // The OOM kill ended the run: it is the memory limit, not the CPU limit, even past
+        // the CPU limit.
+        let hits = decide(&oom);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(
+            hits[0].kind,
+            LimitKind::Memory {
+                max_bytes: None,
+                kills: 1
+            }
+        );
+        assert!(hits[0].ended_run);
+        assert_eq!(hits[0].layer, Layer::Cgroups);
+        assert_eq!(
+            hits[0].message,
+            "killed: memory limit reached (cgroups: memory.max; the kernel OOM-killed the payload)"
+        );
+        // Timed out: the timeout ended it; the OOM kill is listed after, as met.
+        let timed_out = Facts {
+            timed_out: true,
+            timeout: Some(Duration::from_secs(5)),
+            ..oom.clone()
+        };
+        let hits = decide(&timed_out);
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        assert_eq!(hits[0].kind, LimitKind::WallTime { max_ms: 5000 });
+        assert!(!hits[1].ended_run);
+        assert_eq!(
+            hits[1].message,
+            "memory limit reached: the kernel OOM-killed 1 process of the sandbox (cgroups: memory.max)"
+        );
+        // Another signal ended it: the OOM kill (of another process) is only met.
+        let other = Facts {
+            ended: Some(Ended::Signaled(libc::SIGTERM)),
+            ..oom.clone()
+        };
+        let hits = decide(&other);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert!(!hits[0].ended_run);
+        // No OOM kill: the SIGKILL past the CPU limit is the CPU limit.
+        let no_oom = Facts {
+            oom_kills: Some(0),
+            ..oom
+        };
+        assert!(matches!(
+            decide(&no_oom)[0].kind,
+            LimitKind::CpuTime {
+                signal: "SIGKILL",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn no_refused_fork_is_no_pids_hit_and_one_is_singular() {
+        let none = Facts {
+            ended: Some(Ended::Exited(0)),
+            fork_refusals: Some(0),
+            pids_max: Some(64),
+            ..Facts::default()
+        };
+        assert!(decide(&none).is_empty());
+        let one = Facts {
+            fork_refusals: Some(1),
+            pids_max: None,
+            ..none
+        };
+        let hits = decide(&one);
+        assert_eq!(
+            hits[0].kind,
+            LimitKind::Pids {
+                max: None,
+                refused: 1
+            }
+        );
+        assert_eq!(hits[0].layer, Layer::Cgroups);
+        assert_eq!(
+            hits[0].message,
+            "process limit reached: 1 fork refused (cgroups: pids.max)"
+        );
+    }
 }

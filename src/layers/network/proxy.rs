@@ -1087,4 +1087,50 @@ mod tests {
         crate::text::clip(&mut short, MAX_FIELD);
         assert_eq!(short, "example.com");
     }
+
+    #[test]
+    fn a_name_entry_never_reaches_multicast_broadcast_or_unspecified_addresses() {
+        let allow = list(&["evil.example:80"]);
+        for answer in [
+            &[("evil.example", "224.0.0.1")][..],
+            &[("evil.example", "255.255.255.255")],
+            &[("evil.example", "0.1.2.3")],
+            &[("evil.example", "::")],
+            &[("evil.example", "ff02::1")],
+            &[("evil.example", "febf::1")],
+        ] {
+            let leaked: &'static [(&'static str, &'static str)] =
+                Box::leak(answer.to_vec().into_boxed_slice());
+            let err = decide(&allow, "evil.example", 80, &[], &dns(leaked)).unwrap_err();
+            assert!(err.contains("does not reach"), "{answer:?}: {err}");
+        }
+        // The control: the neighbours of those ranges are outside addresses.
+        for outside in [
+            "223.255.255.1",
+            "255.255.255.254",
+            "1.0.0.1",
+            "fec0::1",
+            "2001:db8::1",
+        ] {
+            let a: IpAddr = outside.parse().unwrap();
+            assert!(!internal(a, &[]), "{outside}");
+        }
+    }
+
+    #[test]
+    fn an_address_entry_allows_only_its_ports() {
+        let allow = list(&["127.0.0.1:5432-5433"]);
+        let unlisted =
+            |_: &str| -> io::Result<Vec<IpAddr>> { panic!("an unlisted name is not looked up") };
+        assert!(decide(&allow, "127.0.0.1", 5433, &[], &unlisted).is_ok());
+        let err = decide(&allow, "127.0.0.1", 5434, &[], &unlisted).unwrap_err();
+        assert_eq!(err, "127.0.0.1:5434 is not on the allow-list");
+        let err = decide(&allow, "::1", 5432, &[], &unlisted).unwrap_err();
+        assert_eq!(err, "[::1]:5432 is not on the allow-list");
+        // With name entries alone, an unlisted name is refused without the hint about
+        // address entries.
+        let names = list(&["api.example.com:443"]);
+        let err = decide(&names, "other.example", 443, &[], &unlisted).unwrap_err();
+        assert_eq!(err, "other.example:443 is not on the allow-list");
+    }
 }
