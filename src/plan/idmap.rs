@@ -12,7 +12,7 @@ use crate::layers::seccomp::Dangerous;
 use super::Plan;
 
 /// Why a writable idmapped bind would not be safe on this plan, if it would not be.
-fn writable_unsafe(plan: &Plan) -> Option<&'static str> {
+fn writable_risk(plan: &Plan) -> Option<&'static str> {
     let setuid_edge = plan.applies(Layer::Seccomp)
         && plan
             .config
@@ -59,7 +59,7 @@ pub(super) fn decide(plan: &mut Plan) {
     };
     // Root for itself, or not root at all: the payload's writes are its caller's already.
     let possible = payload.is_some_and(|(uid, _)| uid != 0);
-    let unsafe_writable = writable_unsafe(plan);
+    let writable_risk_now = writable_risk(plan);
     let Some(fs) = plan.filesystem.as_mut() else {
         return;
     };
@@ -94,7 +94,7 @@ pub(super) fn decide(plan: &mut Plan) {
             *idmap = None;
             continue;
         }
-        let left_out = match (*access, unsafe_writable) {
+        let left_out = match (*access, writable_risk_now) {
             (BindAccess::ReadWrite | BindAccess::Devices, Some(why)) => Some(why),
             _ => None,
         };
