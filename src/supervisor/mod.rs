@@ -174,6 +174,16 @@ pub enum LaunchError {
     Threads(u64),
 }
 
+/// Proof that the supervisor runs one thread, which a clone needs (the idmapped trees'
+/// user namespaces, the sandbox itself).
+fn one_thread() -> Result<sys::OneThread, LaunchError> {
+    match sys::OneThread::check() {
+        Ok(one) => Ok(one),
+        Err(sys::NotOneThread::Threads(n)) => Err(LaunchError::Threads(n)),
+        Err(sys::NotOneThread::Unknown(e)) => Err(sys_err("count threads")(e)),
+    }
+}
+
 fn sys_err(step: &'static str) -> impl FnOnce(Errno) -> LaunchError {
     move |source| LaunchError::Sys { step, source }
 }
@@ -221,11 +231,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     //    and only init's user namespace may idmap a host filesystem; the child attaches.
     let trees = match &armed.filesystem {
         Some(fs) if !fs.trees.is_empty() => {
-            let one = match sys::OneThread::check() {
-                Ok(one) => one,
-                Err(sys::NotOneThread::Threads(n)) => return Err(LaunchError::Threads(n)),
-                Err(sys::NotOneThread::Unknown(e)) => return Err(sys_err("count threads")(e)),
-            };
+            let one = one_thread()?;
             let mut warnings = Vec::new();
             let trees =
                 filesystem::idmap::make_trees(&fs.trees, armed.host_owner, &one, &mut warnings)
@@ -308,11 +314,7 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
 
     // 2. Clone with the namespace flags. The process must be single-threaded here: the
     //    child is a copy of this one thread, and a lock another thread held stays held.
-    let one = match sys::OneThread::check() {
-        Ok(one) => one,
-        Err(sys::NotOneThread::Threads(n)) => return Err(LaunchError::Threads(n)),
-        Err(sys::NotOneThread::Unknown(e)) => return Err(sys_err("count threads")(e)),
-    };
+    let one = one_thread()?;
     let into = cgroup.as_ref().and_then(|c| c.clone_into_fd());
     let placement = if into.is_some() {
         Placement::ClonedInto
