@@ -91,6 +91,103 @@ both!(the_callers_directory_read_only_or_writable, |who| {
     assert_eq!(stdout(&o), "absent\n");
 });
 
+/// A directory below /var/tmp that anyone may write: outside every path strict's Landlock
+/// rules grant, so that a write there is the rules' own decision once no mount is made.
+struct VarTmp(std::path::PathBuf);
+
+impl VarTmp {
+    fn new(tag: &str) -> VarTmp {
+        let d = std::path::PathBuf::from(format!("/var/tmp/lasagna-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let _ = std::process::Command::new("chmod")
+            .arg("0777")
+            .arg(&d)
+            .status();
+        VarTmp(d)
+    }
+}
+
+impl Drop for VarTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+both!(
+    ro_bind_cwd_replaces_the_profiles_writable_bind_in_both_layers,
+    |who| {
+        // cli-write binds ${CWD} writable and grants Landlock write there; --ro-bind-cwd on top
+        // of it is one read-only entry, and the write right goes with the writable one.
+        let d = VarTmp::new(&format!("robind-{who:?}"));
+        let dir = d.0.to_string_lossy().into_owned();
+        let printed = in_dir(
+            who,
+            &dir,
+            &[
+                "run",
+                "-p",
+                "cli-write",
+                "--ro-bind-cwd",
+                "--print-profile",
+                "--",
+                "true",
+            ],
+        );
+        assert_code(&printed, 0);
+        let text = stdout(&printed);
+        let entries: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!("bind: \"{dir}\"")))
+            .collect();
+        assert_eq!(entries.len(), 1, "{text}");
+        assert!(
+            entries[0].contains("ro-bind:") && entries[0].contains("--ro-bind-cwd"),
+            "{text}"
+        );
+        // Landlock alone decides a write to the directory once no mount is made (the
+        // filesystem layer off): the read-only flag's rights refuse it...
+        let script = "(echo x > f) 2>/dev/null && echo wrote || echo refused";
+        let o = in_dir(
+            who,
+            &dir,
+            &[
+                "run",
+                "-p",
+                "cli-write",
+                "--ro-bind-cwd",
+                "--without",
+                "filesystem",
+                "--",
+                "/bin/sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "refused\n", "{}", stderr(&o));
+        assert!(!d.0.join("f").exists());
+        // ... and the profile's own bind (control) lets it through.
+        let o = in_dir(
+            who,
+            &dir,
+            &[
+                "run",
+                "-p",
+                "cli-write",
+                "--without",
+                "filesystem",
+                "--",
+                "/bin/sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_code(&o, 0);
+        assert_eq!(stdout(&o), "wrote\n", "{}", stderr(&o));
+        assert!(d.0.join("f").exists());
+    }
+);
+
 both!(binds_get_the_landlock_rights_they_need, |who| {
     let (_s, dir) = workdir("adhoc-bind");
     let rw = format!("{dir}:/data");

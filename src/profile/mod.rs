@@ -638,6 +638,7 @@ fn load_chain_printed(
     let flags: &[String] = overlay.map_or(&[], |o| o.flags.as_slice());
     crate::types::register_flags(flags);
     if let Some(o) = overlay.filter(|o| !o.is_empty()) {
+        o.displace(&mut merged.layers);
         let extra = o.sections(&merged.layers)?;
         merged.layers = Merge::merge(merged.layers, extra);
     }

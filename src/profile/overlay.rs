@@ -7,6 +7,8 @@
 //! and execute for `--bind` and `--tmpfs`) when the profile has a `landlock` section: under
 //! `strict` a bind without them could be listed but not used. Where the profile has no
 //! Landlock section none is added (that would switch the layer on with only these rules).
+//! A flag's mount replaces the profile's entry of the same path, and below a read-only
+//! one the profile's Landlock rights are cut to read and execute ([`Overlay::displace`]).
 //! A mount needs the filesystem layer: a profile without one refuses the flag. A limit
 //! goes into the profile's `cgroups` section, or a best-effort one of its own (the plan's
 //! rlimit stand-ins then hold it where the host has no cgroup to give).
@@ -293,6 +295,62 @@ impl Overlay {
         Ok(out)
     }
 
+    /// Take out of `base` (the merged chain) what the flags replace: the profile's entry
+    /// of a path a flag mounts (the flag's entry stands alone, also in `--print-profile`),
+    /// and, below a read-only bind of a flag, the Landlock rights beyond read and execute
+    /// (the rights of `--ro-bind`), so that the flag's promise holds in both layers. Rights
+    /// on a writable mount the profile keeps below it stay. Rights on a directory above it
+    /// (strict's `/tmp`) still cover it: Landlock only adds, and they hold elsewhere.
+    pub fn displace(&self, base: &mut Sections) {
+        let flagged: Vec<(&str, bool)> = self
+            .binds
+            .iter()
+            .map(|(_, dst, ro, _)| (dst.as_str(), *ro))
+            .chain(self.tmpfs.iter().map(|t| (t.as_str(), false)))
+            .collect();
+        if let Some(fs) = base.filesystem.as_mut() {
+            fs.mounts
+                .retain(|e| entry_target(e).is_none_or(|t| !flagged.iter().any(|(f, _)| *f == t)));
+        }
+        let writable: Vec<String> = base
+            .filesystem
+            .iter()
+            .flat_map(|fs| &fs.mounts)
+            .filter(|e| e.bind.is_some() || e.dev_bind.is_some() || e.tmpfs.is_some())
+            .filter_map(entry_target)
+            .collect();
+        for (root, _) in flagged.iter().filter(|(_, ro)| *ro) {
+            // Whether rights on `p` stay: outside `root`, or on a writable mount below it.
+            let keeps = |p: &str| {
+                !within(p, root)
+                    || writable
+                        .iter()
+                        .any(|w| w != root && within(w, root) && within(p, w))
+            };
+            let narrow = |rights: &mut Vec<Spanned<String>>| {
+                rights.retain(|a| !landlock::grants_beyond_read_exec(&a.value))
+            };
+            if let Some(ll) = base.landlock.as_mut() {
+                ll.write
+                    .retain(|p| normal(&p.value).is_none_or(|p| keeps(&p)));
+                for rule in &mut ll.rules {
+                    if normal(&rule.path.value).is_some_and(|p| !keeps(&p)) {
+                        narrow(&mut rule.access);
+                    }
+                }
+                ll.rules.retain(|r| !r.access.is_empty());
+            }
+            if let Some(fs) = base.filesystem.as_mut() {
+                for e in &mut fs.mounts {
+                    let inside = entry_target(e).is_some_and(|t| !keeps(&t));
+                    if let (true, Some(grants)) = (inside, e.landlock.as_mut()) {
+                        narrow(grants);
+                    }
+                }
+            }
+        }
+    }
+
     /// The loc of the i-th bind (binds come from `--bind`, `--ro-bind` and the cwd flags).
     fn bind_loc(&self, i: usize) -> Loc {
         let n = self
@@ -316,6 +374,155 @@ impl MaxWith for Loc {
             self
         } else {
             other
+        }
+    }
+}
+
+/// The path a mount entry mounts at, in normal form (`None` for `remove:` and for a path
+/// that does not parse, which validation reports).
+fn entry_target(e: &filesystem::MountEntry) -> Option<String> {
+    [
+        &e.ro_bind,
+        &e.bind,
+        &e.dev_bind,
+        &e.tmpfs,
+        &e.dir,
+        &e.symlink,
+        &e.file,
+        &e.mask,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .and_then(|t| normal(&t.value))
+}
+
+fn normal(raw: &str) -> Option<String> {
+    SandboxPath::parse(raw).ok().map(|p| p.as_str().to_string())
+}
+
+/// `path` is `root` or below it (both in normal form).
+fn within(path: &str, root: &str) -> bool {
+    root == "/" || path == root || path.strip_prefix(root).is_some_and(|r| r.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Spanned<String> {
+        Spanned {
+            value: v.into(),
+            loc: Loc::at(1, 1),
+        }
+    }
+
+    fn rule(path: &str, access: &[&str]) -> landlock::RuleSection {
+        landlock::RuleSection {
+            path: s(path),
+            access: access.iter().map(|a| s(a)).collect(),
+            optional: false,
+        }
+    }
+
+    /// A base like cli-write's, with a writable `out` below the directory and a rule of
+    /// fine-grained rights on a file in it.
+    fn base() -> Sections {
+        let mut fs = filesystem::Section::default();
+        fs.mounts.push(filesystem::MountEntry {
+            bind: Some(s("/w")),
+            ..Default::default()
+        });
+        fs.mounts.push(filesystem::MountEntry {
+            bind: Some(s("/w/out")),
+            ..Default::default()
+        });
+        fs.mounts.push(filesystem::MountEntry {
+            ro_bind: Some(s("/w/doc")),
+            landlock: Some(vec![s("read"), s("write")]),
+            ..Default::default()
+        });
+        let ll = landlock::Section {
+            read: vec![s("/w")],
+            write: vec![s("/w"), s("/w/out/x"), s("/tmp")],
+            rules: vec![
+                rule("/w/log", &["read-file", "write-file", "truncate"]),
+                rule("/w/tmp", &["make-reg"]),
+            ],
+            ..Default::default()
+        };
+        Sections {
+            filesystem: Some(fs),
+            landlock: Some(ll),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_read_only_flag_takes_the_write_rights_below_it_but_not_a_writable_mounts() {
+        let mut b = base();
+        let o = Overlay {
+            binds: vec![("/w".into(), "/w".into(), true, Some(true))],
+            ..Default::default()
+        };
+        o.displace(&mut b);
+        let fs = b.filesystem.unwrap();
+        let targets: Vec<Option<String>> = fs.mounts.iter().map(entry_target).collect();
+        assert_eq!(targets, [Some("/w/out".into()), Some("/w/doc".into())]);
+        let doc = fs.mounts[1].landlock.as_ref().unwrap();
+        assert_eq!(
+            doc.iter().map(|a| a.value.as_str()).collect::<Vec<_>>(),
+            ["read"]
+        );
+        let ll = b.landlock.unwrap();
+        let writes: Vec<&str> = ll.write.iter().map(|p| p.value.as_str()).collect();
+        assert_eq!(writes, ["/w/out/x", "/tmp"]);
+        assert_eq!(ll.read.len(), 1);
+        // The rule on /w/log keeps its read right; the one with only make-reg goes.
+        assert_eq!(ll.rules.len(), 1);
+        let log: Vec<&str> = ll.rules[0]
+            .access
+            .iter()
+            .map(|a| a.value.as_str())
+            .collect();
+        assert_eq!(log, ["read-file"]);
+    }
+
+    #[test]
+    fn a_writable_flag_replaces_the_entry_and_keeps_the_rights() {
+        let mut b = base();
+        let o = Overlay {
+            binds: vec![("/elsewhere".into(), "/w".into(), false, None)],
+            ..Default::default()
+        };
+        o.displace(&mut b);
+        assert_eq!(b.filesystem.unwrap().mounts.len(), 2);
+        let ll = b.landlock.unwrap();
+        assert_eq!(ll.write.len(), 3);
+        assert_eq!(ll.rules.len(), 2);
+    }
+
+    #[test]
+    fn beyond_read_and_exec() {
+        for name in [
+            "write",
+            "write-file",
+            "make-reg",
+            "remove-dir",
+            "truncate",
+            "refer",
+        ] {
+            assert!(landlock::grants_beyond_read_exec(name), "{name}");
+        }
+        for name in [
+            "read",
+            "exec",
+            "read-file",
+            "read-dir",
+            "execute",
+            "nonsense",
+        ] {
+            assert!(!landlock::grants_beyond_read_exec(name), "{name}");
         }
     }
 }

@@ -145,6 +145,20 @@ pub fn write_rights() -> BitFlags<AccessFs> {
         })
 }
 
+/// Whether a profile's access name (`write`, or a fine-grained one) grants more than `read`
+/// and `exec` do: what a read-only bind given on the command line takes from the rules on
+/// its path, so that its Landlock rights are those of `--ro-bind`.
+pub fn grants_beyond_read_exec(name: &str) -> bool {
+    let beyond = write_rights() & !(read_rights() | exec_rights());
+    match name {
+        "write" => true,
+        "read" | "exec" => false,
+        _ => FS_RIGHTS
+            .iter()
+            .any(|(n, right, _)| *n == name && beyond.contains(*right)),
+    }
+}
+
 /// Rights that mean something on a non-directory (the kernel rejects the others with EINVAL).
 pub(super) fn file_rights() -> BitFlags<AccessFs> {
     make_bitflags!(AccessFs::{
