@@ -16,12 +16,19 @@ pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
 
 /// The user name of `uid` in /etc/passwd, if it has one.
 pub fn user_name(uid: u32) -> Option<String> {
+    passwd_entry(uid).map(|(name, _)| name)
+}
+
+/// The name and home directory of `uid` in /etc/passwd, if it has an entry there. Read
+/// from the file, not through NSS: the launcher is linked statically, and a static glibc
+/// that falls through to a module such as `systemd` in nsswitch.conf (a uid the file does
+/// not name) loads a shared object into a process that has no dynamic loader of its own.
+pub fn passwd_entry(uid: u32) -> Option<(String, String)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let id: u32 = f.nth(1)?.parse().ok()?;
-        (id == uid).then(|| name.to_string())
+        let f: Vec<&str> = l.split(':').collect();
+        let id: u32 = f.get(2)?.parse().ok()?;
+        (id == uid && f.len() >= 6).then(|| (f[0].to_string(), f[5].to_string()))
     })
 }
 

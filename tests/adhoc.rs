@@ -477,8 +477,29 @@ fn a_degraded_layer_is_one_short_line_and_the_fix_is_in_the_report() {
     ) {
         return;
     }
-    // Unprivileged without a delegated cgroup: strict's best-effort cgroups degrade.
+    // Unprivileged without a delegated cgroup: strict's best-effort cgroups degrade to
+    // rlimits that hold both its limits, so a run says nothing about it...
     let o = run(As::User, &["run", "-p", "strict", "--", "/bin/true"]);
+    assert_code(&o, 0);
+    assert!(
+        !stderr(&o).contains("degraded"),
+        "stand-ins hold every limit asked: {}",
+        stderr(&o)
+    );
+    // ... while -v, the report and explain still tell.
+    let o = run(As::User, &["run", "-p", "strict", "-v", "--", "/bin/true"]);
+    assert!(
+        stderr(&o).contains("cgroups degraded") && stderr(&o).contains("chown -R"),
+        "-v gives the degradation and its fix: {}",
+        stderr(&o)
+    );
+    let o = run(As::User, &["explain", "strict"]);
+    assert!(stdout(&o).contains("RLIMIT_AS"), "{}", stdout(&o));
+    // A CPU quota without a timeout has no stand-in: one short line names it.
+    let o = run(
+        As::User,
+        &["run", "-p", "strict", "--cpus", "1", "--", "/bin/true"],
+    );
     assert_code(&o, 0);
     let line = stderr(&o);
     let line = line
@@ -486,17 +507,28 @@ fn a_degraded_layer_is_one_short_line_and_the_fix_is_in_the_report() {
         .find(|l| l.starts_with("lasagna: cgroups degraded:"))
         .unwrap_or_else(|| panic!("{line}"));
     assert!(
-        line.len() < 240 && line.contains("RLIMIT_AS") && line.contains("-v"),
+        line.len() < 320 && line.contains("not enforced: cpu.max") && line.contains("-v"),
         "{line}"
     );
     assert!(
         !line.contains("mkdir"),
         "the fix is not on every run's stderr: {line}"
     );
-    let o = run(As::User, &["run", "-p", "strict", "-v", "--", "/bin/true"]);
-    assert!(
-        stderr(&o).contains("chown -R"),
-        "-v gives the fix: {}",
-        stderr(&o)
+    // With a timeout, RLIMIT_CPU stands in for the quota: nothing is left undone.
+    let o = run(
+        As::User,
+        &[
+            "run",
+            "-p",
+            "strict",
+            "--cpus",
+            "1",
+            "--timeout",
+            "30s",
+            "--",
+            "/bin/true",
+        ],
     );
+    assert_code(&o, 0);
+    assert!(!stderr(&o).contains("degraded"), "{}", stderr(&o));
 }

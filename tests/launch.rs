@@ -505,3 +505,39 @@ both!(nothing_of_the_sandbox_outlives_the_run, |who| {
         assert!(left.is_empty(), "left behind after run returned: {left:?}");
     }
 });
+
+/// A caller whose uid /etc/passwd does not name (a container's, `setpriv --reuid N`) runs
+/// the launcher like any other: no user database module is loaded into the static binary
+/// (nsswitch.conf here reads `files systemd`, and the fall-through to `systemd` crashed it).
+#[test]
+fn a_caller_without_a_passwd_entry_runs() {
+    if !can_run("a_caller_without_a_passwd_entry_runs", As::Root) {
+        return;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let named = |id: u32| {
+        passwd
+            .lines()
+            .any(|l| l.split(':').nth(2) == Some(id.to_string().as_str()))
+    };
+    let id = (61000..62000).find(|id| !named(*id)).expect("a free uid");
+    let as_nobody_named = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args([
+            format!("--reuid={id}"),
+            format!("--regid={id}"),
+            "--clear-groups".into(),
+        ])
+        .arg(bin())
+        .args(args)
+        .env_remove("HOME")
+        .env_remove("USER")
+        .current_dir("/");
+        output_within(cmd, DEADLINE)
+    };
+    let o = as_nobody_named(&["run", "-p", "strict", "--", "/bin/echo", "ran"]);
+    assert_code(&o, 0);
+    assert_eq!(stdout(&o), "ran\n", "{}", stderr(&o));
+    let o = as_nobody_named(&["check", "strict"]);
+    assert_code(&o, 0);
+}

@@ -98,11 +98,22 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     }
     for l in &plan.layers {
         if let Decision::Degrade(reason) = &l.decision {
+            // Stand-ins that hold every limit asked leave nothing undone: -v, the report
+            // and explain say so, not every run.
+            let held = l.layer == Layer::Cgroups && plan.cgroup_unenforced.is_empty();
+            if held && !args.verbose {
+                continue;
+            }
             // One line on every such run: the reason without its fix, which -v, the report
-            // and explain carry in full.
+            // and explain carry in full, and what is left unenforced.
             let (short, cut) = without_hint(reason);
+            let undone = if l.layer == Layer::Cgroups && !held {
+                format!("; not enforced: {}", plan.cgroup_unenforced.join(", "))
+            } else {
+                String::new()
+            };
             eprintln!(
-                "lasagna: {} degraded: {}{}",
+                "lasagna: {} degraded: {}{undone}{}",
                 l.layer,
                 crate::text::escape(&short),
                 if cut && !args.verbose {

@@ -199,6 +199,10 @@ pub struct Plan {
     /// The cgroups layer's explain lines (they depend on the host's hierarchies).
     #[serde(skip)]
     pub cgroup_explain: Vec<String>,
+    /// The cgroup limits a degraded cgroups layer enforces neither in a cgroup nor by an
+    /// rlimit standing in: what `run` names on every run (a degradation whose stand-ins hold
+    /// every limit asked is left to -v, the report and explain).
+    pub cgroup_unenforced: Vec<&'static str>,
     /// The payload's rlimits: the rlimits layer's, tightened by those standing in for
     /// cgroup limits the host cannot give (best-effort cgroups).
     #[serde(skip)]
@@ -463,13 +467,14 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
     let mut cgroup_sweep = Vec::new();
     let mut cgroup_explain = Vec::new();
     let mut fallback = Vec::new();
+    let mut cgroup_unenforced = Vec::new();
     let cg = match asked.on(Layer::Cgroups, profile.cgroups.as_ref()) {
         None => planned(Layer::Cgroups, skip(Layer::Cgroups), Vec::new()),
         Some((req, spec)) => {
             let mut spec = spec.clone();
             spec.mode = req;
             let p = cgroups::plan(&spec, &host.cgroups, timeout);
-            let notes = p
+            let mut notes: Vec<String> = p
                 .fallback
                 .iter()
                 .map(|f| {
@@ -479,6 +484,15 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
                     )
                 })
                 .collect();
+            if matches!(p.decision, Decision::Degrade(_)) {
+                cgroup_unenforced = cgroups::unenforced(&spec.limits, &p);
+                if !cgroup_unenforced.is_empty() {
+                    notes.push(format!(
+                        "not enforced on this host: {}",
+                        cgroup_unenforced.join(", ")
+                    ));
+                }
+            }
             if p.decision.applies() {
                 cgroup_explain = cgroups::explain(&spec, &host.cgroups, &p);
                 config.cgroups = Some(spec.clone());
@@ -673,6 +687,7 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
         cgroup,
         cgroup_sweep,
         cgroup_explain,
+        cgroup_unenforced,
         rlimits: limits,
         landlock: landlock_plan,
         landlock_net_rules,

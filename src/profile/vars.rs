@@ -59,10 +59,9 @@ impl Vars {
     /// The caller's values; `profile_dir`: the file's directory (`None` for a shipped one).
     pub fn of_caller(profile_dir: Option<&Path>) -> Vars {
         let uid = nix::unistd::getuid();
-        let pw = nix::unistd::User::from_uid(uid).ok().flatten();
-        let home =
-            env("HOME").or_else(|| pw.as_ref().map(|p| p.dir.to_string_lossy().into_owned()));
-        let user = env("USER").or_else(|| pw.as_ref().map(|p| p.name.clone()));
+        let pw = crate::procfs::passwd_entry(uid.as_raw());
+        let home = env("HOME").or_else(|| pw.as_ref().map(|(_, dir)| dir.clone()));
+        let user = env("USER").or_else(|| pw.as_ref().map(|(name, _)| name.clone()));
         let under_home = |rel: &str| {
             home.as_ref()
                 .map(|h| format!("{}/{rel}", h.trim_end_matches('/')))

@@ -151,6 +151,22 @@ pub(crate) fn plan_as(
     }
 }
 
+/// The limits `asked` that this plan enforces neither in its cgroup nor by an rlimit
+/// standing in (`cpu.weight` with no cgroup; `cpu.max` without a timeout to make a
+/// CPU-seconds budget of): what a degraded cgroups layer leaves undone, by cgroup file.
+pub fn unenforced(asked: &Limits, planned: &Planned) -> Vec<&'static str> {
+    let kept = planned
+        .plan
+        .as_ref()
+        .map(|p| p.limits.files())
+        .unwrap_or_default();
+    asked
+        .files()
+        .into_iter()
+        .filter(|f| !kept.contains(f) && !planned.fallback.iter().any(|r| r.replaces == *f))
+        .collect()
+}
+
 fn with_fallback(reason: String, fallback: &[RlimitFallback]) -> String {
     if fallback.is_empty() {
         return reason;

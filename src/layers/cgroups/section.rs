@@ -238,6 +238,23 @@ impl Limits {
     }
 
     /// Drop the limits of controllers not in `keep`.
+    /// The cgroup files of the limits set, e.g. `memory.max`.
+    pub fn files(&self) -> Vec<&'static str> {
+        [
+            (self.memory_max.is_some(), "memory.max"),
+            (self.memory_high.is_some(), "memory.high"),
+            (self.swap_max.is_some(), "memory.swap.max"),
+            (self.pids_max.is_some(), "pids.max"),
+            (self.cpu_cores.is_some(), "cpu.max"),
+            (self.cpu_weight.is_some(), "cpu.weight"),
+            (self.io_weight.is_some(), "io.weight"),
+        ]
+        .into_iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, file)| file)
+        .collect()
+    }
+
     pub(super) fn only(&self, keep: &[Controller]) -> Limits {
         let has = |c| keep.contains(&c);
         Limits {

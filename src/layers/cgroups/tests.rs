@@ -832,3 +832,41 @@ fn kernel_a_child_joins_its_v1_cgroups_by_writing_zero() {
     );
     cg.teardown().unwrap();
 }
+
+#[test]
+fn unenforced_names_what_neither_a_cgroup_nor_a_stand_in_holds() {
+    // No cgroup at all: memory.max and pids.max have rlimits; cpu.max has one only with a
+    // timeout; weights and memory.high have none.
+    let (host, root) = fake_v2("pf-undone", "cpu memory pids io");
+    let mut s = spec(
+        "memory: {max: 64M, high: 32M}\npids: {max: 8}\ncpu: {cores: 0.5, weight: 50}\nio: {weight: 50}\n",
+    );
+    s.mode = Requirement::BestEffort;
+    let pre = plan_as(&s, &host, None, &Access::Fixed(false));
+    assert_eq!(
+        super::unenforced(&s.limits, &pre),
+        ["memory.high", "cpu.max", "cpu.weight", "io.weight"]
+    );
+    let pre = plan_as(
+        &s,
+        &host,
+        Some(Duration::from_secs(10)),
+        &Access::Fixed(false),
+    );
+    assert_eq!(
+        super::unenforced(&s.limits, &pre),
+        ["memory.high", "cpu.weight", "io.weight"]
+    );
+    // A cgroup with every controller: nothing is undone.
+    let pre = plan_as(&s, &host, None, &Access::Fixed(true));
+    assert!(super::unenforced(&s.limits, &pre).is_empty());
+    // A cgroup without cpu: its limits are left, unless RLIMIT_CPU stands in.
+    let (host2, root2) = fake_v2("pf-undone2", "memory pids io");
+    let pre = plan_as(&s, &host2, None, &Access::Fixed(true));
+    assert_eq!(
+        super::unenforced(&s.limits, &pre),
+        ["cpu.max", "cpu.weight"]
+    );
+    let _ = fs::remove_dir_all(root);
+    let _ = fs::remove_dir_all(root2);
+}
