@@ -188,6 +188,36 @@ both!(
     }
 );
 
+both!(
+    without_the_process_layer_the_payload_still_starts_in_its_directory,
+    |who| {
+        let (_s, dir) = workdir("adhoc-noproc");
+        let script = "pwd; cat in.txt";
+        for without in [None, Some("process")] {
+            let mut args = vec!["run", "-p", "strict", "--bind-cwd"];
+            if let Some(l) = without {
+                args.extend(["--without", l]);
+            }
+            args.extend(["--", "/bin/sh", "-c", script]);
+            let o = in_dir(who, &dir, &args);
+            assert_code(&o, 0);
+            assert_eq!(
+                stdout(&o),
+                format!("{dir}\ninput\n"),
+                "--without {without:?}: {}",
+                stderr(&o)
+            );
+        }
+        // explain says why, where the layer is off.
+        let o = in_dir(who, &dir, &["explain", "cli-write", "--without", "process"]);
+        assert!(
+            stdout(&o).contains(&format!("the payload still starts in {dir}")),
+            "{}",
+            stdout(&o)
+        );
+    }
+);
+
 both!(binds_get_the_landlock_rights_they_need, |who| {
     let (_s, dir) = workdir("adhoc-bind");
     let rw = format!("{dir}:/data");

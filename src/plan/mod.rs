@@ -661,7 +661,16 @@ fn decide(profile: &Profile, host: &Host, opts: &Options) -> Plan {
         .contains(&Kind::Uts)
         .then(|| config.namespaces.as_ref().map(|c| c.hostname.clone()))
         .flatten();
-    let cwd = match config.process.as_ref().and_then(|c| c.cwd.as_ref()) {
+    // The working directory is where the payload starts, not a defense: with the process
+    // layer off (`--without process`) the profile's (or --bind-cwd's) still holds.
+    let asked_cwd = profile.process.as_ref().and_then(|c| c.cwd.as_ref());
+    let mut pr = pr;
+    if let (Some(dir), false) = (asked_cwd, pr.decision.applies()) {
+        pr.notes.push(format!(
+            "the payload still starts in {dir}: the working directory is not a defense of this layer"
+        ));
+    }
+    let cwd = match asked_cwd {
         Some(p) => p.as_str().to_string(),
         None if fs_plan.is_some() => "/".to_string(),
         None => std::env::current_dir()
