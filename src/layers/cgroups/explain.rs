@@ -188,9 +188,23 @@ pub(crate) fn doctor_for(host: &CgroupHost, acc: &Access) -> Vec<(String, String
         "systemd-run --user -p Delegate=yes --scope lasagna run ...  (or as root: mkdir a cgroup, chown -R it to the user, set cgroups parent:)".into(),
     ));
     if !host.v1.is_empty() {
+        // The hierarchies a sandbox uses, at their real mount points, and one cgroup path
+        // for all of them below the caller's deepest own cgroup.
+        let mut mounts: Vec<&Path> = Vec::new();
+        for c in ["memory", "pids", "cpu", "blkio", "freezer", "cpuacct"] {
+            if let Some(m) = host.v1_mount(c) {
+                if !mounts.contains(&m.mount.as_path()) {
+                    mounts.push(&m.mount);
+                }
+            }
+        }
+        let rel = super::plan::v1_proposal(host, None);
         rows.push((
             "how to delegate (v1)".into(),
-            "as root, per controller: mkdir /sys/fs/cgroup/<ctrl>/lasagna && chown -R <user> /sys/fs/cgroup/<ctrl>/lasagna; then cgroups parent: /lasagna".into(),
+            format!(
+                "as root: {}; then cgroups parent: {rel}",
+                super::plan::v1_fix(&mounts, &rel)
+            ),
         ));
         rows.push((
             "v1 attach latency".into(),

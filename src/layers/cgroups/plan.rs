@@ -235,7 +235,14 @@ fn choose_backend(
         let parent = v2_parent.clone().unwrap_or_default();
         let missing: Vec<Controller> = wanted.iter().copied().filter(|&c| !v2_has(c)).collect();
         if !v2_writable(&parent, acc) || !v2_reachable(&parent) {
-            return Err(refusal_v2(&parent));
+            return Err(refusal_v2(
+                &parent,
+                &host
+                    .v2
+                    .as_ref()
+                    .map(|m| m.mount.clone())
+                    .unwrap_or_default(),
+            ));
         }
         return Ok((Backend::V2 { parent }, missing));
     }
@@ -263,7 +270,8 @@ fn choose_backend(
         .filter(|(_, d)| !(acc.writable(d) && acc.writable(&d.join("cgroup.procs"))))
         .collect();
     if !blocked.is_empty() {
-        return Err(refusal_v1(&blocked));
+        let parent = spec.parent.as_ref().map(|p| p.relative().to_string());
+        return Err(refusal_v1(&blocked, host, parent.as_deref()));
     }
     Ok((
         Backend::V1 {
@@ -278,35 +286,88 @@ pub(super) fn v2_writable(parent: &Path, acc: &Access) -> bool {
     acc.writable(parent) && acc.writable(&parent.join("cgroup.procs"))
 }
 
-fn refusal_v2(parent: &Path) -> String {
+/// Who `chown` is for in a hint: the caller's name, else its uid; for root (`doctor`
+/// advising on another user's behalf), a placeholder.
+fn caller() -> String {
+    let uid = nix::unistd::getuid().as_raw();
+    if uid == 0 {
+        return "<user>".into();
+    }
+    crate::procfs::user_name(uid).unwrap_or_else(|| uid.to_string())
+}
+
+fn refusal_v2(parent: &Path, mount: &Path) -> String {
+    let rel = parent
+        .strip_prefix(mount)
+        .map(|r| format!("/{}", r.display()))
+        .unwrap_or_else(|_| "/".into());
+    let new = format!("{}/lasagna", rel.trim_end_matches('/'));
     format!(
         "cgroup {} is not delegated to this user (hint: run inside a delegated scope: \
          systemd-run --user -p Delegate=yes --scope lasagna run ...; or as root: \
-         mkdir {p}/lasagna && chown -R $USER {p}/lasagna and set cgroups parent: <path of \
-         {p}/lasagna from the hierarchy root>)",
+         mkdir {d} && chown -R {user} {d} and set cgroups parent: {new})",
         parent.display(),
-        p = parent.display()
+        d = host::join_rel(mount, &new).display(),
+        user = caller(),
     )
 }
 
-fn refusal_v1(blocked: &[&(&str, PathBuf)]) -> String {
+/// The cgroup a v1 hint proposes, relative to each hierarchy's root: the profile's parent,
+/// or `lasagna` below the deepest cgroup the caller is in (a host that nests its processes
+/// in a limited memory cgroup keeps the sandboxes inside that limit). One path for every
+/// hierarchy, as `parent:` names one.
+pub(super) fn v1_proposal(host: &CgroupHost, parent: Option<&str>) -> String {
+    if let Some(p) = parent {
+        return format!("/{}", p.trim_matches('/'));
+    }
+    let deepest = host
+        .v1
+        .iter()
+        .map(|m| m.own.trim_matches('/'))
+        .max_by_key(|own| own.split('/').filter(|c| !c.is_empty()).count())
+        .unwrap_or("");
+    if deepest.is_empty() {
+        "/lasagna".into()
+    } else {
+        format!("/{deepest}/lasagna")
+    }
+}
+
+/// The commands that make `rel` in each of `mounts` (hierarchy roots) and give it to the
+/// caller.
+pub(super) fn v1_fix(mounts: &[&Path], rel: &str) -> String {
+    let user = caller();
+    mounts
+        .iter()
+        .map(|m| {
+            let d = host::join_rel(m, rel);
+            format!("mkdir -p {d} && chown -R {user} {d}", d = d.display())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn refusal_v1(blocked: &[&(&str, PathBuf)], host: &CgroupHost, parent: Option<&str>) -> String {
     let dirs: Vec<String> = blocked
         .iter()
         .map(|(_, d)| d.display().to_string())
         .collect();
-    let fix: Vec<String> = blocked
-        .iter()
-        .map(|(c, _)| {
-            format!("mkdir /sys/fs/cgroup/{c}/lasagna && chown -R $USER /sys/fs/cgroup/{c}/lasagna")
-        })
-        .collect();
+    let mut mounts: Vec<&Path> = Vec::new();
+    for (c, _) in blocked {
+        if let Some(m) = host.v1_mount(c) {
+            if !mounts.contains(&m.mount.as_path()) {
+                mounts.push(&m.mount);
+            }
+        }
+    }
+    let rel = v1_proposal(host, parent);
     let names: Vec<&str> = blocked.iter().map(|(c, _)| *c).collect();
     format!(
         "the cgroup v1 hierarchies {} are not writable by this user (hint: {} cannot be \
-         written; as root: {}; then set cgroups parent: /lasagna)",
+         written; as root: {}; then set cgroups parent: {rel})",
         names.join(", "),
         dirs.join(", "),
-        fix.join("; ")
+        v1_fix(&mounts, &rel),
     )
 }
 

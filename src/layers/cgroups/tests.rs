@@ -184,9 +184,30 @@ fn preflight_on_a_v1_host_names_the_chown_fix() {
         None,
         &Access::Fixed(false),
     );
+    // The fix names the hierarchy where it is mounted, not where it usually is.
+    let m = root.join("memory").display().to_string();
     match &pre.decision {
         Decision::Refuse(r) => assert!(
-            r.contains("chown -R $USER /sys/fs/cgroup/memory/lasagna"),
+            r.contains(&format!("mkdir -p {m}/lasagna && chown -R "))
+                && r.contains(&format!(" {m}/lasagna; then set cgroups parent: /lasagna)")),
+            "{r}"
+        ),
+        d => panic!("expected refuse, got {d:?}"),
+    }
+    // A caller in a nested cgroup (a host that limits its processes there) is given a
+    // parent below it, in every hierarchy.
+    fs::create_dir_all(root.join("memory/a/b")).unwrap();
+    let nested = CgroupHost::from_tables(&mounts, "4:memory:/a/b\n");
+    let pre = plan_as(
+        &spec("memory: {max: 64M}\n"),
+        &nested,
+        None,
+        &Access::Fixed(false),
+    );
+    match &pre.decision {
+        Decision::Refuse(r) => assert!(
+            r.contains(&format!("mkdir -p {m}/a/b/lasagna && chown -R "))
+                && r.contains("then set cgroups parent: /a/b/lasagna)"),
             "{r}"
         ),
         d => panic!("expected refuse, got {d:?}"),
