@@ -354,3 +354,34 @@ both!(
         );
     }
 );
+
+both!(
+    doctor_a_best_effort_layer_skipped_warns_and_its_dependent_fails,
+    |who| {
+        // Namespaces best-effort without a user namespace: root creates them; a user cannot,
+        // so the layer is skipped (WARN), and the filesystem layer, which needs its pid
+        // namespace for a fresh /proc, is refused (FAIL with the fix): exit 1, as check says.
+        let dir = Scratch::new("doctor-ns");
+        let p = dir.write(
+            "ns.yaml",
+            "extends: strict\nlayers:\n  namespaces:\n    mode: best-effort\n    user: false\n",
+        );
+        let (found, code) = agrees_with_explain_and_check(who, &p, "ns");
+        let ns = decision(&found, "namespaces");
+        let fs = decision(&found, "filesystem");
+        match who {
+            As::Root => {
+                assert_eq!(str_of(ns, "status"), "ok", "{ns:#}");
+                assert_eq!(str_of(fs, "status"), "ok", "{fs:#}");
+                assert_eq!(code, 0);
+            }
+            As::User => {
+                assert_eq!(str_of(ns, "decision"), "skipped", "{ns:#}");
+                assert_eq!(str_of(ns, "status"), "warn", "{ns:#}");
+                assert_eq!(str_of(fs, "status"), "fail", "{fs:#}");
+                assert!(str_of(fs, "fix").contains("pid: true"), "{fs:#}");
+                assert_eq!(code, 1);
+            }
+        }
+    }
+);
