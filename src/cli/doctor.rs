@@ -291,10 +291,12 @@ fn print(out: &[Finding], json: bool) {
             serde_json::to_string_pretty(out).expect("findings serialize")
         );
     } else {
+        // A profile's reasons carry its paths and names: never a control character raw.
+        use crate::text::escape;
         for f in out {
-            println!("{} {:<13} {}", f.status.word(), f.layer, f.detail);
+            println!("{} {:<13} {}", f.status.word(), f.layer, escape(&f.detail));
             if let Some(fix) = &f.fix {
-                println!("     {:<13} fix: {fix}", "");
+                println!("     {:<13} fix: {}", "", escape(fix));
             }
         }
     }
