@@ -6,54 +6,80 @@ use crate::cli::{Error, ProfilesAction};
 use crate::host::Host;
 use crate::launch::{Decision, Layer};
 use crate::plan;
-use crate::profile::{self, SHIPPED};
+use crate::profile::{self, ProfileError, SHIPPED};
+
+/// One profile as `check` judges it on this host: loaded, its program looked up, planned.
+/// `doctor PROFILE` reads the same, so the two never disagree on whether it runs here.
+pub(super) struct Checked {
+    pub profile: profile::Profile,
+    pub plan: plan::Plan,
+    /// Why the profile's program is not on this host, when it is not.
+    pub missing_program: Option<String>,
+}
+
+impl Checked {
+    /// `check` passes: the program is here and no required layer is refused.
+    pub fn runs_here(&self) -> bool {
+        self.missing_program.is_none() && self.plan.refusals().is_empty()
+    }
+}
+
+/// Load `name` and plan it on `host` with no command-line options, as `check` does;
+/// `Err`: every error that stops it loading, in the order of the file.
+pub(super) fn load_and_plan(name: &str, host: &Host) -> Result<Checked, Vec<ProfileError>> {
+    let p = profile::load_all_errors(name)?;
+    Ok(Checked {
+        missing_program: p.find_program().err(),
+        plan: plan::plan(&p, host, &plan::Options::default()),
+        profile: p,
+    })
+}
 
 /// `check`: every profile loads, and no required layer is refused on this host.
 pub fn check(names: &[String]) -> Result<i32, Error> {
     let host = Host::probe(crate::host::Needs::ALL);
     let mut findings = 0;
     for name in names {
-        match profile::load_all_errors(name) {
+        let checked = match load_and_plan(name, &host) {
             Err(errors) => {
                 findings += 1;
                 for e in errors {
                     eprintln!("{e}");
                 }
+                continue;
             }
-            Ok(p) => {
-                if let Err(missing) = p.find_program() {
-                    findings += 1;
+            Ok(c) => c,
+        };
+        if let Some(missing) = &checked.missing_program {
+            findings += 1;
+            eprintln!(
+                "{}: {}",
+                crate::text::escape(name),
+                crate::text::escape(missing)
+            );
+            continue;
+        }
+        let plan = &checked.plan;
+        // What one layer allows and another refuses: the run would meet it inside.
+        for w in &plan.warnings {
+            eprintln!(
+                "{}: warning: {}",
+                crate::text::escape(name),
+                crate::text::escape(w)
+            );
+        }
+        if checked.runs_here() {
+            println!("{}: ok", crate::text::escape(name));
+        } else {
+            findings += 1;
+            for l in plan.refusals() {
+                if let Decision::Refuse(r) = &l.decision {
                     eprintln!(
-                        "{}: {}",
+                        "{}: {} would be refused on this host: {}",
                         crate::text::escape(name),
-                        crate::text::escape(&missing)
+                        l.layer,
+                        crate::text::escape(r)
                     );
-                    continue;
-                }
-                let plan = plan::plan(&p, &host, &plan::Options::default());
-                // What one layer allows and another refuses: the run would meet it inside.
-                for w in &plan.warnings {
-                    eprintln!(
-                        "{}: warning: {}",
-                        crate::text::escape(name),
-                        crate::text::escape(w)
-                    );
-                }
-                let refused = plan.refusals();
-                if refused.is_empty() {
-                    println!("{}: ok", crate::text::escape(name));
-                } else {
-                    findings += 1;
-                    for l in refused {
-                        if let Decision::Refuse(r) = &l.decision {
-                            eprintln!(
-                                "{}: {} would be refused on this host: {}",
-                                crate::text::escape(name),
-                                l.layer,
-                                crate::text::escape(r)
-                            );
-                        }
-                    }
                 }
             }
         }

@@ -46,8 +46,12 @@ pub enum Command {
         #[arg(long = "without", value_name = "LAYER", value_parser = parse_layer)]
         without: Vec<Layer>,
     },
-    /// Check what this host supports, layer by layer, and how to fix what it does not.
+    /// Check what this host supports, layer by layer, and how to fix what it does not; with
+    /// PROFILE, what that profile needs of this host as this caller, and whether each of its
+    /// layers is applied, degraded, skipped or refused (exit 1 when it cannot run here).
     Doctor {
+        /// Profile name (shipped or user) or path to a YAML file: only what it needs.
+        profile: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -292,7 +296,7 @@ pub fn main(cli: Cli) -> Result<i32, Error> {
         Command::Run(args) => run::run(*args),
         Command::Check { profiles } => inspect::check(&profiles),
         Command::Explain { profile, without } => inspect::explain(&profile, &without),
-        Command::Doctor { json } => doctor::doctor(json),
+        Command::Doctor { profile, json } => doctor::doctor(profile.as_deref(), json),
         Command::Profiles { action } => inspect::profiles(action),
         Command::Test(args) => test::test(args),
         Command::Score {

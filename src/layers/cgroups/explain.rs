@@ -7,7 +7,9 @@ use std::path::Path;
 use crate::host::cgroups as host;
 use crate::launch::Decision;
 
-use super::plan::{rlimit_name, v2_writable, Access, Backend, Planned};
+use super::plan::{
+    parent_rel, rlimit_name, v1_offers, v2_offers, v2_writable, Access, Backend, Planned,
+};
 use super::section::Config;
 use super::{v1, CgroupHost, CPU_PERIOD_US};
 
@@ -113,6 +115,74 @@ pub fn explain(spec: &Config, host: &CgroupHost, pre: &Planned) -> Vec<String> {
             f.replaces,
             f.semantics
         ));
+    }
+    out
+}
+
+/// What `spec`'s limits need of this host, as `doctor PROFILE`'s lines (the host gives it,
+/// what, fix): for each controller, the hierarchies that have it where the cgroup would be
+/// made, and whether this user may write there. Which one the plan picks, and the rlimits
+/// that stand in where none can be had, are the plan's decision.
+pub fn needs(spec: &Config, host: &CgroupHost) -> Vec<(bool, String, Option<String>)> {
+    needs_for(spec, host, &Access::Kernel)
+}
+
+pub(crate) fn needs_for(
+    spec: &Config,
+    host: &CgroupHost,
+    acc: &Access,
+) -> Vec<(bool, String, Option<String>)> {
+    let said = |w: bool| {
+        if w {
+            "writable by this user"
+        } else {
+            "not writable by this user"
+        }
+    };
+    let mut out = Vec::new();
+    for c in spec.limits.controllers() {
+        let mut found = false;
+        if let Some(v2) = &host.v2 {
+            let dir = v2.dir(&parent_rel(spec, &v2.own));
+            if v2_offers(&dir, c) {
+                found = true;
+                let w = v2_writable(&dir, acc);
+                out.push((
+                    w,
+                    format!("{c}: cgroup v2 {}, {}", dir.display(), said(w)),
+                    (!w).then(|| super::plan::refusal_v2(&dir, &v2.mount)),
+                ));
+            }
+        }
+        if let Some(m) = host.v1_mount(c.v1_name()) {
+            let dir = m.dir(&parent_rel(spec, &m.own));
+            if v1_offers(&dir, c) {
+                found = true;
+                let w = acc.writable(&dir) && acc.writable(&dir.join("cgroup.procs"));
+                let parent = spec.parent.as_ref().map(|p| p.relative().to_string());
+                let rel = super::plan::v1_proposal(host, parent.as_deref());
+                out.push((
+                    w,
+                    format!("{c}: cgroup v1 {}, {}", dir.display(), said(w)),
+                    (!w).then(|| {
+                        format!(
+                            "as root: {}; then set cgroups parent: {rel}",
+                            super::plan::v1_fix(&[m.mount.as_path()], &rel)
+                        )
+                    }),
+                ));
+            }
+        }
+        if !found {
+            out.push((
+                false,
+                format!(
+                    "{c}: no mounted cgroup hierarchy has this controller (cgroup mode: {})",
+                    host.layout().name()
+                ),
+                None,
+            ));
+        }
     }
     out
 }

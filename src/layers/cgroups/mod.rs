@@ -31,7 +31,7 @@ mod tests;
 pub use crate::host::cgroups::{CgroupHost, Layout};
 pub use active::{sweep_parents, sweep_stale, ActiveCgroup, OomKill, Placement, Usage};
 pub use error::CgroupError;
-pub use explain::{doctor, explain, human};
+pub use explain::{doctor, explain, human, needs};
 pub use plan::{plan, rlimit_fallback, unenforced, Backend, Plan, Planned, RlimitFallback};
 pub use section::{
     Config, Controller, CpuSection, IoSection, Limits, MemorySection, PidsSection, Section,

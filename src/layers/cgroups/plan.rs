@@ -196,12 +196,7 @@ fn choose_backend(
     wanted: &[Controller],
     acc: &Access,
 ) -> Result<(Backend, Vec<Controller>), String> {
-    let rel = |own: &str| {
-        spec.parent
-            .as_ref()
-            .map(|p| p.relative().to_string())
-            .unwrap_or_else(|| own.to_string())
-    };
+    let rel = |own: &str| parent_rel(spec, own);
     let v2_parent = host.v2.as_ref().map(|m| m.dir(&rel(&m.own)));
     // Moving a process into a v2 cgroup (clone3 CLONE_INTO_CGROUP or a cgroup.procs write)
     // also needs write access to cgroup.procs of the common ancestor of the source and
@@ -218,18 +213,9 @@ fn choose_backend(
             acc.writable(&common.join("cgroup.procs"))
         })
     };
-    let v2_has = |c: Controller| {
-        v2_parent.as_ref().is_some_and(|p| {
-            host::V2Mount::controllers_at(p)
-                .iter()
-                .any(|n| n == c.v2_name())
-        })
-    };
+    let v2_has = |c: Controller| v2_parent.as_ref().is_some_and(|p| v2_offers(p, c));
     let v1_dir = |c: &str| host.v1_mount(c).map(|m| m.dir(&rel(&m.own)));
-    let v1_has = |c: Controller| match (c, v1_dir(c.v1_name())) {
-        (Controller::Io, Some(d)) => v1::has_io_weight(&d),
-        (_, d) => d.is_some_and(|d| d.is_dir()),
-    };
+    let v1_has = |c: Controller| v1_dir(c.v1_name()).is_some_and(|d| v1_offers(&d, c));
     let on_v2 = host.v2.is_some() && (wanted.iter().all(|&c| v2_has(c)) || host.v1.is_empty());
     if on_v2 {
         let parent = v2_parent.clone().unwrap_or_default();
@@ -282,6 +268,30 @@ fn choose_backend(
     ))
 }
 
+/// Where a spec's cgroups are made in a hierarchy whose own cgroup is `own`: below the
+/// profile's `parent:`, else below our own cgroup.
+pub(super) fn parent_rel(spec: &Config, own: &str) -> String {
+    spec.parent
+        .as_ref()
+        .map(|p| p.relative().to_string())
+        .unwrap_or_else(|| own.to_string())
+}
+
+/// The v2 cgroup `dir` can hand `c` to the cgroups made below it.
+pub(super) fn v2_offers(dir: &Path, c: Controller) -> bool {
+    host::V2Mount::controllers_at(dir)
+        .iter()
+        .any(|n| n == c.v2_name())
+}
+
+/// The v1 directory `dir` of `c`'s hierarchy is there (io: with a weight file).
+pub(super) fn v1_offers(dir: &Path, c: Controller) -> bool {
+    match c {
+        Controller::Io => v1::has_io_weight(dir),
+        _ => dir.is_dir(),
+    }
+}
+
 pub(super) fn v2_writable(parent: &Path, acc: &Access) -> bool {
     acc.writable(parent) && acc.writable(&parent.join("cgroup.procs"))
 }
@@ -296,7 +306,7 @@ fn caller() -> String {
     crate::procfs::user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
-fn refusal_v2(parent: &Path, mount: &Path) -> String {
+pub(super) fn refusal_v2(parent: &Path, mount: &Path) -> String {
     let rel = parent
         .strip_prefix(mount)
         .map(|r| format!("/{}", r.display()))

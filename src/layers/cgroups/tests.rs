@@ -222,6 +222,43 @@ fn preflight_on_a_v1_host_names_the_chown_fix() {
     let _ = fs::remove_dir_all(root);
 }
 
+#[test]
+fn doctor_needs_name_each_controller_where_it_is_and_whether_it_is_writable() {
+    let root = tempdir("needs-v1");
+    fs::create_dir_all(root.join("memory")).unwrap();
+    let mounts = format!(
+        "1 1 0:1 / {}/memory rw - cgroup cgroup rw,memory\n",
+        root.display()
+    );
+    let host = CgroupHost::from_tables(&mounts, "4:memory:/\n");
+    let s = spec("memory: {max: 64M}\npids: {max: 8}\n");
+    let memory = format!("memory: cgroup v1 {}/memory, ", root.display());
+    let lines = |w| super::explain::needs_for(&s, &host, &Access::Fixed(w));
+    let got = lines(false);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(!got[0].0, "{got:?}");
+    assert_eq!(got[0].1, format!("{memory}not writable by this user"));
+    let m = root.join("memory").display().to_string();
+    assert!(got[0]
+        .2
+        .as_ref()
+        .unwrap()
+        .contains(&format!("mkdir -p {m}/lasagna && chown -R ")));
+    // No pids hierarchy: missing whoever asks, and no chown can fix it.
+    assert!(!got[1].0, "{got:?}");
+    assert!(
+        got[1].1.starts_with("pids: no mounted cgroup hierarchy"),
+        "{got:?}"
+    );
+    let got = lines(true);
+    assert_eq!(
+        got[0],
+        (true, format!("{memory}writable by this user"), None)
+    );
+    assert!(!got[1].0, "{got:?}");
+    let _ = fs::remove_dir_all(root);
+}
+
 // ---------------------------------------------------------------------------------------
 // v2 limit files against a temporary directory
 // ---------------------------------------------------------------------------------------

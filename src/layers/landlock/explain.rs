@@ -48,6 +48,34 @@ pub fn doctor() -> Vec<(String, String)> {
     out
 }
 
+/// What `policy` needs of this host, as `doctor PROFILE`'s line (the host gives it, what,
+/// fix): the lowest ABI that enforces every right, TCP rule and scope it names, against
+/// the host's. What the plan then drops, or refuses, is its decision.
+pub fn needs(policy: &Config, host_abi: u32) -> (bool, String, Option<String>) {
+    let needed = super::plan::required_abi(policy);
+    let cap = match policy.abi_cap {
+        Some(cap) => format!("; the profile caps it at ABI {cap} (`abi:`)"),
+        None => String::new(),
+    };
+    let what = if host_abi == 0 {
+        format!(
+            "the rules need Landlock ABI {needed} (Linux {}+); this host has no Landlock{cap}",
+            linux_release(needed)
+        )
+    } else {
+        format!(
+            "the rules need Landlock ABI {needed} (Linux {}+); this host has ABI {host_abi}{cap}",
+            linux_release(needed)
+        )
+    };
+    let fix = if host_abi == 0 {
+        Some("boot with lsm=landlock,... (Linux 5.13+)".to_string())
+    } else {
+        (host_abi < needed).then(|| format!("run on Linux {}+", linux_release(needed)))
+    };
+    (host_abi >= needed, what, fix)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Explain
 

@@ -66,7 +66,7 @@ mod tests;
 pub use apply::{
     child_apply, decode_status, encode_status, AppliedStatus, Enforcement, LandlockSeen,
 };
-pub use explain::{describe_access, doctor, explain, host_abi};
+pub use explain::{describe_access, doctor, explain, host_abi, needs};
 pub use plan::{plan, prepare, Plan, Prepared, PreparedRule};
 pub use section::{
     mptcp_gap, uses_net_rules, Config, Missing, NetPolicy, NetSection, PathRule, RuleSection,

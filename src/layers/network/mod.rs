@@ -398,11 +398,12 @@ pub fn plan(cfg: &Config, ns_has_net: bool, pasta: Option<&std::path::Path>, tun
             };
             match missing {
                 Some((why, fix)) if cfg.mode == Requirement::BestEffort => {
-                    decision =
-                        Decision::Degrade(format!("{why} ({fix}): the sandbox gets net: none"));
+                    decision = Decision::Degrade(format!(
+                        "{why} (fix: {fix}): the sandbox gets net: none"
+                    ));
                     net = Net::None;
                 }
-                Some((why, fix)) => decision = Decision::Refuse(format!("{why}; {fix}")),
+                Some((why, fix)) => decision = Decision::Refuse(format!("{why} (fix: {fix})")),
                 None => {}
             }
         }
@@ -495,39 +496,59 @@ pub fn doctor(
     tun: bool,
     netns: bool,
 ) -> Vec<(bool, String, Option<String>)> {
-    let ns_fix = || {
-        Some(
-            "see namespaces above: a network namespace needs a user namespace when not root"
+    [Net::None, Net::Host, Net::User]
+        .into_iter()
+        .flat_map(|net| needs(net, pasta, tun, netns))
+        .collect()
+}
+
+/// What `net` needs of this host, as `doctor`'s lines: (the host gives it, what, fix).
+/// `none` and `proxy` need the same (a network namespace), and share a line.
+pub fn needs(
+    net: Net,
+    pasta: Option<&std::path::Path>,
+    tun: bool,
+    netns: bool,
+) -> Vec<(bool, String, Option<String>)> {
+    match net {
+        Net::None | Net::Proxy => vec![(
+            netns,
+            "net: none and net: proxy: a network namespace of its own (the proxy is lasagna's own, nothing to install)".to_string(),
+            (!netns).then(|| {
+                "see namespaces above: a network namespace needs a user namespace when not root"
+                    .to_string()
+            }),
+        )],
+        Net::Host => vec![(
+            true,
+            "net: host: always (no namespace; Landlock's TCP rules and seccomp still apply)"
                 .to_string(),
-        )
-    };
-    let mut out = vec![
-        (netns, "net: none and net: proxy: a network namespace of its own (the proxy is lasagna's own, nothing to install)".to_string(), (!netns).then(ns_fix).flatten()),
-        (true, "net: host: always (no namespace; Landlock's TCP rules and seccomp still apply)".to_string(), None),
-    ];
-    match pasta {
-        None => out.push((
-            false,
-            "net: user: pasta is not installed".into(),
-            Some("apt-get install passt".into()),
-        )),
-        Some(p) => {
-            let version = pasta::version(p).unwrap_or_else(|| "version unknown".into());
-            out.push((
-                true,
-                format!("net: user: pasta at {} ({version})", p.display()),
-                None,
-            ));
-            if !tun {
-                out.push((
-                    false,
-                    "net: user: this user cannot open /dev/net/tun, which pasta needs (udev makes it 0666; this system left it 0600)".into(),
-                    Some("as root: chmod 0666 /dev/net/tun".into()),
-                ));
+            None,
+        )],
+        Net::User => match pasta {
+            None => vec![(
+                false,
+                "net: user: pasta is not installed".into(),
+                Some("apt-get install passt".into()),
+            )],
+            Some(p) => {
+                let version = pasta::version(p).unwrap_or_else(|| "version unknown".into());
+                let mut out = vec![(
+                    true,
+                    format!("net: user: pasta at {} ({version})", p.display()),
+                    None,
+                )];
+                if !tun {
+                    out.push((
+                        false,
+                        "net: user: this user cannot open /dev/net/tun, which pasta needs (udev makes it 0666; this system left it 0600)".into(),
+                        Some("as root: chmod 0666 /dev/net/tun".into()),
+                    ));
+                }
+                out
             }
-        }
+        },
     }
-    out
 }
 
 pub fn explain(cfg: &Config) -> Vec<String> {

@@ -140,6 +140,46 @@ pub fn explain(policy: &Config) -> Vec<String> {
     out
 }
 
+/// What `policy` needs of this host, as `doctor PROFILE`'s line (the host gives it, what,
+/// fix): every action its filter can return, among those the kernel offers.
+pub fn needs(policy: &Config, host: &crate::host::Host) -> (bool, String, Option<String>) {
+    let actions: Vec<&str> = policy.actions().into_iter().collect();
+    match &host.seccomp {
+        Err(why) => (
+            false,
+            format!("the filter needs seccomp filtering: {why}"),
+            Some("a kernel built with CONFIG_SECCOMP_FILTER".into()),
+        ),
+        Ok(avail) => {
+            let lacking: Vec<&str> = actions
+                .iter()
+                .copied()
+                .filter(|a| !avail.iter().any(|x| x == a))
+                .collect();
+            if lacking.is_empty() {
+                (
+                    true,
+                    format!(
+                        "the filter's actions ({}) are all in the kernel's actions_avail",
+                        actions.join(" ")
+                    ),
+                    None,
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "the filter returns {}, which the kernel lacks (actions_avail: {})",
+                        lacking.join(", "),
+                        avail.join(" ")
+                    ),
+                    Some("run on a newer kernel, or deny with errno/kill_process only".into()),
+                )
+            }
+        }
+    }
+}
+
 /// Host facts for `lasagna doctor`.
 pub fn doctor() -> Vec<(String, String)> {
     let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string());

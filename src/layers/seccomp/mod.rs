@@ -27,7 +27,7 @@ mod tests;
 
 pub use apply::{install, install_at, install_listening};
 pub use bpf::{CmpOp, Width};
-pub use explain::{doctor, explain, syscall_groups};
+pub use explain::{doctor, explain, needs, syscall_groups};
 pub use plan::{plan, prepare, prepare_init, Prepared};
 pub use section::{validate_for, AllowIf, ArgSpec, Config, Dangerous, Deny, Section};
 pub use tables::Arch;
