@@ -747,7 +747,13 @@ fn burn(ctx: &Ctx, limits: &str, tag: &str, quota_file: Option<&str>) -> Burned 
         } else {
             "cpu.max"
         };
-        let got = fs::read_to_string(dir.join(file)).unwrap();
+        // The directory appears before the supervisor writes its limits into it.
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut got = fs::read_to_string(dir.join(file)).unwrap();
+        while !got.starts_with(want) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+            got = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        }
         assert!(got.starts_with(want), "kernel quota {got:?}, want {want}");
         // The counters live as long as the cgroup: keep the last read before it goes.
         let until = Instant::now() + Duration::from_secs(30);
