@@ -9,6 +9,7 @@ mod guard;
 pub mod overlay;
 mod print;
 pub mod schema;
+mod shape;
 pub mod shipped;
 pub mod vars;
 
@@ -492,7 +493,8 @@ fn source_and_locals(name_or_path: &str) -> Result<(Source, Vec<PathBuf>), Profi
 }
 
 /// [`load`] for `check`: every error of the merged profile (one per section that has one),
-/// not only the first. A file that does not parse stops at its parse error.
+/// not only the first. A file that does not parse stops at its parse error, with every
+/// further unknown key and value of the wrong kind in it ([`shape`]).
 pub fn load_all_errors(name_or_path: &str) -> Result<Profile, Vec<ProfileError>> {
     let (source, locals) = source_and_locals(name_or_path).map_err(|e| vec![e])?;
     let mut more = Vec::new();
@@ -537,7 +539,7 @@ fn load_chain_printed(
     locals: &[PathBuf],
     overlay: Option<&overlay::Overlay>,
     print: bool,
-    more_errors: Option<&mut Vec<ProfileError>>,
+    mut more_errors: Option<&mut Vec<ProfileError>>,
 ) -> Result<(Profile, Option<String>), ProfileError> {
     let caller = vars::Vars::of_caller(None);
     let mut chain: Vec<(Source, ProfileFile)> = Vec::new();
@@ -582,10 +584,21 @@ fn load_chain_printed(
             Some(file) => (file, shipped::has_vars(&src)),
             None => {
                 let text = read_source(&src)?;
-                (
-                    parse_text(&text, &src.display_path())?,
-                    vars::has_vars(&text),
-                )
+                let path = src.display_path();
+                match parse_text(&text, &path) {
+                    Ok(file) => (file, vars::has_vars(&text)),
+                    Err(first) => {
+                        // `check`: every further unknown key and wrong kind of the file.
+                        if let Some(more) = more_errors.as_deref_mut() {
+                            more.extend(
+                                shape::findings(&text, &path)
+                                    .into_iter()
+                                    .filter(|f| f.loc != first.loc),
+                            );
+                        }
+                        return Err(first);
+                    }
+                }
             }
         };
         // Variables, in this file's values, before anything is merged or checked.
