@@ -9,6 +9,7 @@ mod guard;
 pub mod overlay;
 mod print;
 pub mod schema;
+mod shape;
 pub mod shipped;
 pub mod vars;
 
@@ -293,36 +294,62 @@ pub fn parse_text(text: &str, file: &Path) -> Result<ProfileFile, ProfileError> 
             hint: None,
         });
     }
+    parse(text, file).map_err(|e| refine(yaml_error(&e, file), text))
+}
+
+/// The parse itself, with the options every profile file is read with.
+fn parse(text: &str, file: &Path) -> Result<ProfileFile, serde_saphyr::Error> {
     let mut options = serde_saphyr::options! { strict_booleans: true };
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
     // Every located value read here is in `file`.
     let _in = crate::types::InFile::enter(file);
-    serde_saphyr::from_str_with_options::<ProfileFile>(text, options).map_err(|e| {
-        let mut err = yaml_error(&e, file);
-        // `[${CWD}]`: in a flow collection `{` opens a mapping.
-        let line = err
-            .loc
-            .and_then(|l| text.lines().nth(l.line.saturating_sub(1) as usize))
-            .unwrap_or("");
-        if line.contains("${") && (line.contains('[') || line.contains('{')) {
-            err.hint =
-                Some("inside [ ] or { }, quote a value that holds a variable: [\"${CWD}\"]".into());
-        }
-        // A scalar where a mapping belongs: say what the key takes.
-        if err.message.contains("expected mapping") || err.message.contains("expected struct") {
-            let key = line
+    serde_saphyr::from_str_with_options::<ProfileFile>(text, options)
+}
+
+/// A parse error made specific from the line of `text` it points at.
+fn refine(err: ProfileError, text: &str) -> ProfileError {
+    let line = err
+        .loc
+        .and_then(|l| text.lines().nth(l.line.saturating_sub(1) as usize))
+        .unwrap_or("");
+    refine_at(err, &ErrorLine::of(line))
+}
+
+/// What [`refine`] reads from the line of an error, read once per line.
+struct ErrorLine<'a> {
+    /// `[${CWD}]`: in a flow collection `{` opens a mapping.
+    variable_in_flow: bool,
+    /// The key the line starts with (after a `- `).
+    key: &'a str,
+}
+
+impl<'a> ErrorLine<'a> {
+    fn of(line: &'a str) -> ErrorLine<'a> {
+        ErrorLine {
+            variable_in_flow: line.contains("${") && (line.contains('[') || line.contains('{')),
+            key: line
                 .trim_start()
                 .trim_start_matches("- ")
                 .split(':')
                 .next()
                 .unwrap_or("")
-                .trim();
-            if let Some(takes) = mapping_shape(key) {
-                err.message = format!("`{key}` takes a mapping: {takes}");
-            }
+                .trim(),
         }
-        err
-    })
+    }
+}
+
+fn refine_at(mut err: ProfileError, line: &ErrorLine<'_>) -> ProfileError {
+    if line.variable_in_flow {
+        err.hint =
+            Some("inside [ ] or { }, quote a value that holds a variable: [\"${CWD}\"]".into());
+    }
+    // A scalar where a mapping belongs: say what the key takes.
+    if err.message.contains("expected mapping") || err.message.contains("expected struct") {
+        if let Some(takes) = mapping_shape(line.key) {
+            err.message = format!("`{}` takes a mapping: {takes}", line.key);
+        }
+    }
+    err
 }
 
 /// What a key that takes a mapping looks like, for the error when it is given a scalar.
@@ -466,7 +493,8 @@ fn source_and_locals(name_or_path: &str) -> Result<(Source, Vec<PathBuf>), Profi
 }
 
 /// [`load`] for `check`: every error of the merged profile (one per section that has one),
-/// not only the first. A file that does not parse stops at its parse error.
+/// not only the first. A file that does not parse stops at its parse error, with every
+/// further unknown key and value of the wrong kind in it ([`shape`]).
 pub fn load_all_errors(name_or_path: &str) -> Result<Profile, Vec<ProfileError>> {
     let (source, locals) = source_and_locals(name_or_path).map_err(|e| vec![e])?;
     let mut more = Vec::new();
@@ -511,7 +539,7 @@ fn load_chain_printed(
     locals: &[PathBuf],
     overlay: Option<&overlay::Overlay>,
     print: bool,
-    more_errors: Option<&mut Vec<ProfileError>>,
+    mut more_errors: Option<&mut Vec<ProfileError>>,
 ) -> Result<(Profile, Option<String>), ProfileError> {
     let caller = vars::Vars::of_caller(None);
     let mut chain: Vec<(Source, ProfileFile)> = Vec::new();
@@ -556,10 +584,21 @@ fn load_chain_printed(
             Some(file) => (file, shipped::has_vars(&src)),
             None => {
                 let text = read_source(&src)?;
-                (
-                    parse_text(&text, &src.display_path())?,
-                    vars::has_vars(&text),
-                )
+                let path = src.display_path();
+                match parse_text(&text, &path) {
+                    Ok(file) => (file, vars::has_vars(&text)),
+                    Err(first) => {
+                        // `check`: every further unknown key and wrong kind of the file.
+                        if let Some(more) = more_errors.as_deref_mut() {
+                            more.extend(
+                                shape::findings(&text, &path)
+                                    .into_iter()
+                                    .filter(|f| f.loc != first.loc),
+                            );
+                        }
+                        return Err(first);
+                    }
+                }
             }
         };
         // Variables, in this file's values, before anything is merged or checked.

@@ -105,7 +105,7 @@ pub fn validate(root: &Value, schema: &Value, value: &Value, path: &str, out: &m
     }
 }
 
-fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+pub(super) fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
     match schema.get("$ref").and_then(Value::as_str) {
         Some(r) => {
             let target = r
