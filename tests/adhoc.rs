@@ -147,43 +147,20 @@ both!(
         // Landlock alone decides a write to the directory once no mount is made (the
         // filesystem layer off): the read-only flag's rights refuse it...
         let script = "(echo x > f) 2>/dev/null && echo wrote || echo refused";
-        let o = in_dir(
-            who,
-            &dir,
-            &[
-                "run",
-                "-p",
-                "cli-write",
-                "--ro-bind-cwd",
-                "--without",
-                "filesystem",
-                "--",
-                "/bin/sh",
-                "-c",
-                script,
-            ],
-        );
-        assert_code(&o, 0);
-        assert_eq!(stdout(&o), "refused\n", "{}", stderr(&o));
+        let write = |flags: &[&str]| {
+            let mut args = vec!["run", "-p", "cli-write"];
+            args.extend_from_slice(flags);
+            args.extend(["--without", "filesystem", "--", "/bin/sh", "-c", script]);
+            let o = in_dir(who, &dir, &args);
+            assert_code(&o, 0);
+            (stdout(&o), stderr(&o))
+        };
+        let (out, err) = write(&["--ro-bind-cwd"]);
+        assert_eq!(out, "refused\n", "{err}");
         assert!(!d.0.join("f").exists());
         // ... and the profile's own bind (control) lets it through.
-        let o = in_dir(
-            who,
-            &dir,
-            &[
-                "run",
-                "-p",
-                "cli-write",
-                "--without",
-                "filesystem",
-                "--",
-                "/bin/sh",
-                "-c",
-                script,
-            ],
-        );
-        assert_code(&o, 0);
-        assert_eq!(stdout(&o), "wrote\n", "{}", stderr(&o));
+        let (out, err) = write(&[]);
+        assert_eq!(out, "wrote\n", "{err}");
         assert!(d.0.join("f").exists());
     }
 );

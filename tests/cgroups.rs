@@ -285,6 +285,15 @@ impl Ctx {
         })
     }
 
+    /// The test user with no delegated parent: its own cgroups belong to root.
+    fn undelegated(tag: &str) -> Ctx {
+        Ctx {
+            who: As::User,
+            deleg: None,
+            scratch: Scratch::new(tag),
+        }
+    }
+
     /// Root under a parent of its own that exists in v1 only: no v2 tracker, so the layer
     /// falls back to the freezer to kill and cpuacct to count.
     fn v1_only(test: &str, who: As) -> Option<Ctx> {
@@ -1314,12 +1323,7 @@ fn undelegated_user_is_refused_or_falls_back_to_rlimits() {
     if let Some(why) = missing_controllers() {
         return skip(test, &why);
     }
-    // No delegated parent: the user's own cgroups belong to root.
-    let ctx = Ctx {
-        who: As::User,
-        deleg: None,
-        scratch: Scratch::new("cg-undeleg"),
-    };
+    let ctx = Ctx::undelegated("cg-undeleg");
     fs::set_permissions(ctx.scratch.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let reports = ctx.scratch.path().join("reports");
     fs::create_dir(&reports).unwrap();
@@ -1422,11 +1426,7 @@ fn the_delegation_hint_works_as_written() {
     if let Some(why) = missing_controllers() {
         return skip(test, &why);
     }
-    let ctx = Ctx {
-        who: As::User,
-        deleg: None,
-        scratch: Scratch::new("cg-hint"),
-    };
+    let ctx = Ctx::undelegated("cg-hint");
     let limits = "    memory:\n      max: 256M\n    pids:\n      max: 64\n";
     let profile = ctx.profile("required", limits);
     let o = ctx.run(&["run", "-p", &profile, "--", "/bin/true"]);
