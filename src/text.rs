@@ -122,6 +122,48 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+/// A plan's reason split into what it says and the fixes it names (`(fix: …)`,
+/// `(hint: …)`, `; fix: …`), each fix to its closing parenthesis or the end.
+pub fn split_fix(reason: &str) -> (String, Option<String>) {
+    let mut rest = reason.to_string();
+    let mut fixes = Vec::new();
+    loop {
+        let found = ["(fix: ", "(hint: ", "; fix: "]
+            .iter()
+            .filter_map(|m| rest.find(m).map(|at| (at, *m)))
+            .min();
+        let Some((at, marker)) = found else { break };
+        let body = &rest[at + marker.len()..];
+        let mut depth = 0usize;
+        let end = body
+            .char_indices()
+            .find_map(|(i, c)| match c {
+                '(' => {
+                    depth += 1;
+                    None
+                }
+                ')' if depth == 0 => Some(i),
+                ')' => {
+                    depth -= 1;
+                    None
+                }
+                _ => None,
+            })
+            .unwrap_or(body.len());
+        fixes.push(body[..end].trim().to_string());
+        // An opening parenthesis of the marker's closes with the fix; after "; " the
+        // parenthesis, if any, is the text's own.
+        let after = if marker.starts_with('(') {
+            body.get(end + 1..).unwrap_or("")
+        } else {
+            &body[end..]
+        };
+        rest = format!("{}{after}", rest[..at].trim_end());
+    }
+    let fix = (!fixes.is_empty()).then(|| fixes.join("; "));
+    (rest, fix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +198,51 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(10)), "10 s");
         assert_eq!(duration(Duration::from_millis(1500)), "1.5 s");
         assert_eq!(duration(Duration::from_millis(250)), "250 ms");
+    }
+    #[test]
+    fn split_fix_takes_each_fix_out_of_the_reason() {
+        assert_eq!(
+            split_fix("no mount_setattr (fix: run on Linux 5.12 or newer)"),
+            (
+                "no mount_setattr".into(),
+                Some("run on Linux 5.12 or newer".into())
+            )
+        );
+        assert_eq!(
+            split_fix("pasta missing (fix: install it (apt-get install passt)): the sandbox gets net: none"),
+            (
+                "pasta missing: the sandbox gets net: none".into(),
+                Some("install it (apt-get install passt)".into())
+            )
+        );
+        assert_eq!(
+            split_fix("cannot create namespaces: user (max is 0; fix: sysctl -w x=1); time (none)"),
+            (
+                "cannot create namespaces: user (max is 0); time (none)".into(),
+                Some("sysctl -w x=1".into())
+            )
+        );
+        assert_eq!(
+            split_fix("not writable (hint: chown it); payload gets RLIMIT_AS instead"),
+            (
+                "not writable; payload gets RLIMIT_AS instead".into(),
+                Some("chown it".into())
+            )
+        );
+        assert_eq!(
+            split_fix("landlock: scopes dropped; fix: run on Linux 6.12+ (ABI 6), or set mode: best-effort"),
+            (
+                "landlock: scopes dropped".into(),
+                Some("run on Linux 6.12+ (ABI 6), or set mode: best-effort".into())
+            )
+        );
+        assert_eq!(
+            split_fix("a (fix: one); b (fix: two)"),
+            ("a; b".into(), Some("one; two".into()))
+        );
+        assert_eq!(
+            split_fix("off in the profile"),
+            ("off in the profile".into(), None)
+        );
     }
 }

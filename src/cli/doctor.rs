@@ -411,7 +411,7 @@ fn verdict_finding(l: &LayerPlan, status: Status) -> Finding {
     };
     let (reason, fix) = match reason {
         Some(r) => {
-            let (r, fix) = split_fix(r);
+            let (r, fix) = crate::text::split_fix(r);
             (Some(r), fix)
         }
         None => (None, None),
@@ -435,48 +435,6 @@ fn verdict_finding(l: &LayerPlan, status: Status) -> Finding {
     );
     f.decision = Some(word);
     f
-}
-
-/// A plan's reason split into what it says and the fixes it names (`(fix: …)`,
-/// `(hint: …)`, `; fix: …`), each fix to its closing parenthesis or the end.
-fn split_fix(reason: &str) -> (String, Option<String>) {
-    let mut rest = reason.to_string();
-    let mut fixes = Vec::new();
-    loop {
-        let found = ["(fix: ", "(hint: ", "; fix: "]
-            .iter()
-            .filter_map(|m| rest.find(m).map(|at| (at, *m)))
-            .min();
-        let Some((at, marker)) = found else { break };
-        let body = &rest[at + marker.len()..];
-        let mut depth = 0usize;
-        let end = body
-            .char_indices()
-            .find_map(|(i, c)| match c {
-                '(' => {
-                    depth += 1;
-                    None
-                }
-                ')' if depth == 0 => Some(i),
-                ')' => {
-                    depth -= 1;
-                    None
-                }
-                _ => None,
-            })
-            .unwrap_or(body.len());
-        fixes.push(body[..end].trim().to_string());
-        // An opening parenthesis of the marker's closes with the fix; after "; " the
-        // parenthesis, if any, is the text's own.
-        let after = if marker.starts_with('(') {
-            body.get(end + 1..).unwrap_or("")
-        } else {
-            &body[end..]
-        };
-        rest = format!("{}{after}", rest[..at].trim_end());
-    }
-    let fix = (!fixes.is_empty()).then(|| fixes.join("; "));
-    (rest, fix)
 }
 
 /// What one layer of `profile` needs of this host, as facts. Which of them a decision
@@ -578,57 +536,5 @@ fn needs(layer: Layer, profile: &Profile, plan: &Plan, host: &Host) -> Vec<Fact>
             .iter()
             .map(|p| seccomp::needs(p, host))
             .collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_fix_takes_each_fix_out_of_the_reason() {
-        assert_eq!(
-            split_fix("no mount_setattr (fix: run on Linux 5.12 or newer)"),
-            (
-                "no mount_setattr".into(),
-                Some("run on Linux 5.12 or newer".into())
-            )
-        );
-        assert_eq!(
-            split_fix("pasta missing (fix: install it (apt-get install passt)): the sandbox gets net: none"),
-            (
-                "pasta missing: the sandbox gets net: none".into(),
-                Some("install it (apt-get install passt)".into())
-            )
-        );
-        assert_eq!(
-            split_fix("cannot create namespaces: user (max is 0; fix: sysctl -w x=1); time (none)"),
-            (
-                "cannot create namespaces: user (max is 0); time (none)".into(),
-                Some("sysctl -w x=1".into())
-            )
-        );
-        assert_eq!(
-            split_fix("not writable (hint: chown it); payload gets RLIMIT_AS instead"),
-            (
-                "not writable; payload gets RLIMIT_AS instead".into(),
-                Some("chown it".into())
-            )
-        );
-        assert_eq!(
-            split_fix("landlock: scopes dropped; fix: run on Linux 6.12+ (ABI 6), or set mode: best-effort"),
-            (
-                "landlock: scopes dropped".into(),
-                Some("run on Linux 6.12+ (ABI 6), or set mode: best-effort".into())
-            )
-        );
-        assert_eq!(
-            split_fix("a (fix: one); b (fix: two)"),
-            ("a; b".into(), Some("one; two".into()))
-        );
-        assert_eq!(
-            split_fix("off in the profile"),
-            ("off in the profile".into(), None)
-        );
     }
 }

@@ -106,7 +106,8 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
             }
             // One line on every such run: the reason without its fix, which -v, the report
             // and explain carry in full, and what is left unenforced.
-            let (short, cut) = without_hint(reason);
+            let (short, fix) = crate::text::split_fix(reason);
+            let cut = fix.is_some();
             let undone = if l.layer == Layer::Cgroups && !held {
                 format!("; not enforced: {}", plan.cgroup_unenforced.join(", "))
             } else {
@@ -240,35 +241,6 @@ fn overlay_of(args: &RunArgs) -> Result<profile::overlay::Overlay, String> {
     Ok(o)
 }
 
-/// `reason` without its `(hint: ...)` parts, and whether there were any.
-fn without_hint(reason: &str) -> (String, bool) {
-    let mut out = String::new();
-    let mut rest = reason;
-    let mut cut = false;
-    while let Some(at) = rest.find(" (hint: ") {
-        out.push_str(&rest[..at]);
-        let mut depth = 0usize;
-        let mut end = rest.len();
-        for (i, ch) in rest[at + 1..].char_indices() {
-            match ch {
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = at + 1 + i + 1;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        rest = &rest[end..];
-        cut = true;
-    }
-    out.push_str(rest);
-    (out, cut)
-}
-
 /// Why an execve inside failed, from the plan: the layer that refused it and the fix.
 fn exec_hint(armed: &arm::Armed, errno: nix::errno::Errno) -> Option<String> {
     use nix::errno::Errno;
@@ -362,14 +334,14 @@ fn exec_hint(armed: &arm::Armed, errno: nix::errno::Errno) -> Option<String> {
 mod tests {
     #[test]
     fn the_degraded_line_keeps_the_reason_and_drops_the_fix() {
-        let (short, cut) = super::without_hint(
+        let (short, fix) = crate::text::split_fix(
             "the cgroup v1 hierarchies memory, pids are not writable by this user (hint: as root: mkdir /a/x (once); then set parent); payload gets RLIMIT_AS instead",
         );
-        assert!(cut);
+        assert!(fix.is_some());
         assert_eq!(short, "the cgroup v1 hierarchies memory, pids are not writable by this user; payload gets RLIMIT_AS instead");
         assert_eq!(
-            super::without_hint("plain reason"),
-            ("plain reason".to_string(), false)
+            crate::text::split_fix("plain reason"),
+            ("plain reason".to_string(), None)
         );
     }
 }

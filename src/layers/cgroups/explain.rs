@@ -167,7 +167,7 @@ pub(crate) fn needs_for(
                     (!w).then(|| {
                         format!(
                             "as root: {}; then set cgroups parent: {rel}",
-                            super::plan::v1_fix(&[m.mount.as_path()], &rel)
+                            super::plan::v1_fix(host, &[c.v1_name()], &rel)
                         )
                     }),
                 ));
@@ -260,20 +260,13 @@ pub(crate) fn doctor_for(host: &CgroupHost, acc: &Access) -> Vec<(String, String
     if !host.v1.is_empty() {
         // The hierarchies a sandbox uses, at their real mount points, and one cgroup path
         // for all of them below the caller's deepest own cgroup.
-        let mut mounts: Vec<&Path> = Vec::new();
-        for c in ["memory", "pids", "cpu", "blkio", "freezer", "cpuacct"] {
-            if let Some(m) = host.v1_mount(c) {
-                if !mounts.contains(&m.mount.as_path()) {
-                    mounts.push(&m.mount);
-                }
-            }
-        }
+        let used = ["memory", "pids", "cpu", "blkio", "freezer", "cpuacct"];
         let rel = super::plan::v1_proposal(host, None);
         rows.push((
             "how to delegate (v1)".into(),
             format!(
                 "as root: {}; then cgroups parent: {rel}",
-                super::plan::v1_fix(&mounts, &rel)
+                super::plan::v1_fix(host, &used, &rel)
             ),
         ));
         rows.push((

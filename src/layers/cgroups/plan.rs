@@ -343,10 +343,16 @@ pub(super) fn v1_proposal(host: &CgroupHost, parent: Option<&str>) -> String {
     }
 }
 
-/// The commands that make `rel` in each of `mounts` (hierarchy roots) and give it to the
-/// caller.
-pub(super) fn v1_fix(mounts: &[&Path], rel: &str) -> String {
+/// The commands that make `rel` in the hierarchy of each of `controllers` (once per
+/// hierarchy, at its real mount point) and give it to the caller.
+pub(super) fn v1_fix(host: &CgroupHost, controllers: &[&str], rel: &str) -> String {
     let user = caller();
+    let mut mounts: Vec<&Path> = Vec::new();
+    for m in controllers.iter().filter_map(|c| host.v1_mount(c)) {
+        if !mounts.contains(&m.mount.as_path()) {
+            mounts.push(&m.mount);
+        }
+    }
     mounts
         .iter()
         .map(|m| {
@@ -362,14 +368,6 @@ fn refusal_v1(blocked: &[&(&str, PathBuf)], host: &CgroupHost, parent: Option<&s
         .iter()
         .map(|(_, d)| d.display().to_string())
         .collect();
-    let mut mounts: Vec<&Path> = Vec::new();
-    for (c, _) in blocked {
-        if let Some(m) = host.v1_mount(c) {
-            if !mounts.contains(&m.mount.as_path()) {
-                mounts.push(&m.mount);
-            }
-        }
-    }
     let rel = v1_proposal(host, parent);
     let names: Vec<&str> = blocked.iter().map(|(c, _)| *c).collect();
     format!(
@@ -377,7 +375,7 @@ fn refusal_v1(blocked: &[&(&str, PathBuf)], host: &CgroupHost, parent: Option<&s
          written; as root: {}; then set cgroups parent: {rel})",
         names.join(", "),
         dirs.join(", "),
-        v1_fix(&mounts, &rel),
+        v1_fix(host, &names, &rel),
     )
 }
 
