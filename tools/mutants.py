@@ -4,7 +4,7 @@ tree, build it, and run the tests the entry names against it. A mutant is killed
 its tests fails; a mutant whose tests all pass survived. Exit 1 when any mutant survived or
 could not be applied or built (an error of the list).
 
-Usage: tools/mutants.py [--only TEXT] [--list]
+Usage: tools/mutants.py [--only TEXT] [--from TEXT] [--list]
 
 The scratch copy lives in target/mutants/tree with its own target directory, built with the
 `mutants` cargo profile (release without LTO, incremental), so each mutant rebuilds only what
@@ -68,12 +68,20 @@ def cargo(args, env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", help="run only the mutants whose name contains TEXT")
+    ap.add_argument("--from", dest="start", metavar="TEXT",
+                    help="start at the first mutant whose name contains TEXT (resume a run)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     opts = ap.parse_args()
     with open(os.path.join(ROOT, "tools", "mutants.toml"), "rb") as f:
         mutants = tomllib.load(f).get("mutant", [])
     if opts.only:
         mutants = [m for m in mutants if opts.only in m["name"]]
+    if opts.start:
+        at = next((i for i, m in enumerate(mutants) if opts.start in m["name"]), None)
+        if at is None:
+            print(f"mutants: no mutant's name contains {opts.start!r}")
+            return 1
+        mutants = mutants[at:]
     if opts.list:
         for m in mutants:
             print(f"{m['name']}  ({m['file']}; {', '.join(m['tests'])})")
