@@ -204,6 +204,9 @@ pub struct Report {
     /// milliseconds; the whole sandbox's is `usage.cpu_time_usec` when there is a cgroup.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_cpu_ms: Option<f64>,
+    /// The largest resident set of the same (`wait4`), in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_peak_rss_bytes: Option<u64>,
     /// The launch step a setup failure happened at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<FailedStep>,
@@ -297,6 +300,7 @@ pub fn from_plan(plan: &Plan, command: &[String]) -> Report {
         denials: None,
         denial_notes: Vec::new(),
         payload_cpu_ms: None,
+        payload_peak_rss_bytes: None,
         failed_step: None,
         warnings: plan.warnings.clone(),
         connections: Vec::new(),
@@ -370,9 +374,7 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
             (Some(Ended::Exited(code)), _) => Ending::Exited { code },
             (Some(Ended::Signaled(signal)), _) => Ending::Signaled {
                 signal,
-                name: nix::sys::signal::Signal::try_from(signal)
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_else(|_| format!("signal {signal}")),
+                name: crate::text::signal_name(signal),
             },
             (None, _) => Ending::SetupFailed,
         }
@@ -388,6 +390,7 @@ pub fn from_run(plan: &Plan, command: &[String], outcome: &Outcome) -> Report {
     report.denials = outcome.denials.clone();
     report.denial_notes = outcome.denial_notes.clone();
     report.payload_cpu_ms = outcome.payload_cpu_usec.map(|u| u as f64 / 1000.0);
+    report.payload_peak_rss_bytes = outcome.payload_peak_rss;
     if let Some(l) = report.layers.iter_mut().find(|l| l.layer == Layer::Cgroups) {
         l.notes.extend(outcome.cgroup_notes.iter().cloned());
     }
@@ -493,6 +496,10 @@ impl Report {
         }
         if let Some(ms) = self.payload_cpu_ms {
             out.push_str(&format!("  payload cpu: {:.3} s\n", ms / 1000.0));
+        }
+        if let Some(b) = self.payload_peak_rss_bytes {
+            let peak = crate::layers::cgroups::human(b);
+            out.push_str(&format!("  payload resident peak: {peak}\n"));
         }
         if let Some(u) = &self.usage {
             let mut parts = Vec::new();

@@ -122,6 +122,13 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+/// `SIGSEGV` for 11; `signal 99` for a number this platform does not name.
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signal}"))
+}
+
 /// A plan's reason split into what it says and the fixes it names (`(fix: …)`,
 /// `(hint: …)`, `; fix: …`), each fix to its closing parenthesis or the end.
 pub fn split_fix(reason: &str) -> (String, Option<String>) {

@@ -1178,3 +1178,100 @@ both!(
         );
     }
 );
+
+// RLIMIT_AS as the memory bound has no kill to name: the last line says what the bound was,
+// the payload's resident peak, and (for the cgroups layer's stand-in) how to get a cgroup.
+both!(
+    rlimit_as_as_the_memory_bound_is_named_when_the_payload_fails,
+    |who| {
+        let who: As = who;
+        let s = Scratch::new(&format!("diag-as-{}", who.tag()));
+        let rep = s.for_anyone("r.json");
+        let hog = "a = bytearray(256 << 20)";
+        let small = "a = bytearray(1 << 20)";
+        let limited = |profile: &str, script: &str| {
+            let o = run(
+                who,
+                &[
+                    "run", "-p", profile, "--report", &rep, "--", "python3", "-c", script,
+                ],
+            );
+            (o, read_report(&rep))
+        };
+        // The profile's own RLIMIT_AS: Python's MemoryError, exit 1, and the bound named.
+        let own = limits_profile(&s, "    as: 64M\n");
+        let (o, r) = limited(&own, hog);
+        assert_code(&o, 1);
+        let err = stderr(&o);
+        assert!(err.contains("MemoryError"), "{err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("lasagna: memory: the bound was 64 MiB of address space per process (rlimits: as); the payload exited with status 1 with a resident peak of ")
+                && last.contains("the cgroups layer's memory.max would name the kill"),
+            "{err}"
+        );
+        let hit = &r["limit"];
+        assert_eq!(hit["kind"], "address-space", "{r:#}");
+        assert_eq!(hit["layer"], "rlimits");
+        assert_eq!(hit["max_bytes"], 64 << 20);
+        assert_eq!(hit["ended_run"], false);
+        assert!(hit["stands_in_for"].is_null(), "{r:#}");
+        // The peak is the payload's resident set, which the refused mapping never reached.
+        let peak = r["payload_peak_rss_bytes"].as_u64().expect("peak");
+        assert!((1 << 20..64 << 20).contains(&peak), "{r:#}");
+        assert_eq!(hit["peak_rss_bytes"], peak);
+        // Control: within the bound, no line and no limit.
+        let (o, r) = limited(&own, small);
+        assert_code(&o, 0);
+        assert!(r.get("limit").is_none(), "{r:#}");
+        assert!(!stderr(&o).contains("lasagna: memory"), "{}", stderr(&o));
+
+        // Best-effort cgroups asking for memory.max: as root the cgroup holds it and the
+        // kernel's OOM kill is the verdict; as a user without a delegated cgroup RLIMIT_AS
+        // stands in, and the line says so with the commands that give a cgroup.
+        let cg = s.write(
+            "cg.yaml",
+            "name: cg\nextends: strict\nlayers:\n  cgroups:\n    mode: best-effort\n    memory:\n      max: 64M\n",
+        );
+        let (o, r) = limited(&cg, hog);
+        let err = stderr(&o);
+        match who {
+            As::Root => {
+                assert_code(&o, 128 + libc::SIGKILL);
+                assert_eq!(r["limit"]["kind"], "memory", "{r:#}");
+                assert!(!err.contains("address space"), "{err}");
+            }
+            As::User => {
+                assert_code(&o, 1);
+                assert_eq!(r["limit"]["kind"], "address-space", "{r:#}");
+                assert_eq!(r["limit"]["layer"], "cgroups");
+                assert_eq!(r["limit"]["stands_in_for"], 64 << 20);
+                let last = err.lines().last().unwrap_or_default();
+                assert!(
+                    last.starts_with("lasagna: memory: the bound was 64 MiB of address space per process (cgroups: RLIMIT_AS standing in for memory.max 64 MiB, which this host could not give); the payload exited with status 1")
+                        && last.contains("; for a cgroup, whose kill the verdict names: ")
+                        && last.contains("mkdir -p "),
+                    "{err}"
+                );
+            }
+        }
+        // A failing command far below strict's bound: nothing on stderr; as the user, the
+        // report still names the stand-in it ran under.
+        let o = run(
+            who,
+            &[
+                "run", "-p", "strict", "--report", &rep, "--", "sh", "-c", "exit 3",
+            ],
+        );
+        assert_code(&o, 3);
+        assert!(!stderr(&o).contains("lasagna: memory"), "{}", stderr(&o));
+        let r = read_report(&rep);
+        match who {
+            As::Root => assert!(r.get("limit").is_none(), "{r:#}"),
+            As::User => {
+                assert_eq!(r["limit"]["kind"], "address-space", "{r:#}");
+                assert!(r["limit"]["stands_in_for"].as_u64().is_some(), "{r:#}");
+            }
+        }
+    }
+);

@@ -167,7 +167,7 @@ pub fn run(args: RunArgs) -> Result<i32, Error> {
     }
     // One line per limit met, the one that ended the run first (the wall-clock timeout's
     // among them).
-    for hit in &outcome.limits {
+    for hit in outcome.limits.iter().filter(|h| !h.quiet) {
         eprintln!("lasagna: {}", hit.message);
     }
     for w in &outcome.warnings {

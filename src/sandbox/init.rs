@@ -46,41 +46,60 @@ pub enum Ended {
 }
 
 impl Ended {
-    /// The result message: how the payload ended and the CPU time (microseconds) the kernel
-    /// accounted to the payload's process and the children it reaped.
-    pub fn encode(self, cpu_usec: u64) -> [u8; 16] {
-        let (kind, value) = match self {
-            Ended::Exited(c) => (1u32, c as u32),
-            Ended::Signaled(s) => (2u32, s as u32),
-        };
-        let mut out = [0u8; 16];
-        out[..4].copy_from_slice(&kind.to_le_bytes());
-        out[4..8].copy_from_slice(&value.to_le_bytes());
-        out[8..].copy_from_slice(&cpu_usec.to_le_bytes());
-        out
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<(Ended, u64)> {
-        if bytes.len() != 16 {
-            return None;
-        }
-        let kind = u32::from_le_bytes(bytes[..4].try_into().ok()?);
-        let value = u32::from_le_bytes(bytes[4..8].try_into().ok()?) as i32;
-        let cpu_usec = u64::from_le_bytes(bytes[8..].try_into().ok()?);
-        let ended = match kind {
-            1 => Ended::Exited(value),
-            2 => Ended::Signaled(value),
-            _ => return None,
-        };
-        Some((ended, cpu_usec))
-    }
-
     /// The shell-style exit code: the status, or 128+N for signal N.
     pub fn exit_code(self) -> i32 {
         match self {
             Ended::Exited(c) => c,
             Ended::Signaled(s) => 128 + s,
         }
+    }
+}
+
+/// The result message init sends the supervisor: how the payload ended, the CPU time
+/// (microseconds) and the largest resident set (bytes) the kernel accounted to the
+/// payload's process and the children it reaped (`wait4`'s rusage). The payload's address
+/// space is gone by then (a zombie has no memory map), so its resident peak is the one
+/// memory figure that outlives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    pub ended: Ended,
+    pub cpu_usec: u64,
+    pub peak_rss: u64,
+}
+
+impl Finished {
+    pub const LEN: usize = 24;
+
+    pub fn encode(self) -> [u8; Self::LEN] {
+        let (kind, value) = match self.ended {
+            Ended::Exited(c) => (1u32, c as u32),
+            Ended::Signaled(s) => (2u32, s as u32),
+        };
+        let mut out = [0u8; Self::LEN];
+        out[..4].copy_from_slice(&kind.to_le_bytes());
+        out[4..8].copy_from_slice(&value.to_le_bytes());
+        out[8..16].copy_from_slice(&self.cpu_usec.to_le_bytes());
+        out[16..].copy_from_slice(&self.peak_rss.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Finished> {
+        if bytes.len() != Self::LEN {
+            return None;
+        }
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+        let kind = u32::from_le_bytes(bytes[..4].try_into().ok()?);
+        let value = u32::from_le_bytes(bytes[4..8].try_into().ok()?) as i32;
+        let ended = match kind {
+            1 => Ended::Exited(value),
+            2 => Ended::Signaled(value),
+            _ => return None,
+        };
+        Some(Finished {
+            ended,
+            cpu_usec: word(8),
+            peak_rss: word(16),
+        })
     }
 }
 
@@ -135,10 +154,10 @@ pub fn run(
     drop(status);
     drop(release);
     drop(denials);
-    let (ended, cpu_usec) = wait_for(payload, &waited);
+    let finished = wait_for(payload, &waited);
     end_the_rest(children.as_ref());
-    let _ = sys::write_all(result.as_fd(), &ended.encode(cpu_usec));
-    sys::exit_now(ended.exit_code())
+    let _ = sys::write_all(result.as_fd(), &finished.encode());
+    sys::exit_now(finished.ended.exit_code())
 }
 
 /// Kill what the payload left behind and reap it before reporting: once the supervisor
@@ -210,9 +229,9 @@ fn end_the_rest(children: Option<&std::os::fd::OwnedFd>) {
     }
 }
 
-/// How the payload ended, with its CPU time (`wait4`'s rusage: the payload's process and
-/// the children it reaped itself).
-fn wait_for(payload: Pid, waited: &SigSet) -> (Ended, u64) {
+/// How the payload ended, with its CPU time and resident peak (`wait4`'s rusage: the
+/// payload's process and the children it reaped itself).
+fn wait_for(payload: Pid, waited: &SigSet) -> Finished {
     loop {
         let sig = match waited.wait() {
             Ok(s) => s,
@@ -224,13 +243,18 @@ fn wait_for(payload: Pid, waited: &SigSet) -> (Ended, u64) {
         }
         loop {
             match sys::reap_any(false) {
-                Ok(Some(r)) if r.pid == payload => match r.status {
-                    WaitStatus::Exited(_, code) => return (Ended::Exited(code), r.cpu_usec),
-                    WaitStatus::Signaled(_, s, _) => {
-                        return (Ended::Signaled(s as i32), r.cpu_usec)
-                    }
-                    _ => {}
-                },
+                Ok(Some(r)) if r.pid == payload => {
+                    let ended = match r.status {
+                        WaitStatus::Exited(_, code) => Ended::Exited(code),
+                        WaitStatus::Signaled(_, s, _) => Ended::Signaled(s as i32),
+                        _ => continue,
+                    };
+                    return Finished {
+                        ended,
+                        cpu_usec: r.cpu_usec,
+                        peak_rss: r.peak_rss,
+                    };
+                }
                 Ok(None) | Err(_) => break,
                 Ok(Some(_)) => {}
             }

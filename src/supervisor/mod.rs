@@ -27,7 +27,7 @@ use crate::layers::network::{pasta, proxy};
 use crate::layers::{filesystem, namespaces};
 use crate::observe::{self, Observation};
 use crate::sandbox::child_main;
-use crate::sandbox::init::{waited_signals, Ended, FORWARDED};
+use crate::sandbox::init::{waited_signals, Ended, Finished, FORWARDED};
 use crate::sys::{self, Forked};
 
 /// A failure reported by the child before execve.
@@ -131,6 +131,8 @@ pub struct Outcome {
     pub oom: Option<String>,
     /// CPU time of the payload's process (and the children it reaped), from init's `wait4`.
     pub payload_cpu_usec: Option<u64>,
+    /// The largest resident set of the same, in bytes.
+    pub payload_peak_rss: Option<u64>,
     /// Every limit the run met, the one that ended it first.
     pub limits: Vec<verdict::LimitHit>,
     /// `--explain-denials`: what the payload was refused, by layer.
@@ -494,6 +496,8 @@ pub fn launch(armed: &mut Armed) -> Result<Outcome, LaunchError> {
     let mut facts = verdict::Facts {
         ended: outcome.ended,
         payload_cpu_usec: outcome.payload_cpu_usec,
+        payload_peak_rss: outcome.payload_peak_rss,
+        address_space: verdict::AddressSpaceBound::of(&armed.plan),
         timed_out: outcome.timed_out,
         timeout: armed.timeout,
         rlimits: armed.rlimits.clone(),
@@ -605,6 +609,7 @@ fn setup_failed(failure: ChildFailure, start: Instant) -> Outcome {
         usage: None,
         oom: None,
         payload_cpu_usec: None,
+        payload_peak_rss: None,
         limits: Vec::new(),
         denials: None,
         denial_notes: Vec::new(),
@@ -693,7 +698,7 @@ fn wait_loop(
     let mut warnings = Vec::new();
     let mut init_exited = false;
     let mut result_r = Some(result_r);
-    let mut finished: Option<(Ended, u64)> = None;
+    let mut finished: Option<Finished> = None;
     let mut payload: Option<Payload> = None;
     // Set when the payload is gone (or was killed) and init has not reported yet.
     let mut grace_until: Option<Instant> = None;
@@ -834,7 +839,7 @@ fn wait_loop(
             finished = read_result(&fd);
         }
     }
-    let ended = finished.map(|f| f.0);
+    let ended = finished.map(|f| f.ended);
     // With a cgroup, or when init already exited or was killed, its exit is collected now
     // (teardown needs the cgroup empty); otherwise at the end of `launch`.
     let wait = if init_exited || init_unresponsive || cgroup.is_some() {
@@ -885,7 +890,8 @@ fn wait_loop(
     };
     Outcome {
         ended,
-        payload_cpu_usec: finished.map(|f| f.1),
+        payload_cpu_usec: finished.map(|f| f.cpu_usec),
+        payload_peak_rss: finished.map(|f| f.peak_rss),
         failure,
         timed_out,
         signals_forwarded: forwarded_list,
@@ -928,13 +934,13 @@ fn kill_at_timeout(
     }
 }
 
-/// The payload's status as init reports it: 8 bytes, or nothing if init died first.
-fn read_result(fd: &OwnedFd) -> Option<(Ended, u64)> {
-    let mut result = [0u8; 16];
+/// The payload's end as init reports it, or nothing if init died first.
+fn read_result(fd: &OwnedFd) -> Option<Finished> {
+    let mut result = [0u8; Finished::LEN];
     loop {
         match nix::unistd::read(fd.as_fd(), &mut result) {
             Err(Errno::EINTR) => continue,
-            Ok(16) => return Ended::decode(&result),
+            Ok(Finished::LEN) => return Finished::decode(&result),
             _ => return None,
         }
     }

@@ -25,6 +25,10 @@ pub struct LimitHit {
     pub ended_run: bool,
     /// One line for people: `killed: CPU time limit 2 s reached (...)`.
     pub message: String,
+    /// Left to the report and `-v`, not printed on stderr: a bound that may have been met
+    /// by a run that shows no sign of it (see [`address_space`]).
+    #[serde(skip)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +49,62 @@ pub enum LimitKind {
     FileSize { max_bytes: u64 },
     /// The cgroup's pids limit: `refused` forks failed with EAGAIN.
     Pids { max: Option<u64>, refused: u64 },
+    /// RLIMIT_AS was the memory bound and the payload ended with an error. A mapping
+    /// refused for it fails with ENOMEM inside the program, which the kernel counts
+    /// nowhere, so whether the bound ended the run is the program's own message to tell;
+    /// `peak_rss_bytes` is its largest resident set (`wait4`), the one memory figure that
+    /// outlives it. `stands_in_for` is the cgroup memory.max the rlimit replaced.
+    AddressSpace {
+        max_bytes: u64,
+        peak_rss_bytes: Option<u64>,
+        stands_in_for: Option<u64>,
+    },
+}
+
+/// RLIMIT_AS as the run's memory bound: the profile's own `rlimits: as`, or the cgroups
+/// layer's stand-in for a memory.max it could not give (then `fix` is how to get the cgroup).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AddressSpaceBound {
+    pub max: u64,
+    pub stands_in_for: Option<u64>,
+    pub fix: Option<String>,
+}
+
+impl AddressSpaceBound {
+    /// From the plan: the payload's RLIMIT_AS, and whether it stands in for the cgroup's
+    /// memory.max (the cgroups layer degraded and its cgroup, if any, writes no memory.max).
+    pub fn of(plan: &crate::plan::Plan) -> Option<AddressSpaceBound> {
+        let max = plan
+            .rlimits
+            .iter()
+            .find(|(l, _)| *l == Limit::As)
+            .and_then(|(_, v)| *v)?;
+        let cg = plan.get(Layer::Cgroups);
+        let asked = plan
+            .config
+            .cgroups
+            .as_ref()
+            .and_then(|c| c.limits.memory_max);
+        let written = plan.cgroup.as_ref().and_then(|c| c.limits.memory_max);
+        // The profile's own `rlimits: as`, when it is the tighter, is the bound.
+        let own = plan
+            .config
+            .rlimits
+            .as_ref()
+            .and_then(|r| r.limits.iter().find(|(l, _)| *l == Limit::As))
+            .and_then(|(_, v)| *v);
+        let (stands_in_for, fix) = match (&cg.decision, asked, written) {
+            (crate::launch::Decision::Degrade(why), Some(m), None) if own.is_none_or(|o| o > m) => {
+                (Some(m), crate::text::split_fix(why).1)
+            }
+            _ => (None, None),
+        };
+        Some(AddressSpaceBound {
+            max,
+            stands_in_for,
+            fix,
+        })
+    }
 }
 
 /// What the verdict is decided from, gathered by the supervisor after the run.
@@ -63,6 +123,9 @@ pub struct Facts {
     pub memory_max: Option<u64>,
     pub fork_refusals: Option<u64>,
     pub pids_max: Option<u64>,
+    /// The payload's largest resident set (bytes), from init's `wait4`.
+    pub payload_peak_rss: Option<u64>,
+    pub address_space: Option<AddressSpaceBound>,
 }
 
 fn rlimit(facts: &Facts, which: Limit) -> Option<u64> {
@@ -94,6 +157,7 @@ pub fn decide(facts: &Facts) -> Vec<LimitHit> {
             },
             layer: Layer::Process,
             ended_run: true,
+            quiet: false,
             message: format!(
                 "killed: timed out after {} of wall-clock time (process: timeout; the whole sandbox was killed)",
                 crate::text::duration(max)
@@ -136,6 +200,7 @@ pub fn decide(facts: &Facts) -> Vec<LimitHit> {
                 },
                 layer,
                 ended_run: true,
+                quiet: false,
                 message: format!(
                     "killed: CPU time limit {max} s reached ({source}; {how}; the payload's CPU time as accounted at its end: {})",
                     seconds(used)
@@ -148,6 +213,7 @@ pub fn decide(facts: &Facts) -> Vec<LimitHit> {
             kind: LimitKind::FileSize { max_bytes: max },
             layer: Layer::Rlimits,
             ended_run: true,
+            quiet: false,
             message: format!(
                 "killed: file size limit {} reached (rlimits: fsize; SIGXFSZ on a write beyond it)",
                 human(max)
@@ -168,13 +234,82 @@ pub fn decide(facts: &Facts) -> Vec<LimitHit> {
             },
             layer: Layer::Cgroups,
             ended_run: false,
+            quiet: false,
             message: format!(
                 "process limit {max}: {refused} fork{} refused (cgroups: pids.max)",
                 if refused == 1 { "" } else { "s" }
             ),
         });
     }
+    if let Some(hit) = address_space(facts, &hits) {
+        hits.push(hit);
+    }
     hits
+}
+
+/// The payload ended with an error while RLIMIT_AS bounded its memory and no other limit
+/// explains the end: say what the bound was, the payload's resident peak, and how to get a
+/// cgroup, whose OOM kill the verdict would name.
+fn address_space(facts: &Facts, hits: &[LimitHit]) -> Option<LimitHit> {
+    let bound = facts.address_space.as_ref()?;
+    let how = match facts.ended? {
+        Ended::Exited(0) => return None,
+        Ended::Exited(c) => format!("exited with status {c}"),
+        Ended::Signaled(s) => format!("was killed by {}", crate::text::signal_name(s)),
+    };
+    if hits.iter().any(|h| h.ended_run) {
+        return None;
+    }
+    // Printed on stderr only where the run shows a sign of it: a resident peak of at least
+    // a sixteenth of the bound (a program's baseline is far below it; one that grows to the
+    // bound passes it on the way; one whose first large request is refused has at least
+    // loaded what it runs), or the signals failed allocations end in. Otherwise every
+    // failing command under a generous stand-in (strict's 4 GiB) would carry the line; the
+    // report and `-v` always have it.
+    let noticed = facts
+        .payload_peak_rss
+        .is_some_and(|p| p.saturating_mul(16) >= bound.max)
+        || matches!(
+            facts.ended,
+            Some(Ended::Signaled(
+                libc::SIGABRT | libc::SIGSEGV | libc::SIGBUS
+            ))
+        );
+    let source = match bound.stands_in_for {
+        Some(m) => format!(
+            "cgroups: RLIMIT_AS standing in for memory.max {}, which this host could not give",
+            human(m)
+        ),
+        None => "rlimits: as".to_string(),
+    };
+    let peak = facts.payload_peak_rss.map_or_else(String::new, |p| {
+        format!(" with a resident peak of {}", human(p))
+    });
+    let fix = match (&bound.fix, bound.stands_in_for) {
+        (Some(f), Some(_)) => format!("; for a cgroup, whose kill the verdict names: {f}"),
+        (None, Some(_)) => {
+            "; a delegated cgroup would name the kill (see lasagna doctor)".to_string()
+        }
+        (_, None) => "; the cgroups layer's memory.max would name the kill".to_string(),
+    };
+    Some(LimitHit {
+        kind: LimitKind::AddressSpace {
+            max_bytes: bound.max,
+            peak_rss_bytes: facts.payload_peak_rss,
+            stands_in_for: bound.stands_in_for,
+        },
+        layer: if bound.stands_in_for.is_some() {
+            Layer::Cgroups
+        } else {
+            Layer::Rlimits
+        },
+        ended_run: false,
+        quiet: !noticed,
+        message: format!(
+            "memory: the bound was {} of address space per process ({source}); the payload {how}{peak}: an allocation refused at that bound fails inside the program, which reports it itself (MemoryError, malloc failed){fix}",
+            human(bound.max)
+        ),
+    })
 }
 
 fn memory(facts: &Facts, kills: u64, ended_run: bool) -> LimitHit {
@@ -197,6 +332,7 @@ fn memory(facts: &Facts, kills: u64, ended_run: bool) -> LimitHit {
         },
         layer: Layer::Cgroups,
         ended_run,
+        quiet: false,
         message,
     }
 }
@@ -477,5 +613,65 @@ mod tests {
             hits[0].message,
             "process limit reached: 1 fork refused (cgroups: pids.max)"
         );
+    }
+
+    fn bounded(ended: Ended, peak: u64) -> Facts {
+        Facts {
+            ended: Some(ended),
+            payload_peak_rss: Some(peak),
+            address_space: Some(AddressSpaceBound {
+                max: 64 << 20,
+                stands_in_for: Some(64 << 20),
+                fix: Some("as root: mkdir -p /x".into()),
+            }),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn an_address_space_bound_is_named_when_the_payload_fails() {
+        let hits = decide(&bounded(Ended::Exited(1), 8 << 20));
+        assert_eq!(hits.len(), 1);
+        assert_eq!(
+            hits[0].kind,
+            LimitKind::AddressSpace {
+                max_bytes: 64 << 20,
+                peak_rss_bytes: Some(8 << 20),
+                stands_in_for: Some(64 << 20),
+            }
+        );
+        assert!(!hits[0].ended_run && !hits[0].quiet);
+        assert_eq!(hits[0].layer, Layer::Cgroups);
+        assert!(
+            hits[0]
+                .message
+                .ends_with("; for a cgroup, whose kill the verdict names: as root: mkdir -p /x"),
+            "{}",
+            hits[0].message
+        );
+        // A success says nothing; neither does a failure another limit explains.
+        assert!(decide(&bounded(Ended::Exited(0), 60 << 20)).is_empty());
+        let timed_out = Facts {
+            timed_out: true,
+            timeout: Some(Duration::from_secs(1)),
+            ..bounded(Ended::Signaled(libc::SIGKILL), 60 << 20)
+        };
+        let hits = decide(&timed_out);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].kind, LimitKind::WallTime { max_ms: 1000 });
+    }
+
+    #[test]
+    fn an_address_space_bound_without_a_sign_stays_in_the_report() {
+        // A resident peak far below the bound: the report has it, stderr does not.
+        let small = decide(&bounded(Ended::Exited(1), 1 << 20));
+        assert!(small[0].quiet, "{small:?}");
+        // A sixteenth of the bound is a sign; so is SIGABRT, whatever the peak.
+        assert!(!decide(&bounded(Ended::Exited(1), 4 << 20))[0].quiet);
+        let abort = decide(&bounded(Ended::Signaled(libc::SIGABRT), 1 << 20));
+        assert!(!abort[0].quiet);
+        assert!(abort[0]
+            .message
+            .contains("the payload was killed by SIGABRT"));
     }
 }

@@ -157,6 +157,8 @@ pub fn reap_any(block: bool) -> Result<Option<Reaped>, Errno> {
         pid: Pid::from_raw(pid),
         status: WaitStatus::from_raw(Pid::from_raw(pid), status)?,
         cpu_usec: micros(usage.ru_utime) + micros(usage.ru_stime),
+        // ru_maxrss is in KiB on Linux.
+        peak_rss: (usage.ru_maxrss.max(0) as u64).saturating_mul(1024),
     }))
 }
 
@@ -166,6 +168,8 @@ pub struct Reaped {
     pub pid: Pid,
     pub status: WaitStatus,
     pub cpu_usec: u64,
+    /// The largest resident set of the process and the children it reaped, in bytes.
+    pub peak_rss: u64,
 }
 
 /// A pidfd for `pid` (`pidfd_open`, Linux 5.3), close-on-exec.
