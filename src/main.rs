@@ -14,6 +14,9 @@ fn main() {
         }
     }
     let cli = lasagna::cli::Cli::parse();
+    if cli.only_prints() {
+        lasagna::sys::default_sigpipe();
+    }
     let code = match lasagna::cli::main(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -85,3 +85,33 @@ both!(print_profile_names_each_values_origin, |who| {
         .unwrap_or_else(|| panic!("{again}"));
     assert!(cache.contains(&format!("# {merged}:")), "{cache}");
 });
+
+// A printing subcommand whose stdout is a closed pipe (`lasagna explain strict | head`)
+// ends as `cat` does, by SIGPIPE, without a panic; `run` keeps its own handling.
+both!(a_closed_stdout_ends_a_printing_command_quietly, |who| {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [
+        &["explain", "strict"][..],
+        &["check", "strict"],
+        &["profiles", "list"],
+        &["schema"],
+    ] {
+        let (r, w) = std::io::pipe().unwrap();
+        drop(r);
+        let mut cmd = command(who, args);
+        cmd.stdout(w);
+        let o = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?} {err}",
+            o.status
+        );
+        // Control: with a reader, the same command prints and succeeds.
+        let o = run(who, args);
+        assert_code(&o, 0);
+        assert!(!o.stdout.is_empty(), "{args:?}");
+    }
+});

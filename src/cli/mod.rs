@@ -30,6 +30,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The subcommand only prints (everything but `run` and `test`, which start sandboxes
+    /// and must clean up whatever happens to their output): a closed pipe on its stdout
+    /// (`lasagna explain strict | head`) ends it quietly, as it does `cat`.
+    pub fn only_prints(&self) -> bool {
+        !matches!(self.command, Command::Run(_) | Command::Test(_))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in the sandbox a profile describes.

@@ -391,6 +391,15 @@ pub fn execve(path: &CStr, args: &ExecArgs) -> Errno {
     Errno::last()
 }
 
+/// SIGPIPE's default action (Rust's runtime ignores it, so a write to a closed pipe is an
+/// error that `println!` turns into a panic).
+pub fn default_sigpipe() {
+    // SAFETY: installing SIG_DFL for one signal; no handler code is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Reset every catchable signal to its default action, so the payload does not inherit
 /// ignored signals (e.g. the SIGPIPE that Rust's runtime ignores).
 pub fn reset_signal_dispositions() {
