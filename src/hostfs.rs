@@ -1099,4 +1099,256 @@ mod tests {
             Some("its default:ACL lets uid 1001 write (entry default:user:1001:rwx)")
         );
     }
+
+    #[test]
+    fn walk_errors_carry_their_errno() {
+        let at = PathBuf::from("/x");
+        assert_eq!(WalkError::Missing { at: at.clone() }.errno(), Errno::ENOENT);
+        assert_eq!(
+            WalkError::NotADirectory { at: at.clone() }.errno(),
+            Errno::ENOTDIR
+        );
+        assert_eq!(
+            WalkError::TooManyLinks { path: at.clone() }.errno(),
+            Errno::ELOOP
+        );
+        assert_eq!(
+            WalkError::Relative { path: at.clone() }.errno(),
+            Errno::EINVAL
+        );
+        assert_eq!(
+            WalkError::Io {
+                at,
+                errno: Errno::EACCES
+            }
+            .errno(),
+            Errno::EACCES
+        );
+    }
+
+    #[test]
+    fn kinds_sameness_and_path_helpers() {
+        let d = scratch("kinds");
+        std::fs::write(d.join("f"), "x").unwrap();
+        std::os::unix::fs::symlink("f", d.join("l")).unwrap();
+        nix::unistd::mkfifo(&d.join("p"), Mode::from_bits_truncate(0o600)).unwrap();
+        let kind = |name: &str| walk(&d.join(name), Links::None, false).unwrap().kind();
+        assert_eq!(
+            [
+                kind("f"),
+                kind("l"),
+                kind("p"),
+                walk(&d, Links::None, true).unwrap().kind()
+            ],
+            [Kind::File, Kind::Symlink, Kind::Other, Kind::Dir]
+        );
+        assert_eq!(
+            [Kind::Dir, Kind::File, Kind::Symlink, Kind::Other].map(|k| k.to_string()),
+            ["directory", "file", "symlink", "special file"]
+        );
+        let f = walk(&d.join("f"), Links::None, true).unwrap().meta;
+        assert!(f.same(&f));
+        assert!(!f.same(&Meta {
+            ino: f.ino + 1,
+            ..f
+        }));
+        assert!(!f.same(&Meta {
+            dev: f.dev + 1,
+            ..f
+        }));
+        assert_eq!(
+            cstring(Path::new(OsStr::from_bytes(b"/a\0b"))).as_bytes(),
+            b"/a"
+        );
+        assert_eq!(cstring(Path::new("/a/b")).as_bytes(), b"/a/b");
+        assert_eq!(
+            split_last(Path::new("/a/b")),
+            Some((PathBuf::from("/a"), OsString::from("b")))
+        );
+        assert_eq!(split_last(Path::new("/")), None);
+        assert_eq!(os(b"a\xffb").as_bytes(), b"a\xffb");
+        // A directory's entry that is missing is none; one below a file is an error.
+        let node = walk(&d, Links::None, true).unwrap();
+        assert!(node.child(OsStr::new("missing")).unwrap().is_none());
+        let file = walk(&d.join("f"), Links::None, true).unwrap();
+        assert_eq!(file.child(OsStr::new("x")).err(), Some(Errno::ENOTDIR));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_walk_scope_continues_from_the_directories_it_checked() {
+        let d = scratch("cache");
+        std::fs::create_dir_all(d.join("a")).unwrap();
+        std::fs::write(d.join("a/old"), "x").unwrap();
+        let in_scope = || CACHE.with(|c| c.borrow().is_some());
+        assert!(!in_scope());
+        let (first, second) = cached(|| {
+            let first = walk(&d.join("a"), Links::None, true).unwrap();
+            // The directory is replaced under its name: the scope still walks the one it
+            // checked.
+            std::fs::rename(d.join("a"), d.join("moved")).unwrap();
+            std::fs::create_dir_all(d.join("a")).unwrap();
+            let second = cached(|| walk(&d.join("a/old"), Links::None, true));
+            assert!(in_scope(), "an inner scope leaves the outer one's cache");
+            (first, second)
+        });
+        assert!(!in_scope(), "the scope's cache ends with it");
+        assert_eq!(second.unwrap().path, d.join("a/old"));
+        // Outside a scope every walk looks again.
+        assert_eq!(
+            walk(&d.join("a/old"), Links::None, true).unwrap_err(),
+            WalkError::Missing {
+                at: d.join("a/old")
+            }
+        );
+        assert!(first
+            .meta
+            .same(&walk(&d.join("moved"), Links::None, true).unwrap().meta));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_first_component_others_can_change_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("exposed");
+        std::fs::create_dir_all(d.join("open/inner")).unwrap();
+        std::fs::write(d.join("open/inner/f"), "x").unwrap();
+        std::fs::write(d.join("f"), "x").unwrap();
+        std::fs::set_permissions(d.join("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let base = walk(&d, Links::None, true).unwrap().exposed.clone();
+        if base.is_some() {
+            eprintln!("SKIP the_first_component_others_can_change_is_named: the temporary directory is exposed already ({base:?})");
+            std::fs::remove_dir_all(&d).unwrap();
+            return;
+        }
+        assert_eq!(walk(&d.join("f"), Links::None, true).unwrap().exposed, None);
+        assert_eq!(
+            walk(&d.join("open/inner/f"), Links::None, true)
+                .unwrap()
+                .exposed,
+            Some((d.join("open"), "it is writable by every user".to_string()))
+        );
+        assert_eq!(
+            walk(Path::new("/"), Links::None, true).unwrap().exposed,
+            None
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn make_dirs_creates_each_missing_directory_by_descriptor() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("mkdirs");
+        let deep = d.join("a/b/c");
+        let made = make_dirs(&deep, Links::None, 0o700).unwrap();
+        assert_eq!((made.path.clone(), made.kind()), (deep.clone(), Kind::Dir));
+        for p in [d.join("a"), d.join("a/b"), deep.clone()] {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o7777, 0o700, "{}", p.display());
+        }
+        // Already there: the same directory.
+        assert!(make_dirs(&deep, Links::None, 0o700)
+            .unwrap()
+            .meta
+            .same(&made.meta));
+        // A file on the way, or at the end, is not a directory.
+        std::fs::write(d.join("f"), "x").unwrap();
+        assert_eq!(
+            make_dirs(&d.join("f"), Links::None, 0o700).unwrap_err(),
+            format!("{} is not a directory", d.join("f").display())
+        );
+        assert!(make_dirs(&d.join("f/x"), Links::None, 0o700)
+            .unwrap_err()
+            .contains("is not a directory"));
+        // Nothing is created through a link the rule refuses.
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", d.join("link")).unwrap();
+        assert!(make_dirs(&d.join("link/x"), Links::None, 0o700)
+            .unwrap_err()
+            .contains("is a symlink"));
+        assert!(!d.join("real/x").exists());
+        assert_eq!(
+            make_dirs(&d.join("link/x"), Links::Any, 0o700)
+                .unwrap()
+                .path,
+            d.join("real/x")
+        );
+        assert!(make_dirs(Path::new("rel/x"), Links::Any, 0o700)
+            .unwrap_err()
+            .contains("not an absolute path"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn read_regular_reads_relative_paths_and_refuses_fifos() {
+        let (data, node) = read_regular(Path::new("Cargo.toml"), Links::Any, 1 << 20).unwrap();
+        assert_eq!(data, std::fs::read("Cargo.toml").unwrap());
+        assert_eq!(
+            node.path,
+            std::env::current_dir().unwrap().join("Cargo.toml")
+        );
+        let d = scratch("fifo");
+        nix::unistd::mkfifo(&d.join("p"), Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(
+            read_regular(&d.join("p"), Links::None, 10).unwrap_err(),
+            ReadError::NotRegular
+        );
+        std::fs::write(d.join("f"), "12345").unwrap();
+        assert_eq!(
+            read_regular(&d.join("f"), Links::None, 4).unwrap_err(),
+            ReadError::TooLarge { size: 5 }
+        );
+        assert_eq!(
+            read_regular(&d.join("f"), Links::None, 5).unwrap().0,
+            b"12345"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn read_config_says_why_a_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("config");
+        std::fs::write(d.join("ok.yaml"), "name: x\n").unwrap();
+        assert_eq!(read_config(&d.join("ok.yaml"), 100).unwrap(), "name: x\n");
+        assert_eq!(
+            read_config(&d.join("nope.yaml"), 100).unwrap_err(),
+            "no such file"
+        );
+        assert_eq!(
+            read_config(&d.join("gone/x.yaml"), 100).unwrap_err(),
+            format!("{} does not exist", d.join("gone").display())
+        );
+        assert_eq!(read_config(&d, 100).unwrap_err(), "not a regular file");
+        assert_eq!(
+            read_config(&d.join("ok.yaml"), 3).unwrap_err(),
+            "8 bytes, larger than the 3 byte limit"
+        );
+        std::fs::write(d.join("bin"), b"\xff\xfe").unwrap();
+        assert_eq!(
+            read_config(&d.join("bin"), 100).unwrap_err(),
+            "not UTF-8 text"
+        );
+        std::fs::write(d.join("open.yaml"), "name: x\n").unwrap();
+        std::fs::set_permissions(d.join("open.yaml"), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+        let open = read_config(&d.join("open.yaml"), 100);
+        let clean = Meta::of(&nix::sys::stat::stat(&d).unwrap())
+            .writable_by_others(0)
+            .is_none();
+        if nix::unistd::geteuid().is_root() && clean {
+            let e = open.unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "refused as root: {} can be changed by another user (it is writable by every user)",
+                    d.join("open.yaml").display()
+                )),
+                "{e}"
+            );
+        } else if !nix::unistd::geteuid().is_root() {
+            // Not root: another user's changes define nothing root runs.
+            assert_eq!(open.unwrap(), "name: x\n");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

@@ -83,14 +83,18 @@ fn no_tun(h: &mut Host) {
 fn profile(yaml: &str) -> Profile {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("lasagna-plan-{}", std::process::id()));
+    // A directory per profile: tests run in parallel, and one removing a shared directory
+    // would race another about to write into it.
+    let dir = std::env::temp_dir().join(format!(
+        "lasagna-plan-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("p{}.yaml", N.fetch_add(1, Ordering::Relaxed)));
+    let path = dir.join("p.yaml");
     std::fs::write(&path, yaml).unwrap();
     let p = crate::profile::load(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::remove_file(&path).unwrap();
-    // The last test to finish with it removes the directory (the others find it busy).
-    let _ = std::fs::remove_dir(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
     p
 }
 
@@ -602,4 +606,140 @@ fn every_refusing_dependency_is_relaxed_by_degrade_dependents() {
         );
         assert!(dependents(d.on).contains(&d.layer));
     }
+}
+
+#[test]
+fn a_plan_says_which_layers_apply_and_which_are_refused() {
+    let p = plan(
+        &profile(STRICT),
+        &host(false),
+        &Options::without(&[Seccomp]),
+    );
+    assert!(p.applies(Landlock) && !p.applies(Seccomp) && !p.applies(Network));
+    assert!(p.refusals().is_empty());
+    let refused = plan(&profile(MISSING_RULE), &host(true), &Options::default());
+    let layers: Vec<Layer> = refused.refusals().iter().map(|l| l.layer).collect();
+    assert_eq!(layers, vec![Landlock]);
+    // Why a layer is off: the flag, the profile, or nothing written.
+    let off = plan(
+        &profile("extends: strict\nlayers:\n  seccomp:\n    mode: off\n"),
+        &host(true),
+        &Options::without(&[Landlock]),
+    );
+    for (layer, why) in [
+        (Landlock, "switched off with --without landlock"),
+        (Seccomp, "off in the profile"),
+        (Network, "not in the profile"),
+    ] {
+        assert_eq!(
+            off.get(layer).decision,
+            Decision::Skip(why.into()),
+            "{layer}"
+        );
+    }
+    assert_eq!(off.get(Seccomp).requested, Requirement::Off);
+    assert_eq!(off.get(Process).requested, Requirement::Required);
+}
+
+#[test]
+fn the_payload_starts_at_the_root_of_its_view_unless_told() {
+    let h = host(true);
+    // strict names its cwd; a view without one starts at its root; without a view, here.
+    assert_eq!(plan(&profile(STRICT), &h, &Options::default()).cwd, "/work");
+    let view = "layers:\n  filesystem:\n    proc: false\n    mounts: [{ro-bind: /usr}]\n";
+    assert_eq!(plan(&profile(view), &h, &Options::default()).cwd, "/");
+    let here = std::env::current_dir().unwrap();
+    assert_eq!(
+        plan(
+            &profile("layers:\n  rlimits:\n    nofile: 64\n"),
+            &h,
+            &Options::default()
+        )
+        .cwd,
+        here.to_str().unwrap()
+    );
+}
+
+#[test]
+fn a_degraded_network_carries_the_net_it_gets() {
+    let mut h = host(false);
+    no_pasta(&mut h);
+    let p = plan(
+        &profile("layers:\n  network:\n    mode: best-effort\n    net: user\n"),
+        &h,
+        &Options::default(),
+    );
+    let net = p.config.network.as_ref().expect("a degraded layer applies");
+    assert_eq!(net.net, network::Net::None);
+    assert!(p.has(Kind::Net) && p.has(Kind::User));
+    assert!(
+        p.get(Network).notes[0].contains("a user namespace is created for the network namespace")
+    );
+    // As root no user namespace is needed for it.
+    let p = plan(
+        &profile("layers:\n  network:\n    net: none\n"),
+        &host(true),
+        &Options::default(),
+    );
+    assert!(p.has(Kind::Net) && !p.has(Kind::User));
+}
+
+#[test]
+fn landlock_notes_say_how_far_it_is_enforced() {
+    let full = plan(&profile(STRICT), &host(true), &Options::default());
+    assert!(full
+        .get(Landlock)
+        .notes
+        .iter()
+        .any(|n| n == "planned: fully enforced"));
+    let mut h = host(true);
+    landlock_5(&mut h);
+    let part = plan(
+        &profile("extends: strict\nlayers:\n  landlock:\n    mode: best-effort\n"),
+        &h,
+        &Options::default(),
+    );
+    let notes = &part.get(Landlock).notes;
+    assert!(
+        notes.iter().any(|n| n == "planned: partially enforced"),
+        "{notes:?}"
+    );
+    assert!(!notes.iter().any(|n| n == "planned: fully enforced"));
+    // A refused layer plans nothing.
+    let none = plan(&profile(MISSING_RULE), &host(true), &Options::default());
+    assert!(!none
+        .get(Landlock)
+        .notes
+        .iter()
+        .any(|n| n.starts_with("planned:")));
+}
+
+#[test]
+fn host_ids_are_told_and_auto_needs_the_pid_namespace() {
+    let auto = "extends: strict\nlayers:\n  namespaces:\n    host-uid: auto\n    host-gid: auto\n";
+    let p = plan(&profile(auto), &host(true), &Options::default());
+    assert!(p.applies(Namespaces), "{:?}", p.get(Namespaces).decision);
+    assert!(p
+        .get(Namespaces)
+        .notes
+        .iter()
+        .any(|n| n.starts_with("host ids: a uid and gid of its own for this run")));
+    let no_pid = format!("{auto}    pid: false\n");
+    let p = plan(&profile(&no_pid), &host(true), &Options::default());
+    assert!(
+        matches!(&p.get(Namespaces).decision, Decision::Refuse(r) if r.contains("host-uid: auto needs the pid namespace")),
+        "{:?}",
+        p.get(Namespaces).decision
+    );
+    // Host ids mean nothing without root, and a user is told so; the default says nothing.
+    let fixed = "extends: strict\nlayers:\n  namespaces:\n    host-uid: 2000\n    host-gid: 2000\n";
+    let told = |yaml: &str, root: bool| {
+        plan(&profile(yaml), &host(root), &Options::default())
+            .get(Namespaces)
+            .notes
+            .iter()
+            .any(|n| n.starts_with("host-uid/host-gid apply only when lasagna runs as root"))
+    };
+    assert!(told(fixed, false));
+    assert!(!told(fixed, true) && !told(STRICT, false));
 }

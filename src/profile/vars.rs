@@ -491,4 +491,161 @@ mod tests {
         let e = expand(&format!("${{ENV:{EMPTY}}}"), &v).unwrap_err();
         assert!(e.contains("is empty") && e.contains(":-default"), "{e}");
     }
+
+    #[test]
+    fn the_callers_values_are_its_own() {
+        // The environment of this test process, as a profile loaded here sees it.
+        let v = Vars::of_caller(Some(Path::new("/proc/self/..")));
+        assert_eq!(v.uid, nix::unistd::getuid().as_raw());
+        assert_eq!(v.gid, nix::unistd::getgid().as_raw());
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(v.cwd(), cwd.to_str());
+        assert_eq!(v.cwd.as_deref(), cwd.to_str());
+        if let Ok(home) = std::env::var("HOME") {
+            assert_eq!(v.home(), Some(home.as_str()));
+            let under = |rel: &str| format!("{}/{rel}", home.trim_end_matches('/'));
+            if std::env::var_os("XDG_CONFIG_HOME").is_none() {
+                assert_eq!(v.config, Some(under(".config")));
+            }
+            if std::env::var_os("XDG_CACHE_HOME").is_none() {
+                assert_eq!(v.cache, Some(under(".cache")));
+            }
+        }
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            assert_eq!(v.runtime, Some(format!("/run/user/{}", v.uid)));
+        }
+        // The file's directory, canonical; the same values for another file.
+        assert_eq!(v.profile_dir.as_deref(), Some("/proc"));
+        let other = v.for_file(Some(Path::new("/proc/self/../sys")));
+        assert_eq!(other.profile_dir.as_deref(), Some("/proc/sys"));
+        assert_eq!((other.uid, other.cwd()), (v.uid, v.cwd()));
+        // A directory that cannot be canonicalized is kept as written; a shipped profile
+        // has none.
+        let gone = v.for_file(Some(Path::new("/nonexistent/lasagna-vars")));
+        assert_eq!(
+            gone.profile_dir.as_deref(),
+            Some("/nonexistent/lasagna-vars")
+        );
+        assert_eq!(v.for_file(None).profile_dir, None);
+        let gone = Vars::of_caller(Some(Path::new("/nonexistent/lasagna-vars")));
+        assert_eq!(
+            gone.profile_dir.as_deref(),
+            Some("/nonexistent/lasagna-vars")
+        );
+        assert_eq!(Vars::of_caller(None).profile_dir, None);
+    }
+
+    /// Run the test `name` again in a child of this test binary, with `MARK` set to `mode`
+    /// and the variables `env` gives (`None`: removed), so that no other test's
+    /// environment changes.
+    fn in_child(name: &str, mode: &str, env: &[(&str, Option<&str>)]) {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.env(MARK, mode).args([
+            &format!("profile::vars::tests::{name}"),
+            "--exact",
+            "--test-threads=1",
+        ]);
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{mode}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    const MARK: &str = "LASAGNA_VARS_TEST_CALLER";
+    const CALLER_ENV: [&str; 5] = [
+        "HOME",
+        "USER",
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_RUNTIME_DIR",
+    ];
+
+    #[test]
+    fn the_environment_wins_and_passwd_fills_in() {
+        let name = "the_environment_wins_and_passwd_fills_in";
+        let uid = nix::unistd::getuid().as_raw();
+        match std::env::var(MARK).as_deref() {
+            Err(_) => {
+                let set = ["/srv/vh", "vuser", "/srv/vc", "/srv/vk", "/srv/vr"];
+                let env: Vec<_> = CALLER_ENV
+                    .iter()
+                    .zip(set)
+                    .map(|(k, v)| (*k, Some(v)))
+                    .collect();
+                in_child(name, "set", &env);
+                let env: Vec<_> = CALLER_ENV.iter().map(|k| (*k, None)).collect();
+                in_child(name, "unset", &env);
+            }
+            Ok("set") => {
+                let v = Vars::of_caller(None);
+                assert_eq!(v.home(), Some("/srv/vh"));
+                assert_eq!(v.user.as_deref(), Some("vuser"));
+                assert_eq!(
+                    (
+                        v.config.as_deref(),
+                        v.cache.as_deref(),
+                        v.runtime.as_deref()
+                    ),
+                    (Some("/srv/vc"), Some("/srv/vk"), Some("/srv/vr"))
+                );
+            }
+            Ok(_) => {
+                let v = Vars::of_caller(None);
+                let Some((user, dir)) = crate::procfs::passwd_entry(uid) else {
+                    panic!("uid {uid} has no passwd entry to fall back on");
+                };
+                assert_eq!(v.user.as_deref(), Some(user.as_str()));
+                assert_eq!(v.home(), Some(dir.as_str()));
+                let under = |rel: &str| format!("{}/{rel}", dir.trim_end_matches('/'));
+                assert_eq!(v.config, Some(under(".config")));
+                assert_eq!(v.cache, Some(under(".cache")));
+                assert_eq!(v.runtime, Some(format!("/run/user/{uid}")));
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_dollar_brace_is_a_variable() {
+        assert!(has_vars("a ${HOME}") && has_vars("$${HOME}"));
+        assert!(!has_vars("cost: $5, {HOME}, $ {x}"));
+    }
+
+    #[test]
+    fn unset_variables_say_which_and_why() {
+        let none = Vars {
+            home: None,
+            cwd: None,
+            user: None,
+            runtime: None,
+            config: None,
+            cache: None,
+            profile_dir: None,
+            ..vars()
+        };
+        for (name, why) in [
+            ("HOME", "HOME is not set"),
+            ("CWD", "the working directory is gone"),
+            ("USER", "no passwd entry"),
+            ("XDG_RUNTIME_DIR", "not set"),
+            ("XDG_CONFIG_HOME", "neither it nor HOME is set"),
+            ("XDG_CACHE_HOME", "neither it nor HOME is set"),
+        ] {
+            let e = expand(&format!("${{{name}}}"), &none).unwrap_err();
+            assert!(
+                e.starts_with(&format!("${{{name}}} has no value: ")) && e.ends_with(why),
+                "{e}"
+            );
+        }
+        let e = expand("${NOPE}", &vars()).unwrap_err();
+        assert!(e.contains("known: ${HOME}, ${CWD}, ${USER}"), "{e}");
+    }
 }

@@ -662,4 +662,431 @@ mod tests {
             assert!(err.contains(why), "{raw}: {err}");
         }
     }
+
+    fn at<T>(value: T, line: u64) -> Spanned<T> {
+        Spanned {
+            value,
+            loc: Loc::at(line, 3),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn prefixes_cover_exactly_their_range() {
+        let covers =
+            |entry: &str, addr: &str| parse_entry(entry).unwrap().host.matches_addr(ip(addr));
+        // /0 is everything of its family, and only of its family.
+        assert!(covers("0.0.0.0/0:1", "203.0.113.7") && covers("0.0.0.0/0:1", "255.255.255.255"));
+        assert!(!covers("0.0.0.0/0:1", "::1"));
+        assert!(covers("::/0:1", "2001:db8::1") && !covers("::/0:1", "10.0.0.1"));
+        // The edges of a v4 and a v6 network.
+        assert!(covers("10.1.0.0/16:1", "10.1.0.0") && covers("10.1.0.0/16:1", "10.1.255.255"));
+        assert!(!covers("10.1.0.0/16:1", "10.0.255.255") && !covers("10.1.0.0/16:1", "10.2.0.0"));
+        assert!(covers("192.0.2.0/31:1", "192.0.2.1") && !covers("192.0.2.0/31:1", "192.0.2.2"));
+        assert!(
+            covers("128.0.0.0/1:1", "200.0.0.1") && !covers("128.0.0.0/1:1", "127.255.255.255")
+        );
+        assert!(covers("fd00::/8:1", "fdff:ffff::1") && !covers("fd00::/8:1", "fe00::1"));
+        assert!(covers("2001:db8::/64:1", "2001:db8::ffff:ffff:ffff:ffff"));
+        assert!(!covers("2001:db8::/64:1", "2001:db8:0:1::"));
+        assert!(
+            covers("[2001:db8::1]:1", "2001:db8::1") && !covers("[2001:db8::1]:1", "2001:db8::2")
+        );
+        // A name pattern covers no address.
+        assert!(!covers("example.com:1", "10.0.0.1"));
+    }
+
+    #[test]
+    fn names_match_case_and_trailing_dot_blind_and_addresses_as_literals() {
+        let name = parse_entry("API.Example.com:443").unwrap().host;
+        assert_eq!(name, HostPattern::Name("api.example.com".into()));
+        assert!(name.matches_name("api.example.COM.") && name.matches_name("api.example.com"));
+        assert!(!name.matches_name("x.api.example.com") && !name.matches_name("api.example.co"));
+        let below = parse_entry("*.Example.COM:443").unwrap().host;
+        assert_eq!(below, HostPattern::Below("example.com".into()));
+        assert!(below.matches_name("a.example.com") && !below.matches_name(".example.com"));
+        assert!(!below.matches_name("a.example.org"));
+        // An address pattern matches a name that is its address literal.
+        let net = parse_entry("10.0.0.0/8:1").unwrap().host;
+        assert!(net.matches_name("10.9.8.7") && !net.matches_name("11.0.0.1"));
+        assert!(!net.matches_name("ten.example"));
+        assert!(!below.matches_addr(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn a_port_range_includes_both_ends() {
+        let e = parse_entry("example.com:8000-8010").unwrap();
+        assert_eq!(e.ports, (8000, 8010));
+        assert!(e.allows_port(8000) && e.allows_port(8010));
+        assert!(!e.allows_port(7999) && !e.allows_port(8011));
+        let one = parse_entry("example.com:1-1").unwrap();
+        assert!(one.allows_port(1) && !one.allows_port(2));
+        assert_eq!(
+            parse_entry("example.com:65535").unwrap().ports,
+            (65535, 65535)
+        );
+        assert_eq!(parse_entry("[::1]:80-90").unwrap().ports, (80, 90));
+        for (raw, why) in [
+            ("example.com:65536", "above 65535"),
+            ("example.com:x", "\"x\" is not a port number"),
+            ("example.com:-5", "\"\" is not a port number"),
+            ("example.com:80-", "\"\" is not a port number"),
+            ("example.com:0-5", "port 0"),
+        ] {
+            assert!(parse_entry(raw).unwrap_err().contains(why), "{raw}");
+        }
+    }
+
+    #[test]
+    fn host_names_follow_dns_label_rules() {
+        let ok = |host: &str| parse_entry(&format!("{host}:1")).is_ok();
+        let label = "a".repeat(63);
+        assert!(ok(&label) && !ok(&"a".repeat(64)));
+        // 253 bytes in all is the longest name.
+        let name = format!("{label}.{label}.{label}.{}", "b".repeat(61));
+        assert_eq!(name.len(), 253);
+        assert!(ok(&name) && !ok(&format!("{name}b")));
+        assert!(ok("a-b.example") && ok("x1.example"));
+        for bad in [
+            "-a.example",
+            "a-.example",
+            "a..example",
+            "a_b.example",
+            "é.example",
+            "a.example.",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+        assert!(parse_entry("*.-a.example:1")
+            .unwrap_err()
+            .contains("not a domain name"));
+        assert!(parse_entry(":1").unwrap_err().contains("not a host name"));
+    }
+
+    #[test]
+    fn address_entries_check_their_address_and_prefix() {
+        assert_eq!(
+            parse_entry("10.0.0.0/0:1").unwrap().host,
+            HostPattern::Net(ip("10.0.0.0"), 0)
+        );
+        assert_eq!(
+            parse_entry("10.0.0.0/32:1").unwrap().host,
+            HostPattern::Net(ip("10.0.0.0"), 32)
+        );
+        assert_eq!(
+            parse_entry("[fd00::/128]:1").unwrap().host,
+            HostPattern::Net(ip("fd00::"), 128)
+        );
+        assert_eq!(
+            parse_entry("::1:80").unwrap().host,
+            HostPattern::Net(ip("::1"), 128)
+        );
+        assert!(parse_entry("[fd00::/129]:1")
+            .unwrap_err()
+            .contains("prefix \"129\" is not 0-128"));
+        assert!(parse_entry("10.0.0.0/x:1")
+            .unwrap_err()
+            .contains("is not 0-32"));
+        assert!(parse_entry("10.0.0/8:1")
+            .unwrap_err()
+            .contains("\"10.0.0\" is not an address"));
+    }
+
+    #[test]
+    fn entries_are_shown_as_written() {
+        for raw in [
+            "api.example.com:443",
+            "*.example.org:8000-8100",
+            "10.0.0.0/8:5432",
+            "127.0.0.1:80",
+            "[::1]:80",
+            "fd00::/8:1-2",
+        ] {
+            assert_eq!(parse_entry(raw).unwrap().to_string(), raw);
+        }
+    }
+
+    #[test]
+    fn net_names_parse_back_and_unknown_ones_are_refused() {
+        for net in [Net::None, Net::Host, Net::User, Net::Proxy] {
+            assert_eq!(Net::parse(net.name()), Ok(net));
+        }
+        let e = Net::parse("proxi").unwrap_err();
+        assert!(
+            e.contains("did you mean") && e.contains("one of none, host, user, proxy"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_section_is_checked_against_its_net() {
+        let sec = |net: Option<&str>| Section {
+            net: net.map(|n| at(n.to_string(), 2)),
+            ..Section::default()
+        };
+        let c = sec(None).checked().unwrap();
+        assert_eq!(
+            (c.net, c.proxy_port, c.mode),
+            (Net::None, DEFAULT_PROXY_PORT, Requirement::default())
+        );
+        assert_eq!(c.proxy_listen(), None);
+        assert!(c.net_needs_namespace());
+        // allow alone means proxy.
+        let c = Section {
+            allow: vec![at("example.com:443".into(), 4)],
+            proxy_port: Some(at(8080, 5)),
+            ..sec(None)
+        }
+        .checked()
+        .unwrap();
+        assert_eq!(c.net, Net::Proxy);
+        assert_eq!(c.allow, vec![parse_entry("example.com:443").unwrap()]);
+        assert_eq!(c.proxy_listen(), Some(8080));
+        assert!(!sec(Some("host")).checked().unwrap().net_needs_namespace());
+        let c = Section {
+            forward: vec![at("8080".into(), 6), at("2222:22".into(), 7)],
+            mode: Some(Requirement::BestEffort),
+            ..sec(Some("user"))
+        }
+        .checked()
+        .unwrap();
+        assert_eq!(c.forward, vec![(8080, 8080), (2222, 22)]);
+        assert_eq!(c.mode, Requirement::BestEffort);
+        // Each error is at its value.
+        let err = |s: Section| {
+            let e = s.checked().unwrap_err();
+            (e.loc.map(|l| l.line), e.message)
+        };
+        let (line, m) = err(sec(Some("proxi")));
+        assert!(line == Some(2) && m.contains("unknown net"), "{m}");
+        let (line, m) = err(Section {
+            allow: vec![at("example.com:443".into(), 4)],
+            ..sec(Some("host"))
+        });
+        assert!(
+            line == Some(4) && m.contains("allow: entries are the proxy's, and net is host"),
+            "{m}"
+        );
+        let (line, m) = err(Section {
+            allow: vec![at("example.com".into(), 4)],
+            ..sec(Some("proxy"))
+        });
+        assert!(
+            line == Some(4) && m.starts_with("allow: ") && m.contains("no port"),
+            "{m}"
+        );
+        let (line, m) = err(Section {
+            proxy_port: Some(at(8080, 5)),
+            ..sec(Some("none"))
+        });
+        assert!(
+            line == Some(5) && m.contains("proxy-port applies to net: proxy, and net is none"),
+            "{m}"
+        );
+        let (line, m) = err(Section {
+            proxy_port: Some(at(70000, 5)),
+            ..sec(Some("proxy"))
+        });
+        assert!(
+            line == Some(5) && m.contains("proxy-port: port 70000 is above 65535"),
+            "{m}"
+        );
+        let (line, m) = err(Section {
+            forward: vec![at("80".into(), 6)],
+            ..sec(Some("proxy"))
+        });
+        assert!(
+            line == Some(6) && m.contains("forward applies to net: user, and net is proxy"),
+            "{m}"
+        );
+        let (line, m) = err(Section {
+            forward: vec![at("80:0".into(), 6)],
+            ..sec(Some("user"))
+        });
+        assert!(line == Some(6) && m.contains("forward: port 0"), "{m}");
+        assert!(parse_forward("x:80").is_err() && parse_forward("").is_err());
+        let req = Config::required(Net::Proxy, Vec::new());
+        assert_eq!(
+            (req.mode, req.proxy_listen()),
+            (Requirement::Required, Some(DEFAULT_PROXY_PORT))
+        );
+    }
+
+    fn config(net: Net, mode: Requirement, allow: &[&str]) -> Config {
+        Config {
+            mode,
+            allow: allow.iter().map(|e| parse_entry(e).unwrap()).collect(),
+            ..Config::required(net, Vec::new())
+        }
+    }
+
+    #[test]
+    fn the_plan_decides_each_net_on_this_host() {
+        let pasta = std::path::Path::new("/usr/bin/pasta");
+        let req = Requirement::Required;
+        let p = plan(&config(Net::None, req, &[]), true, None, false);
+        assert_eq!(
+            (p.decision, p.own_netns, p.net),
+            (Decision::Apply, true, Net::None)
+        );
+        assert!(p.notes.is_empty() && p.pasta.is_none());
+        let p = plan(&config(Net::Host, req, &[]), true, None, false);
+        assert_eq!((p.decision, p.own_netns), (Decision::Apply, false));
+        assert!(p.notes[0].contains("network namespace is not created"));
+        assert!(plan(&config(Net::Host, req, &[]), false, None, false)
+            .notes
+            .is_empty());
+        let p = plan(&config(Net::User, req, &[]), false, Some(pasta), true);
+        assert_eq!(
+            (p.decision, p.net, p.own_netns),
+            (Decision::Apply, Net::User, true)
+        );
+        assert_eq!(p.pasta.as_deref(), Some(pasta));
+        assert_eq!(p.notes, vec!["pasta: /usr/bin/pasta".to_string()]);
+        for (pasta, tun, why) in [
+            (None, true, "needs pasta"),
+            (Some(pasta), false, "/dev/net/tun"),
+        ] {
+            let p = plan(&config(Net::User, req, &[]), false, pasta, tun);
+            assert!(
+                matches!(&p.decision, Decision::Refuse(r) if r.contains(why) && r.contains("(fix: ")),
+                "{:?}",
+                p.decision
+            );
+            assert!(p.pasta.is_none());
+            let p = plan(
+                &config(Net::User, Requirement::BestEffort, &[]),
+                false,
+                pasta,
+                tun,
+            );
+            assert!(
+                matches!(&p.decision, Decision::Degrade(r) if r.contains(why) && r.ends_with("the sandbox gets net: none")),
+                "{:?}",
+                p.decision
+            );
+            assert_eq!((p.net, p.own_netns), (Net::None, true));
+        }
+        let p = plan(&config(Net::Proxy, req, &[]), false, None, false);
+        assert_eq!(p.decision, Decision::Apply);
+        assert_eq!(
+            p.notes[0],
+            "proxy on 127.0.0.1:3128 inside, 0 allow-list entries"
+        );
+        assert!(p.notes[1].contains("the allow-list is empty"));
+        let p = plan(
+            &config(Net::Proxy, req, &["a.example:1"]),
+            false,
+            None,
+            false,
+        );
+        assert_eq!(
+            p.notes,
+            vec!["proxy on 127.0.0.1:3128 inside, 1 allow-list entry".to_string()]
+        );
+        let p = plan(
+            &config(Net::Proxy, req, &["a.example:1", "b.example:2"]),
+            false,
+            None,
+            false,
+        );
+        assert_eq!(
+            p.notes[0],
+            "proxy on 127.0.0.1:3128 inside, 2 allow-list entries"
+        );
+    }
+
+    #[test]
+    fn the_proxy_variables_replace_the_callers() {
+        let c = |s: &str| std::ffi::CString::new(s).unwrap();
+        let mut envp = vec![
+            c("PATH=/bin"),
+            c("http_proxy=http://corp:8080"),
+            c("NO_PROXY=*"),
+            c("no_proxy_x=1"),
+        ];
+        proxy_env(&mut envp, 3128);
+        let got: Vec<String> = envp
+            .iter()
+            .map(|e| e.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "ALL_PROXY=socks5h://127.0.0.1:3128",
+                "HTTPS_PROXY=http://127.0.0.1:3128",
+                "HTTP_PROXY=http://127.0.0.1:3128",
+                "PATH=/bin",
+                "all_proxy=socks5h://127.0.0.1:3128",
+                "http_proxy=http://127.0.0.1:3128",
+                "https_proxy=http://127.0.0.1:3128",
+                "no_proxy_x=1",
+            ]
+        );
+    }
+
+    #[test]
+    fn doctor_names_what_each_net_needs() {
+        let pasta = std::path::Path::new("/nonexistent/pasta");
+        let lines = doctor(None, true, true);
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].0
+                && lines[0].1.starts_with("net: none and net: proxy")
+                && lines[0].2.is_none()
+        );
+        assert!(lines[1].0 && lines[1].1.starts_with("net: host"));
+        assert_eq!(
+            (lines[2].0, lines[2].2.as_deref()),
+            (false, Some("apt-get install passt"))
+        );
+        let no_ns = needs(Net::Proxy, None, true, false);
+        assert!(!no_ns[0].0 && no_ns[0].2.as_deref().unwrap().contains("user namespace"));
+        let user = needs(Net::User, Some(pasta), true, true);
+        assert_eq!(user.len(), 1);
+        assert_eq!(
+            user[0],
+            (
+                true,
+                "net: user: pasta at /nonexistent/pasta (version unknown)".to_string(),
+                None
+            )
+        );
+        let no_tun = needs(Net::User, Some(pasta), false, true);
+        assert_eq!(no_tun.len(), 2);
+        assert!(!no_tun[1].0 && no_tun[1].1.contains("/dev/net/tun"));
+    }
+
+    #[test]
+    fn explain_says_what_each_net_stops_and_leaves() {
+        let none = explain(&config(Net::None, Requirement::Required, &[]));
+        assert!(none[0].starts_with("net: none") && none[1].starts_with("stops:"));
+        let host = explain(&config(Net::Host, Requirement::Required, &[]));
+        assert!(host[1].starts_with("does NOT stop:"));
+        let user = explain(&Config {
+            forward: vec![(2222, 22)],
+            ..config(Net::User, Requirement::Required, &[])
+        });
+        assert_eq!(user.len(), 4);
+        assert_eq!(
+            user[3],
+            "inbound: the host's 127.0.0.1:2222 reaches port 22 inside"
+        );
+        let proxy = explain(&Config {
+            proxy_port: 8080,
+            ..config(
+                Net::Proxy,
+                Requirement::Required,
+                &["a.example:1", "10.0.0.0/8:2"],
+            )
+        });
+        assert!(proxy[0].contains("listens on 127.0.0.1:8080 inside"));
+        assert_eq!(proxy[2], "allow: a.example:1, 10.0.0.0/8:2");
+        assert!(proxy[3].starts_with("stops:"));
+        let empty = explain(&config(Net::Proxy, Requirement::Required, &[]));
+        assert!(empty[2].contains("allow: nothing"));
+    }
 }

@@ -1133,4 +1133,457 @@ mod tests {
         let err = decide(&names, "other.example", 443, &[], &unlisted).unwrap_err();
         assert_eq!(err, "other.example:443 is not on the allow-list");
     }
+
+    // ---- one connection served end to end, over the loopback ----------------------------
+
+    /// A proxy's shared state with `allow`, and the write end of its stop pipe.
+    fn shared(allow: &[&str]) -> (Shared, OwnedFd) {
+        let (stop, stop_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let shared = Shared {
+            settings: Settings {
+                allow: list(allow),
+                log_stderr: false,
+            },
+            own: Vec::new(),
+            log: Mutex::new(Log::default()),
+            open: Mutex::new(0),
+            closed: Condvar::new(),
+            stop,
+        };
+        (shared, stop_w)
+    }
+
+    /// An endpoint on 127.0.0.1 that answers one connection: it reads until the proxy
+    /// shuts its side, then sends `reply`. The thread returns what it read.
+    fn endpoint(reply: &'static [u8]) -> (u16, JoinHandle<Vec<u8>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            s.write_all(reply).unwrap();
+            got
+        });
+        (port, t)
+    }
+
+    /// A port on 127.0.0.1 where nothing listens.
+    fn closed_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// The client's side of one connection: `request` sent (then the client's write side
+    /// shut), what the proxy answered, and what it logged.
+    fn exchange(allow: &[&str], request: &[u8]) -> (Vec<u8>, Connection, io::Result<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        client.write_all(request).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let (sh, _stop_w) = shared(allow);
+        let mut c = Connection::new();
+        let served = serve(&sh, server, &mut c);
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer);
+        (answer, c, served)
+    }
+
+    fn text(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+
+    fn socks_connect(atyp: u8, addr: &[u8], port: u16) -> Vec<u8> {
+        let mut v = vec![5, 1, 0, 5, 1, 0, atyp];
+        v.extend_from_slice(addr);
+        v.extend_from_slice(&port.to_be_bytes());
+        v
+    }
+
+    #[test]
+    fn socks5_connects_to_an_allowed_address_and_relays_both_ways() {
+        let (port, ep) = endpoint(b"pong");
+        let mut req = socks_connect(1, &[127, 0, 0, 1], port);
+        req.extend_from_slice(b"ping");
+        let (answer, c, served) = exchange(&[&format!("127.0.0.1:{port}")], &req);
+        served.unwrap();
+        let mut want = vec![5, 0];
+        want.extend_from_slice(&socks_reply(0));
+        want.extend_from_slice(b"pong");
+        assert_eq!(answer, want);
+        assert_eq!(ep.join().unwrap(), b"ping");
+        assert!(c.allowed, "{c:?}");
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", port));
+        assert_eq!(c.address, Some(format!("127.0.0.1:{port}")));
+        assert_eq!((c.bytes_out, c.bytes_in), (4, 4));
+    }
+
+    #[test]
+    fn socks5_takes_a_name_and_a_v6_address() {
+        // A name: `localhost` is the loopback without a lookup.
+        let (port, ep) = endpoint(b"");
+        let mut req = vec![5, 1, 0, 5, 1, 0, 3, 9];
+        req.extend_from_slice(b"localhost");
+        req.extend_from_slice(&port.to_be_bytes());
+        let (answer, c, served) = exchange(&[&format!("localhost:{port}")], &req);
+        served.unwrap();
+        assert_eq!(answer[2..], socks_reply(0));
+        assert_eq!(
+            (c.host.as_str(), c.port, c.allowed),
+            ("localhost", port, true)
+        );
+        ep.join().unwrap();
+        // A v6 address, denied: the reply says "not allowed" and the log has the address.
+        let mut six = [0u8; 16];
+        six[15] = 1;
+        let (answer, c, _) = exchange(&[], &socks_connect(4, &six, 8443));
+        assert_eq!(answer, [&[5, 0][..], &socks_reply(2)].concat());
+        assert_eq!((c.host.as_str(), c.port, c.allowed), ("::1", 8443, false));
+        assert!(c.reason.unwrap().contains("not on the allow-list"));
+    }
+
+    #[test]
+    fn socks5_refusals_answer_with_their_codes() {
+        // Not allowed: 2.
+        let (answer, c, _) = exchange(&[], &socks_connect(1, &[127, 0, 0, 1], 9));
+        assert_eq!(answer, [&[5, 0][..], &socks_reply(2)].concat());
+        assert_eq!(
+            (c.host.as_str(), c.port, c.allowed),
+            ("127.0.0.1", 9, false)
+        );
+        // Allowed, and nothing listens: 5 (connection refused), and the error is returned.
+        let port = closed_port();
+        let (answer, c, served) = exchange(
+            &[&format!("127.0.0.1:{port}")],
+            &socks_connect(1, &[127, 0, 0, 1], port),
+        );
+        assert_eq!(answer, [&[5, 0][..], &socks_reply(5)].concat());
+        assert_eq!(served.unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
+        assert!(c
+            .reason
+            .unwrap()
+            .starts_with(&format!("connect 127.0.0.1:{port}")));
+        // Only CONNECT: 7; an unknown address type: 8.
+        let mut bind = socks_connect(1, &[127, 0, 0, 1], 9);
+        bind[4] = 2;
+        let (answer, c, _) = exchange(&["127.0.0.1:9"], &bind);
+        assert_eq!(answer, [&[5, 0][..], &socks_reply(7)].concat());
+        assert!(!c.allowed && c.reason.unwrap().contains("only CONNECT"));
+        let (answer, c, _) = exchange(&[], &socks_connect(2, &[1, 2, 3, 4], 9));
+        assert_eq!(answer, [&[5, 0][..], &socks_reply(8)].concat());
+        assert!(c.reason.unwrap().contains("address type 2"));
+        // A request of another version: the methods were answered, nothing else.
+        let mut v4 = socks_connect(1, &[127, 0, 0, 1], 9);
+        v4[3] = 4;
+        let (answer, c, _) = exchange(&["127.0.0.1:9"], &v4);
+        assert_eq!(answer, [5, 0]);
+        assert!(c.reason.unwrap().contains("version 4"));
+        // No method without authentication among those offered.
+        let (answer, c, _) = exchange(&[], &[5, 2, 1, 2]);
+        assert_eq!(answer, [5, 0xff]);
+        assert!(c
+            .reason
+            .unwrap()
+            .contains("no method without authentication"));
+        // The control: the same offer with 0 among them is accepted.
+        let (answer, _, _) = exchange(&[], &[5, 3, 1, 2, 0]);
+        assert_eq!(answer, [5, 0]);
+    }
+
+    #[test]
+    fn http_connect_is_answered_200_then_relayed() {
+        let (port, ep) = endpoint(b"tls bytes");
+        let req = format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: x\r\n\r\nhello");
+        let (answer, c, served) = exchange(&[&format!("127.0.0.1:{port}")], req.as_bytes());
+        served.unwrap();
+        assert_eq!(
+            text(&answer),
+            "HTTP/1.1 200 Connection established\r\n\r\ntls bytes"
+        );
+        assert_eq!(ep.join().unwrap(), b"hello");
+        assert_eq!(c.protocol, "connect");
+        assert_eq!(
+            (c.host.as_str(), c.port, c.allowed),
+            ("127.0.0.1", port, true)
+        );
+        assert_eq!((c.bytes_out, c.bytes_in), (5, 9));
+    }
+
+    #[test]
+    fn http_refusals_are_answered_with_a_status_and_the_reason() {
+        let (answer, c, _) = exchange(&[], b"connect example.com:443 HTTP/1.1\r\n\r\n");
+        let answer = text(&answer);
+        assert!(answer.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{answer}");
+        let body = "lasagna: example.com:443 is not on the allow-list\n";
+        assert!(
+            answer.ends_with(&format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )),
+            "{answer}"
+        );
+        assert_eq!(
+            (c.protocol, c.host.as_str(), c.port),
+            ("connect", "example.com", 443)
+        );
+        let port = closed_port();
+        let (answer, c, served) = exchange(
+            &[&format!("127.0.0.1:{port}")],
+            format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n").as_bytes(),
+        );
+        assert!(text(&answer).starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+        assert!(served.is_err() && c.allowed);
+        for (req, status, why) in [
+            (
+                &b"CONNECT example.com HTTP/1.1\r\n\r\n"[..],
+                "400",
+                "is not host:port",
+            ),
+            (
+                b"GET http://example.com/ HTTP/2\r\n\r\n",
+                "400",
+                "not an HTTP/1 request",
+            ),
+            (
+                b"GET http://example.com/ HTTP/1.1 x\r\n\r\n",
+                "400",
+                "not an HTTP/1 request",
+            ),
+            (
+                b"GET /index.html HTTP/1.1\r\n\r\n",
+                "400",
+                "not an absolute http:// URI",
+            ),
+            (
+                b"GET http://:80/ HTTP/1.1\r\n\r\n",
+                "400",
+                "is not host[:port]",
+            ),
+        ] {
+            let (answer, c, _) = exchange(&[], req);
+            let answer = text(&answer);
+            assert!(
+                answer.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{answer}"
+            );
+            assert!(c.reason.as_deref().unwrap_or("").contains(why), "{c:?}");
+            assert!(!c.allowed);
+        }
+    }
+
+    #[test]
+    fn a_request_head_over_the_limit_is_answered_431() {
+        let mut big = b"GET http://example.com/ HTTP/1.1\r\nX: ".to_vec();
+        big.resize(MAX_HEAD + 1, b'a');
+        let (answer, c, _) = exchange(&[], &big);
+        assert!(text(&answer).starts_with("HTTP/1.1 431 "));
+        assert!(c.reason.unwrap().contains("16 KiB"));
+        // The control: a head of exactly the limit is read whole, and decided.
+        let mut fits = b"GET http://example.com/ HTTP/1.1\r\nX: ".to_vec();
+        fits.resize(MAX_HEAD - 4, b'a');
+        fits.extend_from_slice(b"\r\n\r\n");
+        let (answer, c, _) = exchange(&[], &fits);
+        assert!(
+            text(&answer).starts_with("HTTP/1.1 403 "),
+            "{}",
+            text(&answer)
+        );
+        assert_eq!(c.host, "example.com");
+    }
+
+    #[test]
+    fn an_absolute_uri_is_sent_on_in_origin_form_with_one_request() {
+        let (port, ep) = endpoint(b"HTTP/1.0 204 No Content\r\n\r\n");
+        let req = format!(
+            "GET http://user:pw@127.0.0.1:{port}?q=1 HTTP/1.1\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\nKeep-Alive: 5\r\nConnection: keep-alive\r\nProxy-Authorization: x\r\n\r\nbody"
+        );
+        let (answer, c, served) = exchange(&[&format!("127.0.0.1:{port}")], req.as_bytes());
+        served.unwrap();
+        assert_eq!(text(&answer), "HTTP/1.0 204 No Content\r\n\r\n");
+        assert_eq!(
+            text(&ep.join().unwrap()),
+            format!("GET /?q=1 HTTP/1.1\r\nAccept: */*\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\nbody")
+        );
+        assert_eq!(
+            (c.protocol, c.host.as_str(), c.port),
+            ("http", "127.0.0.1", port)
+        );
+        // A Host header of the client's is kept, and none is added; a path stays as sent.
+        let (port, ep) = endpoint(b"");
+        let req = format!("GET HTTP://127.0.0.1:{port}/a/b HTTP/1.1\r\nhost: kept\r\n\r\n");
+        exchange(&[&format!("127.0.0.1:{port}")], req.as_bytes())
+            .2
+            .unwrap();
+        assert_eq!(
+            text(&ep.join().unwrap()),
+            "GET /a/b HTTP/1.1\r\nhost: kept\r\nConnection: close\r\n\r\n"
+        );
+        // Without a port the URI means 80.
+        let (_, c, _) = exchange(&[], b"GET http://example.com HTTP/1.1\r\n\r\n");
+        assert_eq!((c.host.as_str(), c.port), ("example.com", 80));
+    }
+
+    #[test]
+    fn the_log_line_says_what_happened() {
+        let mut c = Connection::new();
+        assert_eq!(c.line(), "denied request");
+        c.reason = Some("no\nrequest".into());
+        assert_eq!(c.line(), "denied request: no\\nrequest");
+        c = Connection {
+            allowed: true,
+            protocol: "connect",
+            host: "example.com".into(),
+            port: 443,
+            address: Some("192.0.2.1:443".into()),
+            bytes_out: 10 * 1024 - 1,
+            bytes_in: 10 * 1024,
+            duration_ms: 7,
+            ..Connection::new()
+        };
+        assert_eq!(
+            c.line(),
+            "allowed CONNECT example.com:443 (192.0.2.1:443); 10239 B out, 10 KiB in, 7 ms"
+        );
+        c.protocol = "socks5";
+        c.host = "::1".into();
+        c.bytes_out = 10 * 1024 * 1024 - 1;
+        c.bytes_in = 10 * 1024 * 1024;
+        assert_eq!(
+            c.line(),
+            "allowed SOCKS5 [::1]:443 (192.0.2.1:443); 10239 KiB out, 10 MiB in, 7 ms"
+        );
+        c.protocol = "http";
+        c.allowed = false;
+        c.address = None;
+        assert_eq!(c.line(), "denied HTTP [::1]:443");
+    }
+
+    #[test]
+    fn the_log_keeps_clipped_fields_within_its_budget_and_counts_the_rest() {
+        let (sh, _stop_w) = shared(&[]);
+        let long = |n: usize| Connection {
+            host: "h".repeat(n),
+            reason: Some("r".repeat(n)),
+            ..Connection::new()
+        };
+        sh.record(long(10_000));
+        {
+            let log = sh.log.lock().unwrap();
+            let c = &log.connections[0];
+            assert_eq!(
+                (c.host.len(), c.reason.as_ref().unwrap().len()),
+                (MAX_FIELD, MAX_FIELD)
+            );
+            assert_eq!(log.kept_bytes, 2 * MAX_FIELD);
+        }
+        // Fill the byte budget to exactly its end: the entry that fits is kept, the next
+        // one is counted.
+        let per = 2 * MAX_FIELD;
+        let fits = MAX_LOG_BYTES / per - 1;
+        for _ in 0..fits {
+            sh.record(long(MAX_FIELD));
+        }
+        let rest = MAX_LOG_BYTES - (fits + 1) * per;
+        sh.record(Connection {
+            host: "h".repeat(rest),
+            ..Connection::new()
+        });
+        sh.record(Connection {
+            host: "h".into(),
+            ..Connection::new()
+        });
+        let log = sh.log.lock().unwrap();
+        assert_eq!(log.kept_bytes, MAX_LOG_BYTES);
+        assert_eq!((log.connections.len(), log.unlogged), (fits + 2, 1));
+    }
+
+    #[test]
+    fn the_log_keeps_at_most_its_number_of_connections() {
+        let (sh, _stop_w) = shared(&[]);
+        for _ in 0..MAX_LOGGED + 2 {
+            sh.record(Connection::new());
+        }
+        let log = sh.log.lock().unwrap();
+        assert_eq!((log.connections.len(), log.unlogged), (MAX_LOGGED, 2));
+    }
+
+    #[test]
+    fn the_running_proxy_serves_the_listener_it_was_sent_and_logs_each_connection() {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (ours, childs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let (port, ep) = endpoint(b"pong");
+        let running = start(
+            ours,
+            Settings {
+                allow: list(&[&format!("127.0.0.1:{port}")]),
+                log_stderr: false,
+            },
+        )
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = listener.local_addr().unwrap();
+        crate::sys::send_fd(childs.as_fd(), listener.as_fd()).unwrap();
+        drop(listener);
+        let talk = |request: &[u8]| {
+            let mut s = TcpStream::connect(at).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(request).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut answer = Vec::new();
+            let _ = s.read_to_end(&mut answer);
+            answer
+        };
+        let answer = talk(format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\nping").as_bytes());
+        assert_eq!(
+            text(&answer),
+            "HTTP/1.1 200 Connection established\r\n\r\npong"
+        );
+        assert_eq!(ep.join().unwrap(), b"ping");
+        let answer = talk(b"CONNECT example.com:443 HTTP/1.1\r\n\r\n");
+        assert!(text(&answer).starts_with("HTTP/1.1 403 "));
+        // A connection that sends nothing, still open when the sandbox ends.
+        let idle = TcpStream::connect(at).unwrap();
+        // Until its thread runs and the two before it are logged (5 s at most).
+        let settled = || {
+            *running.shared.open.lock().unwrap() == 1
+                && running.shared.log.lock().unwrap().connections.len() == 2
+        };
+        for _ in 0..500 {
+            if settled() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(settled());
+        let log = running.stop();
+        drop(idle);
+        let lines: Vec<String> = log.connections.iter().map(Connection::line).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "allowed CONNECT 127.0.0.1:{port} (127.0.0.1:{port}); 4 B out, 4 B in"
+            )),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[1],
+            "denied CONNECT example.com:443: example.com:443 is not on the allow-list"
+        );
+        assert_eq!(lines[2], "denied request: no request");
+        assert_eq!(log.unlogged, 0);
+    }
 }
