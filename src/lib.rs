@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod arm;
+pub mod battery;
 pub mod cli;
 pub mod host;
 pub mod hostfs;
